@@ -1,0 +1,2 @@
+//! Host arrays.
+pub struct Array;

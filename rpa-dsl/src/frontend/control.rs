@@ -1,0 +1,447 @@
+//! Structured control flow and mutable locals, as called by the code `#[tpu_kernel]` generates.
+//!
+//! `if` on a comptime `bool` is plain Rust (the other branch is never built); on a bool `Scalar` it
+//! records both branches into an IR `if`. `for i in a..b` is always a runtime loop (`#[unroll]` keeps
+//! a Rust loop). `let mut x` of a runtime value becomes an IR variable, so a value that changes in a
+//! loop or branch is carried correctly; a comptime variable assigned inside runtime control flow is
+//! an error, because the assignment would happen once, while building.
+
+use super::builder::with;
+use super::refs::IntoIndex;
+use super::values::{FromValue, Operand, Scalar, Tile};
+use crate::ir::*;
+use crate::DType;
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+/// The condition of an `if`/`while`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the condition of an `if` or `while` in a kernel",
+    label = "expected a comptime `bool` or a bool `Scalar`",
+    note = "compare values to get a condition, e.g. `x > 0`; tiles select elementwise with `select(mask, a, b)`"
+)]
+pub trait Condition: Copy {
+    #[doc(hidden)]
+    fn condition(self, loc: Loc) -> CondValue;
+}
+
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum CondValue {
+    Comptime(bool),
+    Runtime(ValueId),
+}
+
+impl Condition for bool {
+    fn condition(self, _: Loc) -> CondValue {
+        CondValue::Comptime(self)
+    }
+}
+
+impl Condition for Scalar {
+    fn condition(self, loc: Loc) -> CondValue {
+        CondValue::Runtime(self.0.read(loc))
+    }
+}
+
+/// An `if`/`else` being built. `C` is the condition's type: `If<bool>` is resolved while building,
+/// `If<Scalar>` becomes an IR `if`.
+#[doc(hidden)]
+pub struct If<C> {
+    cond: CondValue,
+    loc: Loc,
+    then_body: Option<Block>,
+    result: Option<VarId>,
+    _c: PhantomData<C>,
+}
+
+impl<C: Condition> If<C> {
+    #[track_caller]
+    pub fn begin(cond: C) -> If<C> {
+        let loc = Loc::caller();
+        let cond = cond.condition(loc);
+        if let CondValue::Runtime(_) = cond {
+            with(|b| {
+                b.runtime_depth += 1;
+                b.open_region();
+            });
+        }
+        If { cond, loc, then_body: None, result: None, _c: PhantomData }
+    }
+
+    /// Whether the then-branch is to be built.
+    pub fn then_branch(&self) -> bool {
+        match self.cond {
+            CondValue::Comptime(c) => c,
+            CondValue::Runtime(_) => true,
+        }
+    }
+
+    /// Closes the then-branch; whether the else-branch is to be built.
+    pub fn else_branch(&mut self) -> bool {
+        match self.cond {
+            CondValue::Comptime(c) => !c,
+            CondValue::Runtime(_) => {
+                self.then_body = Some(with(|b| {
+                    let then = b.close_region();
+                    b.open_region();
+                    then
+                }));
+                true
+            }
+        }
+    }
+
+    /// Closes the `if`.
+    pub fn end(self) {
+        if let CondValue::Runtime(cond) = self.cond {
+            let then_body = self.then_body.unwrap_or_default();
+            with(|b| {
+                let else_body = b.close_region();
+                b.runtime_depth -= 1;
+                b.emit(Op::If { cond, then_body, else_body }, self.loc, Type::Scalar(DType::I32));
+            });
+        }
+    }
+}
+
+impl If<bool> {
+    pub fn yield_then<T>(&mut self, v: T) -> T {
+        v
+    }
+    pub fn yield_else<T>(&mut self, v: T) -> T {
+        v
+    }
+    pub fn end_value<T>(self, then_value: Option<T>, else_value: Option<T>) -> T {
+        then_value.or(else_value).expect("one branch of a comptime `if` is built")
+    }
+}
+
+/// A value an `if` on a runtime condition can produce: its branches' values are merged.
+#[diagnostic::on_unimplemented(
+    message = "an `if` on a runtime condition cannot produce `{Self}`",
+    label = "the branches of a runtime `if` must produce `Scalar`s, `Tile`s or numbers",
+    note = "comptime values (and refs) can only be chosen by an `if` on a comptime `bool`"
+)]
+pub trait IfValue: Copy {
+    type Out: FromValue;
+    fn if_value(self, like: Option<DType>, loc: Loc) -> ValueId;
+}
+impl<T: Operand> IfValue for T
+where
+    T::Kind: super::values::JoinKind<super::values::ScalarKind>,
+{
+    type Out = <T::Kind as super::values::JoinKind<super::values::ScalarKind>>::Out;
+    fn if_value(self, like: Option<DType>, loc: Loc) -> ValueId {
+        self.operand_value(like, loc)
+    }
+}
+
+impl If<Scalar> {
+    fn yield_value(&mut self, v: ValueId) {
+        let loc = self.loc;
+        with(|b| {
+            let t = b.values[v.0 as usize].clone();
+            let var = match self.result {
+                Some(var) => var,
+                None => {
+                    let var = b.new_var(t.clone());
+                    // Declare the result variable just before the `if` (in the enclosing region).
+                    let n = b.blocks.len();
+                    b.blocks[n - 2].insts.push(Inst { op: Op::VarDecl { var, init: None }, result: None, loc });
+                    self.result = Some(var);
+                    var
+                }
+            };
+            if &t != b.var_type(var) && !b.poisoned.contains(&v) {
+                let msg = format!("the branches of this `if` produce different types: {} and {t}", b.var_type(var));
+                b.error(loc, Some("if"), msg);
+                return;
+            }
+            b.emit(Op::VarSet { var, value: v }, loc, Type::Scalar(DType::I32));
+        });
+    }
+
+    pub fn yield_then<T: IfValue>(&mut self, v: T) -> T::Out {
+        let value = v.if_value(None, self.loc);
+        self.yield_value(value);
+        T::Out::from_ir(value)
+    }
+
+    pub fn yield_else<T: IfValue>(&mut self, v: T) -> T::Out {
+        let like = self.result.map(|var| with(|b| b.var_type(var).dtype())).flatten();
+        let value = v.if_value(like, self.loc);
+        self.yield_value(value);
+        T::Out::from_ir(value)
+    }
+
+    pub fn end_value<T: FromValue>(self, _then: Option<T>, _else: Option<T>) -> T {
+        let (loc, result) = (self.loc, self.result);
+        self.end();
+        let var = result.expect("a runtime `if` value has a then-branch");
+        with(|b| {
+            let t = b.var_type(var).clone();
+            T::from_ir(b.emit(Op::VarGet { var }, loc, t).expect("var_get has a result"))
+        })
+    }
+}
+
+/// A runtime `for index in lo..hi` loop being built.
+#[doc(hidden)]
+pub struct ForLoop {
+    lo: ValueId,
+    hi: ValueId,
+    index: ValueId,
+    loc: Loc,
+}
+
+impl ForLoop {
+    #[track_caller]
+    pub fn begin(lo: impl IntoIndex, hi: impl IntoIndex) -> ForLoop {
+        let loc = Loc::caller();
+        let (lo, hi) = (lo.index_value(loc), hi.index_value(loc));
+        let index = with(|b| {
+            b.runtime_depth += 1;
+            b.open_region();
+            b.new_value(Type::Scalar(DType::I32))
+        });
+        ForLoop { lo, hi, index, loc }
+    }
+
+    #[track_caller]
+    pub fn begin_inclusive(lo: impl IntoIndex, hi: impl IntoIndex) -> ForLoop {
+        let loc = Loc::caller();
+        let hi: Scalar = Scalar::from_value(hi.index_value(loc)) + 1;
+        let lo = Scalar::from_value(lo.index_value(loc));
+        Self::begin(lo, hi)
+    }
+
+    /// The loop index (an i32 scalar).
+    pub fn index(&self) -> Scalar {
+        Scalar::from_ir(self.index)
+    }
+
+    pub fn end(self) {
+        with(|b| {
+            let body = b.close_region();
+            b.runtime_depth -= 1;
+            b.emit(Op::For { lo: self.lo, hi: self.hi, index: self.index, body }, self.loc, Type::Scalar(DType::I32));
+        });
+    }
+}
+
+/// A runtime `while` loop being built: the condition is evaluated in its own region.
+#[doc(hidden)]
+pub struct WhileLoop {
+    cond_body: Option<Block>,
+    cond: Option<ValueId>,
+    loc: Loc,
+}
+
+impl WhileLoop {
+    #[track_caller]
+    pub fn begin() -> WhileLoop {
+        with(|b| {
+            b.runtime_depth += 1;
+            b.open_region();
+        });
+        WhileLoop { cond_body: None, cond: None, loc: Loc::caller() }
+    }
+
+    /// Closes the condition region and opens the body.
+    #[track_caller]
+    pub fn body<C: Condition>(&mut self, cond: C) {
+        let loc = Loc::caller();
+        let cond = match cond.condition(loc) {
+            CondValue::Runtime(v) => Some(v),
+            CondValue::Comptime(_) => {
+                with(|b| {
+                    b.error(
+                        loc,
+                        Some("while"),
+                        "a `while` condition must be a runtime bool `Scalar`; \
+                         to loop while building, write `#[unroll] while`",
+                    )
+                });
+                None
+            }
+        };
+        self.cond = cond;
+        self.cond_body = Some(with(|b| {
+            let c = b.close_region();
+            b.open_region();
+            c
+        }));
+    }
+
+    pub fn end(self) {
+        with(|b| {
+            let body = b.close_region();
+            b.runtime_depth -= 1;
+            if let (Some(cond), Some(cond_body)) = (self.cond, self.cond_body) {
+                b.emit(Op::While { cond_body, cond, body }, self.loc, Type::Scalar(DType::I32));
+            }
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutable locals, assignment and `let` snapshots. The macro calls these through "autoref
+// specialisation": the `Runtime*` traits match `Scalar`/`Tile` exactly, every other type falls
+// through to the `Plain*` traits, which keep the Rust value.
+// ---------------------------------------------------------------------------------------------
+
+/// Wraps the initialiser of `let mut`.
+#[doc(hidden)]
+pub struct MutInit<T>(pub Cell<Option<T>>);
+/// Wraps the target of an assignment to a `let mut` variable.
+#[doc(hidden)]
+pub struct AssignTo<'a, T>(pub Cell<Option<&'a mut T>>);
+/// Wraps the initialiser of an immutable `let`.
+#[doc(hidden)]
+pub struct Snapshot<T>(pub Cell<Option<T>>);
+
+impl<T> MutInit<T> {
+    pub fn new(v: T) -> Self {
+        MutInit(Cell::new(Some(v)))
+    }
+}
+impl<'a, T> AssignTo<'a, T> {
+    pub fn new(v: &'a mut T) -> Self {
+        AssignTo(Cell::new(Some(v)))
+    }
+}
+impl<T> Snapshot<T> {
+    pub fn new(v: T) -> Self {
+        Snapshot(Cell::new(Some(v)))
+    }
+}
+
+fn declare_var(v: ValueId, loc: Loc) -> VarId {
+    with(|b| {
+        let t = b.values[v.0 as usize].clone();
+        let var = b.new_var(t);
+        b.emit(Op::VarDecl { var, init: Some(v) }, loc, Type::Scalar(DType::I32));
+        var
+    })
+}
+
+fn set_var(var: VarId, value: ValueId, loc: Loc) {
+    with(|b| {
+        b.emit(Op::VarSet { var, value }, loc, Type::Scalar(DType::I32));
+    });
+}
+
+#[doc(hidden)]
+pub trait RuntimeMut {
+    type Out;
+    fn __rpa_into_mut(&self) -> Self::Out;
+}
+#[doc(hidden)]
+pub trait PlainMut {
+    type Out;
+    fn __rpa_into_mut(&self) -> Self::Out;
+}
+#[doc(hidden)]
+pub trait RuntimeAssign<R> {
+    fn __rpa_assign(&self, value: R, declared_depth: usize, name: &str);
+}
+#[doc(hidden)]
+pub trait PlainAssign<T> {
+    fn __rpa_assign(&self, value: T, declared_depth: usize, name: &str);
+}
+#[doc(hidden)]
+pub trait RuntimeSnapshot {
+    type Out;
+    fn __rpa_snapshot(&self) -> Self::Out;
+}
+#[doc(hidden)]
+pub trait PlainSnapshot {
+    type Out;
+    fn __rpa_snapshot(&self) -> Self::Out;
+}
+
+macro_rules! runtime_mut {
+    ($($t:ident),*) => {$(
+        impl RuntimeMut for MutInit<$t> {
+            type Out = $t;
+            #[track_caller]
+            fn __rpa_into_mut(&self) -> $t {
+                let loc = Loc::caller();
+                let v = self.0.take().expect("initialiser").0.read(loc);
+                $t(super::values::Handle::Var(declare_var(v, loc)))
+            }
+        }
+        impl<R: Operand> RuntimeAssign<R> for AssignTo<'_, $t> {
+            #[track_caller]
+            fn __rpa_assign(&self, value: R, _: usize, name: &str) {
+                let loc = Loc::caller();
+                let target = self.0.take().expect("assignment target");
+                match target.0 {
+                    super::values::Handle::Var(var) => {
+                        let like = with(|b| b.var_type(var).dtype());
+                        let v = value.operand_value(like, loc);
+                        set_var(var, v, loc);
+                    }
+                    super::values::Handle::Val(_) => with(|b| {
+                        b.error(loc, Some("var_set"), format!("`{name}` is not a mutable kernel variable; declare it with `let mut`"))
+                    }),
+                }
+            }
+        }
+        impl RuntimeSnapshot for Snapshot<$t> {
+            type Out = $t;
+            #[track_caller]
+            fn __rpa_snapshot(&self) -> $t {
+                let v = self.0.take().expect("initialiser");
+                match v.0 {
+                    super::values::Handle::Var(_) => $t::from_ir(v.0.read(Loc::caller())),
+                    super::values::Handle::Val(_) => v,
+                }
+            }
+        }
+    )*};
+}
+runtime_mut!(Scalar, Tile);
+
+impl<T> PlainMut for &MutInit<T> {
+    type Out = T;
+    fn __rpa_into_mut(&self) -> T {
+        self.0.take().expect("initialiser")
+    }
+}
+
+impl<T> PlainAssign<T> for &AssignTo<'_, T> {
+    #[track_caller]
+    fn __rpa_assign(&self, value: T, declared_depth: usize, name: &str) {
+        let loc = Loc::caller();
+        let depth = with(|b| b.runtime_depth);
+        if depth > declared_depth {
+            with(|b| {
+                b.error(
+                    loc,
+                    None,
+                    format!(
+                        "`{name}` holds a comptime (plain Rust) value but is assigned inside a runtime `if`/`for`/`while`, \
+                         where the assignment would run once while building; make it a runtime value (e.g. `Scalar`) \
+                         or move the assignment out of the runtime region"
+                    ),
+                )
+            });
+        }
+        *self.0.take().expect("assignment target") = value;
+    }
+}
+
+impl<T> PlainSnapshot for &Snapshot<T> {
+    type Out = T;
+    fn __rpa_snapshot(&self) -> T {
+        self.0.take().expect("initialiser")
+    }
+}
+
+impl FromValue for ValueId {
+    fn from_ir(v: ValueId) -> Self {
+        v
+    }
+}

@@ -1,0 +1,1 @@
+//! Interpret mode: the reference semantics of the IR.

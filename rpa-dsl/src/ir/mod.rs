@@ -1,0 +1,307 @@
+//! The kernel IR: typed SSA values, one enum of ops with nested regions for structured control flow,
+//! mutable locals for values that change across regions, and the launch description (grid,
+//! operands, BlockSpecs, aliases). Every instruction carries the user's source location.
+
+mod ops;
+pub mod printer;
+pub mod verify;
+
+pub use ops::*;
+
+use crate::dtype::DType;
+use std::fmt;
+
+/// An SSA value: the result of one instruction, a loop index or a kernel parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+/// A mutable local (`let mut` in a kernel): read and written by `VarGet`/`VarSet`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VarId(pub u32);
+
+/// A place in the kernel author's source (from `#[track_caller]`), printed as `file:line:col`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Loc {
+    pub file: &'static str,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Loc {
+    pub const UNKNOWN: Loc = Loc { file: "<unknown>", line: 0, col: 0 };
+
+    #[track_caller]
+    pub fn caller() -> Loc {
+        let l = std::panic::Location::caller();
+        Loc { file: l.file(), line: l.line(), col: l.column() }
+    }
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// A memory space, as Pallas-TPU names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemSpace {
+    /// High-bandwidth memory (`pl.ANY` / `pltpu.HBM`): reachable only by DMA.
+    Hbm,
+    /// Vector memory: loads, stores and vector compute.
+    Vmem,
+    /// Scalar memory: scalar reads and writes, scalar prefetch operands.
+    Smem,
+}
+
+impl MemSpace {
+    pub const fn name(self) -> &'static str {
+        match self {
+            MemSpace::Hbm => "hbm",
+            MemSpace::Vmem => "vmem",
+            MemSpace::Smem => "smem",
+        }
+    }
+}
+
+/// One dimension of a ref: a static extent, or a runtime extent with a static upper bound
+/// (a dynamic-size slice, e.g. a DMA of `0..=page_size` rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Extent {
+    Fixed(usize),
+    Dynamic { max: usize },
+}
+
+impl Extent {
+    pub const fn max(self) -> usize {
+        match self {
+            Extent::Fixed(n) | Extent::Dynamic { max: n } => n,
+        }
+    }
+    pub const fn fixed(self) -> Option<usize> {
+        match self {
+            Extent::Fixed(n) => Some(n),
+            Extent::Dynamic { .. } => None,
+        }
+    }
+}
+
+/// The type of a reference to memory.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RefType {
+    pub space: MemSpace,
+    pub dtype: DType,
+    pub shape: Vec<Extent>,
+}
+
+impl RefType {
+    pub fn fixed(space: MemSpace, dtype: DType, shape: &[usize]) -> RefType {
+        RefType { space, dtype, shape: shape.iter().map(|&n| Extent::Fixed(n)).collect() }
+    }
+    /// The shape if every extent is static.
+    pub fn static_shape(&self) -> Option<Vec<usize>> {
+        self.shape.iter().map(|e| e.fixed()).collect()
+    }
+    pub fn max_shape(&self) -> Vec<usize> {
+        self.shape.iter().map(|e| e.max()).collect()
+    }
+}
+
+/// The type of an SSA value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// A scalar in a scalar register.
+    Scalar(DType),
+    /// A vector (tile) value in vector registers; shapes are static.
+    Vector { dtype: DType, shape: Vec<usize> },
+    /// A view of a buffer in HBM, VMEM or SMEM.
+    Ref(RefType),
+    /// An array of DMA semaphores (`shape` may be empty for a single semaphore).
+    Sem { shape: Vec<usize> },
+}
+
+impl Type {
+    pub fn dtype(&self) -> Option<DType> {
+        match self {
+            Type::Scalar(d) | Type::Vector { dtype: d, .. } => Some(*d),
+            Type::Ref(r) => Some(r.dtype),
+            Type::Sem { .. } => None,
+        }
+    }
+    pub fn as_ref(&self) -> Option<&RefType> {
+        match self {
+            Type::Ref(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Extent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Extent::Fixed(n) => write!(f, "{n}"),
+            Extent::Dynamic { max } => write!(f, "?<={max}"),
+        }
+    }
+}
+
+pub(crate) fn fmt_shape<T: fmt::Display>(shape: &[T]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Scalar(d) => write!(f, "{d}"),
+            Type::Vector { dtype, shape } => write!(f, "vector<{dtype}{}>", fmt_shape(shape)),
+            Type::Ref(r) => write!(f, "ref<{} {}{}>", r.space.name(), r.dtype, fmt_shape(&r.shape)),
+            Type::Sem { shape } => write!(f, "dma_sem{}", fmt_shape(shape)),
+        }
+    }
+}
+
+/// One instruction: an op, its result (if any) and where the author wrote it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inst {
+    pub op: Op,
+    pub result: Option<ValueId>,
+    pub loc: Loc,
+}
+
+/// A straight-line sequence of instructions (a region body).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Block {
+    pub insts: Vec<Inst>,
+}
+
+/// How a grid axis may be scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DimSemantics {
+    /// Iterations are independent (may be split across cores).
+    Parallel,
+    /// Iterations run in order and may carry state (scratch, SMEM).
+    Arbitrary,
+}
+
+impl DimSemantics {
+    pub const fn name(self) -> &'static str {
+        match self {
+            DimSemantics::Parallel => "parallel",
+            DimSemantics::Arbitrary => "arbitrary",
+        }
+    }
+}
+
+/// What a kernel parameter is, in Pallas's operand order: scalar prefetch, inputs, outputs, scratch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A scalar-prefetch operand: copied to SMEM before the grid starts; readable and writable.
+    Prefetch,
+    Input,
+    Output,
+    Scratch,
+}
+
+impl Role {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Prefetch => "prefetch",
+            Role::Input => "input",
+            Role::Output => "output",
+            Role::Scratch => "scratch",
+        }
+    }
+}
+
+/// A BlockSpec: the kernel sees one `block_shape` window of the operand per grid step, at element
+/// offset `index_map(grid indices) * block_shape`; the window is copied in (inputs) or out (outputs)
+/// whenever its block index changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockSpec {
+    pub block_shape: Vec<usize>,
+    /// Where the kernel's view of the block lives (VMEM, or SMEM for small scalar blocks).
+    pub space: MemSpace,
+    pub index_map: IndexMap,
+}
+
+/// A block-index function: grid indices (and the scalar-prefetch refs) → one block index per dim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexMap {
+    pub grid_indices: Vec<ValueId>,
+    pub body: Block,
+    pub results: Vec<ValueId>,
+    pub loc: Loc,
+}
+
+/// A kernel parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub role: Role,
+    /// The value the kernel body uses (a ref, or a semaphore array).
+    pub value: ValueId,
+    /// For operands: the whole array the caller passes (space is where it lives: HBM, or SMEM for
+    /// scalar prefetch). `None` for scratch.
+    pub array: Option<RefType>,
+    pub block: Option<BlockSpec>,
+    /// For outputs: the input this output aliases (its index among all operands).
+    pub alias_of: Option<usize>,
+    pub loc: Loc,
+}
+
+/// A built kernel: its launch description and body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    pub name: String,
+    pub loc: Loc,
+    pub params: Vec<Param>,
+    pub grid: Vec<usize>,
+    pub semantics: Vec<DimSemantics>,
+    pub vmem_limit: Option<usize>,
+    pub body: Block,
+    /// The type of every value, indexed by `ValueId`.
+    pub values: Vec<Type>,
+    /// The type of every mutable local, indexed by `VarId`.
+    pub vars: Vec<Type>,
+}
+
+impl Kernel {
+    pub fn ty(&self, v: ValueId) -> &Type {
+        &self.values[v.0 as usize]
+    }
+
+    /// Operands in launch order (every parameter but scratch).
+    pub fn operands(&self) -> impl Iterator<Item = &Param> {
+        self.params.iter().filter(|p| p.role != Role::Scratch)
+    }
+
+    pub fn inputs(&self) -> impl Iterator<Item = &Param> {
+        self.params.iter().filter(|p| matches!(p.role, Role::Prefetch | Role::Input))
+    }
+
+    pub fn outputs(&self) -> impl Iterator<Item = &Param> {
+        self.params.iter().filter(|p| p.role == Role::Output)
+    }
+
+    /// Visits every instruction (depth first, in program order), including index-map bodies.
+    pub fn walk(&self, f: &mut dyn FnMut(&Inst)) {
+        for p in &self.params {
+            if let Some(b) = &p.block {
+                b.index_map.body.walk(f);
+            }
+        }
+        self.body.walk(f);
+    }
+}
+
+impl Block {
+    pub fn walk(&self, f: &mut dyn FnMut(&Inst)) {
+        for inst in &self.insts {
+            f(inst);
+            for region in inst.op.regions() {
+                region.walk(f);
+            }
+        }
+    }
+}

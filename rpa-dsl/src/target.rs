@@ -1,0 +1,98 @@
+//! Facts about the TPU generations rpa targets. Everything backend-independent about the hardware
+//! (memory capacities, tiling) lives here once, so the verifier and every lowering agree.
+
+use crate::dtype::DType;
+
+/// A TPU generation the verifier and the Mosaic backend know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TpuTarget {
+    V5e,
+    V6e,
+    V7x,
+}
+
+pub const MIB: usize = 1 << 20;
+
+/// Lanes of a vector register (the minor dimension of a native tile).
+pub const LANES: usize = 128;
+/// Sublanes of a 32-bit vector register (the second-minor dimension of a native 32-bit tile).
+pub const SUBLANES: usize = 8;
+
+impl TpuTarget {
+    pub const ALL: [TpuTarget; 3] = [TpuTarget::V5e, TpuTarget::V6e, TpuTarget::V7x];
+
+    /// VMEM per TensorCore: 128 MiB on v5e and v6e, 64 MiB on v7x.
+    pub const fn vmem_bytes(self) -> usize {
+        match self {
+            TpuTarget::V5e | TpuTarget::V6e => 128 * MIB,
+            TpuTarget::V7x => 64 * MIB,
+        }
+    }
+
+    /// SMEM per TensorCore. The scalar memory is about 1 MiB on every generation rpa targets
+    /// (vLLM keeps block tables under half of it; tpu-inference caps page indices at 128Ki i32).
+    pub const fn smem_bytes(self) -> usize {
+        MIB
+    }
+
+    /// The topology name libtpu accepts for a single chip of this generation.
+    pub const fn topology(self) -> &'static str {
+        match self {
+            TpuTarget::V5e => "v5e:1x1",
+            TpuTarget::V6e => "v6e:1x1",
+            TpuTarget::V7x => "tpu7x:1x1x1",
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            TpuTarget::V5e => "v5e",
+            TpuTarget::V6e => "v6e",
+            TpuTarget::V7x => "v7x",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TpuTarget> {
+        match name {
+            "v5e" => Some(TpuTarget::V5e),
+            "v6e" => Some(TpuTarget::V6e),
+            "v7x" | "tpu7x" => Some(TpuTarget::V7x),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TpuTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The native tile of a VMEM buffer of `dtype`: (8 · packing, 128). The last two dimensions of a
+/// VMEM block must be multiples of it, or equal to the full extent of the array.
+pub const fn native_tile(dtype: DType) -> (usize, usize) {
+    (SUBLANES * dtype.packing(), LANES)
+}
+
+/// Bytes a VMEM buffer of `shape` occupies once its last two dimensions are padded to the native tile.
+pub fn padded_vmem_bytes(dtype: DType, shape: &[usize]) -> usize {
+    let (sub, lane) = native_tile(dtype);
+    let mut dims = shape.to_vec();
+    match dims.len() {
+        0 => return 4,
+        1 => {
+            let n = dims[0];
+            dims[0] = n.div_ceil(lane) * lane;
+        }
+        n => {
+            dims[n - 1] = dims[n - 1].div_ceil(lane) * lane;
+            dims[n - 2] = dims[n - 2].div_ceil(sub) * sub;
+        }
+    }
+    dims.iter().product::<usize>() * dtype.bytes()
+}
+
+/// Bytes an SMEM buffer occupies: scalars are stored one per 32-bit word.
+pub fn smem_bytes(shape: &[usize]) -> usize {
+    shape.iter().product::<usize>().max(1) * 4
+}
