@@ -44,7 +44,7 @@ impl fmt::Display for Loc {
 }
 
 /// A memory space, as Pallas-TPU names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemSpace {
     /// High-bandwidth memory (`pl.ANY` / `pltpu.HBM`): reachable only by DMA.
     Hbm,

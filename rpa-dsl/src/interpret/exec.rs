@@ -1,0 +1,1324 @@
+//! The interpreter rule of every op, and the grid loop.
+
+use super::memory::{is_init, read_bits, row_major_strides, write_bits, Addr, Buffer, Pack, View};
+use super::value::*;
+use super::{BlockState, Event, EventKind, InterpretOptions, Outcome, Stats};
+use crate::array::Array;
+use crate::dtype::DType;
+use crate::error::KernelError;
+use crate::ir::*;
+use std::rc::Rc;
+
+struct PendingDma {
+    sem: usize,
+    bits: Vec<u32>,
+    init: Vec<bool>,
+    dst: View,
+    src_buf: usize,
+    src_span: Option<(isize, isize)>,
+    dst_span: Option<(isize, isize)>,
+    bytes: u64,
+    loc: Loc,
+    started: u64,
+}
+
+pub(crate) struct Machine<'k> {
+    k: &'k Kernel,
+    opts: InterpretOptions,
+    vals: Vec<Val>,
+    vars: Vec<Val>,
+    bufs: Vec<Buffer>,
+    blocks: Vec<BlockState>,
+    outputs: Vec<usize>,
+    /// Per semaphore: bytes signalled and not yet consumed by waits.
+    sem_count: Vec<u64>,
+    /// Per semaphore: bytes consumed by waits that no pending DMA has used up yet.
+    sem_credit: Vec<u64>,
+    sem_names: Vec<String>,
+    pending: Vec<PendingDma>,
+    grid_idx: Vec<i64>,
+    clock: u64,
+    stats: Stats,
+    events: Vec<Event>,
+    prints: Vec<String>,
+}
+
+type R<T> = Result<T, KernelError>;
+
+impl<'k> Machine<'k> {
+    pub fn new(k: &'k Kernel, opts: &InterpretOptions) -> Machine<'k> {
+        Machine {
+            k,
+            opts: opts.clone(),
+            vals: vec![Val::Unset; k.values.len()],
+            vars: vec![Val::Unset; k.vars.len()],
+            bufs: Vec::new(),
+            blocks: Vec::new(),
+            outputs: Vec::new(),
+            sem_count: Vec::new(),
+            sem_credit: Vec::new(),
+            sem_names: Vec::new(),
+            pending: Vec::new(),
+            grid_idx: vec![0; k.grid.len()],
+            clock: 0,
+            stats: Stats::default(),
+            events: Vec::new(),
+            prints: Vec::new(),
+        }
+    }
+
+    fn err(&self, loc: Loc, op: &str, msg: impl Into<String>) -> KernelError {
+        KernelError::single(&self.k.name, Some(op), loc, msg)
+    }
+
+    pub fn setup(&mut self, inputs: &[Array]) -> R<()> {
+        let (bufs, bindings, blocks, outputs, sems) = super::param_buffers(self.k, inputs)?;
+        self.bufs = bufs;
+        self.blocks = blocks;
+        self.outputs = outputs;
+        for (v, val) in bindings {
+            self.vals[v] = val;
+        }
+        self.sem_count = vec![0; sems];
+        self.sem_credit = vec![0; sems];
+        self.sem_names = vec![String::new(); sems];
+        for p in &self.k.params {
+            if let Val::S(s) = &self.vals[p.value.0 as usize] {
+                let n = s.shape.iter().product::<usize>().max(1);
+                let strides = row_major_strides(&s.shape);
+                for i in 0..n {
+                    let idx: Vec<String> =
+                        s.shape.iter().zip(&strides).map(|(&e, &st)| ((i / st as usize) % e).to_string()).collect();
+                    self.sem_names[s.base + i] =
+                        if idx.is_empty() { s.name.to_string() } else { format!("{}[{}]", s.name, idx.join(", ")) };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn run_grid(&mut self) -> R<()> {
+        let grid: Vec<usize> = self.k.grid.clone();
+        let steps: usize = grid.iter().product();
+        for step in 0..steps {
+            self.grid_idx = unflatten(step, &grid);
+            self.stats.grid_steps += 1;
+            // Copy in the input blocks whose index changed; track the output blocks.
+            for b in 0..self.blocks.len() {
+                let idx = self.block_index(b)?;
+                let changed = self.blocks[b].current.as_ref() != Some(&idx);
+                let role = self.k.params[self.blocks[b].param].role;
+                if changed {
+                    if role == Role::Output {
+                        if self.blocks[b].visited.contains(&idx) {
+                            let p = &self.k.params[self.blocks[b].param];
+                            return Err(self.err(
+                                p.loc,
+                                &p.name,
+                                format!(
+                                    "revisited block {idx:?} of output `{}` at grid step {:?}: an output block must be \
+                                     written in consecutive grid steps (its earlier contents were already written back)",
+                                    p.name, self.grid_idx
+                                ),
+                            ));
+                        }
+                        self.blocks[b].visited.push(idx.clone());
+                        // A new output block starts uninitialised.
+                        let vmem = self.blocks[b].vmem;
+                        let buf = &mut self.bufs[vmem];
+                        buf.bits.fill(buf.dtype.poison_bits());
+                        buf.init.fill(false);
+                    } else {
+                        self.copy_block(b, &idx, true)?;
+                    }
+                    self.blocks[b].current = Some(idx);
+                }
+            }
+            self.exec_block(&self.k.body)?;
+            // Write back output blocks whose index changes at the next step (or at the end).
+            let next = if step + 1 < steps { Some(unflatten(step + 1, &grid)) } else { None };
+            for b in 0..self.blocks.len() {
+                if self.k.params[self.blocks[b].param].role != Role::Output {
+                    continue;
+                }
+                let cur = self.blocks[b].current.clone().expect("current block");
+                let flush = match &next {
+                    None => true,
+                    Some(n) => {
+                        let saved = std::mem::replace(&mut self.grid_idx, n.clone());
+                        let idx = self.block_index(b);
+                        self.grid_idx = saved;
+                        idx? != cur
+                    }
+                };
+                if flush {
+                    self.copy_block(b, &cur, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates a BlockSpec's index map at the current grid indices.
+    fn block_index(&mut self, b: usize) -> R<Vec<i64>> {
+        let p = &self.k.params[self.blocks[b].param];
+        let bs = p.block.as_ref().expect("block spec");
+        for (i, g) in bs.index_map.grid_indices.iter().enumerate() {
+            self.vals[g.0 as usize] = Val::I(self.grid_idx.get(i).copied().unwrap_or(0));
+        }
+        self.exec_block(&bs.index_map.body)?;
+        Ok(bs.index_map.results.iter().map(|r| self.vals[r.0 as usize].int()).collect())
+    }
+
+    /// Copies the window of block `idx` between the operand's HBM array and its VMEM block buffer.
+    fn copy_block(&mut self, b: usize, idx: &[i64], copy_in: bool) -> R<()> {
+        let st = &self.blocks[b];
+        let p = &self.k.params[st.param];
+        let bs = p.block.as_ref().expect("block spec");
+        let (hbm, vmem) = (st.hbm, st.vmem);
+        let shape = self.bufs[hbm].shape.clone();
+        let mut start = Vec::new();
+        let mut extent = Vec::new();
+        for (d, (&i, &bd)) in idx.iter().zip(&bs.block_shape).enumerate() {
+            let s = i * bd as i64;
+            if i < 0 || s >= shape[d] as i64 {
+                return Err(self.err(
+                    bs.index_map.loc,
+                    &p.name,
+                    format!(
+                        "block index {idx:?} of `{}` is out of bounds: dimension {d} has {} blocks of {bd}",
+                        p.name,
+                        shape[d].div_ceil(bd)
+                    ),
+                ));
+            }
+            start.push(s as usize);
+            extent.push(bd.min(shape[d] - s as usize));
+        }
+        let hstrides = row_major_strides(&shape);
+        let hview = View {
+            buf: hbm,
+            dtype: self.bufs[hbm].dtype,
+            shape: extent.clone(),
+            strides: hstrides.clone(),
+            offset: start.iter().zip(&hstrides).map(|(&s, &st)| s as isize * st).sum(),
+            pack: Pack::Same,
+        };
+        let vstrides = row_major_strides(&bs.block_shape);
+        let vview = View {
+            buf: vmem,
+            dtype: hview.dtype,
+            shape: extent,
+            strides: vstrides,
+            offset: 0,
+            pack: Pack::Same,
+        };
+        let (src, dst) = if copy_in { (hview, vview) } else { (vview, hview) };
+        if copy_in {
+            let buf = &mut self.bufs[vmem];
+            buf.bits.fill(buf.dtype.poison_bits());
+            buf.init.fill(false);
+        }
+        let (bits, init) = self.snapshot(&src);
+        self.land(&dst, &bits, &init);
+        let bytes = src.bytes() as u64;
+        let key = (self.bufs[src.buf].space, self.bufs[dst.buf].space);
+        *self.stats.bytes.entry(key).or_default() += bytes;
+        if self.opts.trace {
+            let dir = if copy_in { "in" } else { "out" };
+            self.events.push(Event {
+                kind: EventKind::BlockCopy,
+                track: format!("block {}", p.name),
+                name: format!("copy {dir} {} {idx:?}", p.name),
+                loc: p.loc,
+                start: self.clock,
+                end: self.clock + 1 + bytes / 4096,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> R<Outcome> {
+        if let Some(d) = self.pending.iter().find(|d| d.bytes > 0) {
+            let name = self.sem_names[d.sem].clone();
+            return Err(self.err(
+                d.loc,
+                "dma_start",
+                format!(
+                    "the kernel ended with a DMA that was never waited: this copy of {} bytes signals `{name}`, \
+                     which still holds {} bytes (add the matching `.wait()`)",
+                    d.bytes, self.sem_count[d.sem]
+                ),
+            ));
+        }
+        if let Some(s) = self.sem_count.iter().position(|&c| c > 0) {
+            return Err(self.err(
+                self.k.loc,
+                "dma_sem",
+                format!("the kernel ended with {} unconsumed bytes on semaphore `{}`", self.sem_count[s], self.sem_names[s]),
+            ));
+        }
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|&id| {
+                let b = &self.bufs[id];
+                Array::from_bits(b.dtype, &b.shape, b.bits.clone())
+            })
+            .collect();
+        Ok(Outcome { outputs, stats: self.stats, events: self.events, prints: self.prints })
+    }
+
+    // ------------------------------------------------------------------------------------------
+
+    fn exec_block(&mut self, block: &'k Block) -> R<()> {
+        for inst in &block.insts {
+            self.exec(inst)?;
+        }
+        Ok(())
+    }
+
+    fn val(&self, v: ValueId) -> &Val {
+        &self.vals[v.0 as usize]
+    }
+    fn set(&mut self, inst: &Inst, v: Val) {
+        if let Some(r) = inst.result {
+            self.vals[r.0 as usize] = v;
+        }
+    }
+    fn dtype(&self, v: ValueId) -> DType {
+        self.k.ty(v).dtype().unwrap_or(DType::I32)
+    }
+    fn int(&self, v: ValueId) -> i64 {
+        self.val(v).int()
+    }
+    fn view(&self, v: ValueId) -> Rc<View> {
+        match self.val(v) {
+            Val::R(r) => r.clone(),
+            other => panic!("interpret: value {v:?} is not a ref ({other:?})"),
+        }
+    }
+    fn sem_view(&self, v: ValueId) -> Rc<SemView> {
+        match self.val(v) {
+            Val::S(s) => s.clone(),
+            other => panic!("interpret: value {v:?} is not a semaphore ({other:?})"),
+        }
+    }
+    fn result_shape(&self, inst: &Inst) -> Option<Vec<usize>> {
+        match inst.result.map(|r| self.k.ty(r)) {
+            Some(Type::Vector { shape, .. }) => Some(shape.clone()),
+            _ => None,
+        }
+    }
+    fn result_dtype(&self, inst: &Inst) -> DType {
+        inst.result.map(|r| self.dtype(r)).unwrap_or(DType::I32)
+    }
+
+    /// An operand as flat data with its shape (`[]` for scalars).
+    fn data(&self, v: ValueId) -> (Data, Vec<usize>) {
+        match self.val(v) {
+            Val::I(i) => (Data::I(vec![*i]), vec![]),
+            Val::F(f) => (Data::F(vec![*f]), vec![]),
+            Val::V(vv) => (vv.data.clone(), vv.shape.clone()),
+            other => panic!("interpret: value {v:?} is not a scalar or vector ({other:?})"),
+        }
+    }
+
+    fn vector_or_scalar(&self, shape: Option<Vec<usize>>, data: Data) -> Val {
+        match shape {
+            Some(shape) => Val::V(Rc::new(VecVal { shape, data })),
+            None => match data {
+                Data::F(v) => Val::F(v[0]),
+                Data::I(v) => Val::I(v[0]),
+            },
+        }
+    }
+
+    fn tick(&mut self, work: usize) {
+        self.clock += 1 + (work / 1024) as u64;
+    }
+
+    fn exec(&mut self, inst: &'k Inst) -> R<()> {
+        self.stats.insts += 1;
+        let loc = inst.loc;
+        match &inst.op {
+            Op::Const { value, .. } => {
+                let v = match value {
+                    Literal::Int(i) => Val::I(self.result_dtype(inst).wrap(*i)),
+                    Literal::Float(f) => Val::F(round_f(self.result_dtype(inst), *f as f32)),
+                };
+                self.set(inst, v);
+            }
+            Op::ProgramId { axis } => {
+                let v = Val::I(self.grid_idx.get(*axis).copied().unwrap_or(0));
+                self.set(inst, v);
+            }
+            Op::NumPrograms { axis } => {
+                let v = Val::I(self.k.grid.get(*axis).copied().unwrap_or(1) as i64);
+                self.set(inst, v);
+            }
+            Op::Unary { op, x } => {
+                let dt = self.dtype(*x);
+                let (d, _) = self.data(*x);
+                let out = match d {
+                    Data::F(mut v) => {
+                        for e in v.iter_mut() {
+                            *e = unary_f(*op, *e);
+                        }
+                        round_vec(dt, &mut v);
+                        Data::F(v)
+                    }
+                    Data::I(v) => Data::I(v.into_iter().map(|e| unary_i(*op, dt, e)).collect()),
+                };
+                self.tick(out.len());
+                let v = self.vector_or_scalar(self.result_shape(inst), out);
+                self.set(inst, v);
+            }
+            Op::Binary { op, lhs, rhs } => {
+                let dt = self.dtype(*lhs);
+                let shape = self.result_shape(inst);
+                let out = self.binary(*op, dt, *lhs, *rhs, shape.as_deref().unwrap_or(&[])).map_err(|m| self.err(loc, inst.op.name(), m))?;
+                self.tick(out.len());
+                let v = self.vector_or_scalar(shape, out);
+                self.set(inst, v);
+            }
+            Op::Compare { op, lhs, rhs } => {
+                let shape = self.result_shape(inst);
+                let out_shape = shape.clone().unwrap_or_default();
+                let (a, ash) = self.data(*lhs);
+                let (b, bsh) = self.data(*rhs);
+                let out = match (a, b) {
+                    (Data::F(a), Data::F(b)) => {
+                        let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
+                        a.iter().zip(&b).map(|(x, y)| compare(*op, x, y) as i64).collect()
+                    }
+                    (Data::I(a), Data::I(b)) => {
+                        let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
+                        a.iter().zip(&b).map(|(x, y)| compare(*op, x, y) as i64).collect()
+                    }
+                    _ => unreachable!("type rule: compare operands share a dtype"),
+                };
+                self.tick(out_shape.iter().product());
+                let v = self.vector_or_scalar(shape, Data::I(out));
+                self.set(inst, v);
+            }
+            Op::Select { cond, on_true, on_false } => {
+                let shape = self.result_shape(inst);
+                let out_shape = shape.clone().unwrap_or_default();
+                let (c, csh) = self.data(*cond);
+                let c = match c {
+                    Data::I(c) => expand(&c, &csh, &out_shape),
+                    Data::F(_) => unreachable!("type rule: select condition is bool"),
+                };
+                let (a, ash) = self.data(*on_true);
+                let (b, bsh) = self.data(*on_false);
+                let out = match (a, b) {
+                    (Data::F(a), Data::F(b)) => {
+                        let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
+                        Data::F(c.iter().zip(a.iter().zip(&b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect())
+                    }
+                    (Data::I(a), Data::I(b)) => {
+                        let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
+                        Data::I(c.iter().zip(a.iter().zip(&b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect())
+                    }
+                    _ => unreachable!("type rule: select operands share a dtype"),
+                };
+                self.tick(out.len());
+                let v = self.vector_or_scalar(shape, out);
+                self.set(inst, v);
+            }
+            Op::Cast { x, to } => {
+                let from = self.dtype(*x);
+                let (d, _) = self.data(*x);
+                let out = match (d, to.is_float()) {
+                    (Data::F(v), true) => Data::F(v.into_iter().map(|e| cast_scalar(from, *to, e as f64, 0).0).collect()),
+                    (Data::F(v), false) => Data::I(v.into_iter().map(|e| cast_scalar(from, *to, e as f64, 0).1).collect()),
+                    (Data::I(v), true) => Data::F(v.into_iter().map(|e| cast_scalar(from, *to, 0.0, e).0).collect()),
+                    (Data::I(v), false) => Data::I(v.into_iter().map(|e| cast_scalar(from, *to, 0.0, e).1).collect()),
+                };
+                self.tick(out.len());
+                let v = self.vector_or_scalar(self.result_shape(inst), out);
+                self.set(inst, v);
+            }
+            Op::Bitcast { x, to } => {
+                let from = self.dtype(*x);
+                let (d, shape) = self.data(*x);
+                let bits = to_bits(from, &d);
+                let out_bits = repack(&bits, from, *to, &shape);
+                let out = from_bits(*to, &out_bits);
+                let v = self.vector_or_scalar(self.result_shape(inst), out);
+                self.set(inst, v);
+            }
+            Op::Iota { shape, dim, .. } => {
+                let strides = row_major_strides(shape);
+                let n: usize = shape.iter().product();
+                let data = (0..n).map(|i| ((i / strides[*dim] as usize) % shape[*dim]) as i64).collect();
+                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data: Data::I(data) })));
+            }
+            Op::Broadcast { x, shape } => {
+                let (d, sh) = self.data(*x);
+                let data = match d {
+                    Data::F(v) => Data::F(expand(&v, &sh, shape)),
+                    Data::I(v) => Data::I(expand(&v, &sh, shape)),
+                };
+                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data })));
+            }
+            Op::Reshape { x, shape } => {
+                let (d, _) = self.data(*x);
+                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data: d })));
+            }
+            Op::Slice { x, start, shape } => {
+                let (d, sh) = self.data(*x);
+                let view = View {
+                    buf: 0,
+                    dtype: DType::F32,
+                    shape: shape.clone(),
+                    strides: row_major_strides(&sh),
+                    offset: start.iter().zip(row_major_strides(&sh)).map(|(&s, st)| s as isize * st).sum(),
+                    pack: Pack::Same,
+                };
+                let data = gather(&d, &view);
+                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data })));
+            }
+            Op::Concat { xs, axis } => {
+                let parts: Vec<(Data, Vec<usize>)> = xs.iter().map(|x| self.data(*x)).collect();
+                let out_shape = self.result_shape(inst).expect("vector");
+                let outer: usize = out_shape[..*axis].iter().product();
+                let inner: usize = out_shape[axis + 1..].iter().product();
+                let data = match &parts[0].0 {
+                    Data::F(_) => {
+                        let mut out = Vec::with_capacity(out_shape.iter().product());
+                        for o in 0..outer {
+                            for (d, sh) in &parts {
+                                let chunk = sh[*axis] * inner;
+                                if let Data::F(v) = d {
+                                    out.extend_from_slice(&v[o * chunk..(o + 1) * chunk]);
+                                }
+                            }
+                        }
+                        Data::F(out)
+                    }
+                    Data::I(_) => {
+                        let mut out = Vec::with_capacity(out_shape.iter().product());
+                        for o in 0..outer {
+                            for (d, sh) in &parts {
+                                let chunk = sh[*axis] * inner;
+                                if let Data::I(v) = d {
+                                    out.extend_from_slice(&v[o * chunk..(o + 1) * chunk]);
+                                }
+                            }
+                        }
+                        Data::I(out)
+                    }
+                };
+                self.set(inst, Val::V(Rc::new(VecVal { shape: out_shape, data })));
+            }
+            Op::Reduce { op, x, axis } => {
+                let dt = self.dtype(*x);
+                let (d, sh) = self.data(*x);
+                let outer: usize = sh[..*axis].iter().product();
+                let n = sh[*axis];
+                let inner: usize = sh[axis + 1..].iter().product();
+                let out = match d {
+                    Data::F(v) => {
+                        let mut out = vec![0f32; outer * inner];
+                        for o in 0..outer {
+                            for i in 0..inner {
+                                let mut acc = match op {
+                                    ReduceOp::Sum => 0.0,
+                                    ReduceOp::Max => f32::NEG_INFINITY,
+                                    ReduceOp::Min => f32::INFINITY,
+                                };
+                                for j in 0..n {
+                                    let e = v[(o * n + j) * inner + i];
+                                    acc = match op {
+                                        ReduceOp::Sum => acc + e,
+                                        ReduceOp::Max => binary_f(BinaryOp::Max, acc, e),
+                                        ReduceOp::Min => binary_f(BinaryOp::Min, acc, e),
+                                    };
+                                }
+                                out[o * inner + i] = acc;
+                            }
+                        }
+                        round_vec(dt, &mut out);
+                        Data::F(out)
+                    }
+                    Data::I(v) => {
+                        let mut out = vec![0i64; outer * inner];
+                        for o in 0..outer {
+                            for i in 0..inner {
+                                let mut acc: Option<i64> = None;
+                                for j in 0..n {
+                                    let e = v[(o * n + j) * inner + i];
+                                    acc = Some(match (op, acc) {
+                                        (_, None) => e,
+                                        (ReduceOp::Sum, Some(a)) => a.wrapping_add(e),
+                                        (ReduceOp::Max, Some(a)) => a.max(e),
+                                        (ReduceOp::Min, Some(a)) => a.min(e),
+                                    });
+                                }
+                                out[o * inner + i] = dt.wrap(acc.unwrap_or(0));
+                            }
+                        }
+                        Data::I(out)
+                    }
+                };
+                self.tick(outer * n * inner);
+                let v = self.vector_or_scalar(self.result_shape(inst), out);
+                self.set(inst, v);
+            }
+            Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
+                let (a, ash) = self.data(*lhs);
+                let (b, bsh) = self.data(*rhs);
+                let (m, kk) = (ash[0], ash[1]);
+                let n = if *transpose_rhs { bsh[0] } else { bsh[1] };
+                let out = match (a, b) {
+                    (Data::F(a), Data::F(b)) => {
+                        let mut c = matmul_f32(&a, &b, m, kk, n, *transpose_rhs);
+                        round_vec(*acc, &mut c);
+                        Data::F(c)
+                    }
+                    (Data::I(a), Data::I(b)) => {
+                        let mut c = vec![0i64; m * n];
+                        for i in 0..m {
+                            for j in 0..n {
+                                let mut s = 0i64;
+                                for t in 0..kk {
+                                    let bv = if *transpose_rhs { b[j * kk + t] } else { b[t * n + j] };
+                                    s = s.wrapping_add(a[i * kk + t].wrapping_mul(bv));
+                                }
+                                c[i * n + j] = acc.wrap(s);
+                            }
+                        }
+                        Data::I(c)
+                    }
+                    _ => unreachable!("type rule: matmul operands are both float or both int"),
+                };
+                let start = self.clock;
+                self.tick(m * n * kk / 64);
+                if self.opts.trace {
+                    self.events.push(Event {
+                        kind: EventKind::Compute,
+                        track: "compute".into(),
+                        name: format!("matmul {m}x{kk}x{n}"),
+                        loc,
+                        start,
+                        end: self.clock,
+                        bytes: 0,
+                    });
+                }
+                self.set(inst, Val::V(Rc::new(VecVal { shape: vec![m, n], data: out })));
+            }
+            Op::View { base, indexers } => {
+                let v = match self.val(*base) {
+                    Val::S(s) => {
+                        let s = s.clone();
+                        let strides = row_major_strides(&s.shape);
+                        let mut base_idx = s.base;
+                        for (d, ix) in indexers.iter().enumerate() {
+                            if let Indexer::At(i) = ix {
+                                let i = self.int(*i);
+                                if i < 0 || i as usize >= s.shape[d] {
+                                    return Err(self.err(
+                                        loc,
+                                        "view",
+                                        format!("index {i} is out of bounds for dimension {d} (extent {}) of semaphore array `{}`", s.shape[d], s.name),
+                                    ));
+                                }
+                                base_idx += i as usize * strides[d] as usize;
+                            }
+                        }
+                        let shape = s.shape[indexers.len()..].to_vec();
+                        Val::S(Rc::new(SemView { base: base_idx, shape, name: s.name.clone() }))
+                    }
+                    _ => Val::R(Rc::new(self.index_view(&self.view(*base), indexers, loc)?)),
+                };
+                self.set(inst, v);
+            }
+            Op::RefReshape { base, shape } => {
+                let v = self.view(*base);
+                let r = v.reshape(shape).ok_or_else(|| {
+                    self.err(
+                        loc,
+                        "ref_reshape",
+                        format!(
+                            "cannot reshape this view of `{}` ({:?}) to {shape:?} without copying: its strides do not allow it",
+                            self.bufs[v.buf].name, v.shape
+                        ),
+                    )
+                })?;
+                self.set(inst, Val::R(Rc::new(r)));
+            }
+            Op::RefBitcast { base, to } => {
+                let v = self.view(*base);
+                let r = self.bitcast_view(&v, *to, loc)?;
+                self.set(inst, Val::R(Rc::new(r)));
+            }
+            Op::Load { src } => {
+                let v = self.view(*src);
+                let data = self.load(&v, loc, "load")?;
+                self.tick(v.len());
+                self.set(inst, Val::V(Rc::new(VecVal { shape: v.shape.clone(), data })));
+            }
+            Op::LoadStrided { src, strides, shape } => {
+                let v = self.view(*src);
+                let sv = strided_view(&v, strides, shape);
+                self.check_extent(&v, &sv, loc, "load_strided")?;
+                let data = self.load(&sv, loc, "load_strided")?;
+                self.tick(sv.len());
+                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data })));
+            }
+            Op::Store { dst, value, mask } => {
+                let v = self.view(*dst);
+                let (d, _) = self.data(*value);
+                let m = mask.map(|m| match self.data(m).0 {
+                    Data::I(m) => m,
+                    Data::F(_) => unreachable!("type rule: mask is bool"),
+                });
+                self.store(&v, &d, m.as_deref(), loc, "store")?;
+                self.tick(v.len());
+            }
+            Op::StoreStrided { dst, value, strides } => {
+                let v = self.view(*dst);
+                let (d, shape) = self.data(*value);
+                let sv = strided_view(&v, strides, &shape);
+                self.check_extent(&v, &sv, loc, "store_strided")?;
+                self.store(&sv, &d, None, loc, "store_strided")?;
+                self.tick(sv.len());
+            }
+            Op::ScalarLoad { src, indices } => {
+                let v = self.view(*src);
+                let addr = self.scalar_addr(&v, indices, loc, "scalar_load")?;
+                let buf = &self.bufs[v.buf];
+                if self.opts.uninit_reads_are_errors && !is_init(&buf.init, addr) {
+                    let idx: Vec<i64> = indices.iter().map(|i| self.int(*i)).collect();
+                    return Err(self.err(
+                        loc,
+                        "scalar_load",
+                        format!("reads uninitialised element {idx:?} of `{}`: write it before reading it", buf.name),
+                    ));
+                }
+                let bits = read_bits(&buf.bits, addr, v.dtype);
+                let val = if v.dtype.is_float() {
+                    Val::F(v.dtype.float_from_bits(bits) as f32)
+                } else {
+                    Val::I(v.dtype.int_from_bits(bits))
+                };
+                self.set(inst, val);
+            }
+            Op::ScalarStore { dst, indices, value } => {
+                let v = self.view(*dst);
+                let addr = self.scalar_addr(&v, indices, loc, "scalar_store")?;
+                let bits = match self.val(*value) {
+                    Val::F(f) => v.dtype.float_to_bits(*f as f64),
+                    other => v.dtype.int_to_bits(other.int()),
+                };
+                let buf = &mut self.bufs[v.buf];
+                write_bits(&mut buf.bits, &mut buf.init, addr, v.dtype, bits);
+            }
+            Op::DmaStart { src, dst, sem } => self.dma_start(*src, *dst, *sem, loc)?,
+            Op::DmaWait { dst, sem, .. } => self.dma_wait(*dst, *sem, loc)?,
+            Op::VarDecl { var, init } => {
+                self.vars[var.0 as usize] = init.map(|i| self.val(i).clone()).unwrap_or(Val::Unset);
+            }
+            Op::VarGet { var } => {
+                let v = self.vars[var.0 as usize].clone();
+                if v == Val::Unset {
+                    return Err(self.err(loc, "var_get", "reads a variable before any value was assigned to it"));
+                }
+                self.set(inst, v);
+            }
+            Op::VarSet { var, value } => {
+                self.vars[var.0 as usize] = self.val(*value).clone();
+            }
+            Op::For { lo, hi, index, body } => {
+                let (lo, hi) = (self.int(*lo), self.int(*hi));
+                for i in lo..hi {
+                    self.vals[index.0 as usize] = Val::I(i);
+                    self.exec_block(body)?;
+                }
+            }
+            Op::If { cond, then_body, else_body } => {
+                if self.int(*cond) != 0 {
+                    self.exec_block(then_body)?;
+                } else {
+                    self.exec_block(else_body)?;
+                }
+            }
+            Op::While { cond_body, cond, body } => loop {
+                self.exec_block(cond_body)?;
+                if self.int(*cond) == 0 {
+                    break;
+                }
+                self.exec_block(body)?;
+            },
+            Op::DebugPrint { message, args } => {
+                let vals: Vec<String> = args
+                    .iter()
+                    .map(|a| match self.val(*a) {
+                        Val::F(f) => f.to_string(),
+                        v => v.int().to_string(),
+                    })
+                    .collect();
+                let mut text = message.clone();
+                for v in vals {
+                    text = text.replacen("{}", &v, 1);
+                }
+                self.prints.push(text);
+            }
+        }
+        Ok(())
+    }
+
+    fn binary(&self, op: BinaryOp, dt: DType, lhs: ValueId, rhs: ValueId, out_shape: &[usize]) -> Result<Data, String> {
+        let (a, ash) = self.data(lhs);
+        let (b, bsh) = self.data(rhs);
+        Ok(match (a, b) {
+            (Data::F(a), Data::F(b)) => {
+                let mut out: Vec<f32> = if ash == bsh {
+                    a.iter().zip(&b).map(|(&x, &y)| binary_f(op, x, y)).collect()
+                } else if b.len() == 1 && ash == out_shape {
+                    let y = b[0];
+                    a.iter().map(|&x| binary_f(op, x, y)).collect()
+                } else if a.len() == 1 && bsh == out_shape {
+                    let x = a[0];
+                    b.iter().map(|&y| binary_f(op, x, y)).collect()
+                } else {
+                    let (a, b) = (expand(&a, &ash, out_shape), expand(&b, &bsh, out_shape));
+                    a.iter().zip(&b).map(|(&x, &y)| binary_f(op, x, y)).collect()
+                };
+                round_vec(dt, &mut out);
+                Data::F(out)
+            }
+            (Data::I(a), Data::I(b)) => {
+                let (a, b) = (expand(&a, &ash, out_shape), expand(&b, &bsh, out_shape));
+                Data::I(a.iter().zip(&b).map(|(&x, &y)| binary_i(op, dt, x, y)).collect::<Result<_, _>>()?)
+            }
+            _ => unreachable!("type rule: binary operands share a dtype"),
+        })
+    }
+
+    fn index_view(&self, base: &View, indexers: &[Indexer], loc: Loc) -> R<View> {
+        let name = &self.bufs[base.buf].name;
+        let mut v = base.clone();
+        let mut shape = Vec::new();
+        let mut strides = Vec::new();
+        let mut packed_dim = match v.pack {
+            Pack::Narrow { dim, .. } => dim,
+            _ => None,
+        };
+        let mut new_packed = None;
+        for d in 0..base.shape.len() {
+            let ix = indexers.get(d).unwrap_or(&Indexer::Full);
+            let ext = base.shape[d];
+            let is_packed = packed_dim == Some(d);
+            match ix {
+                Indexer::Full => {
+                    if is_packed {
+                        new_packed = Some(shape.len());
+                    }
+                    shape.push(ext);
+                    strides.push(base.strides[d]);
+                }
+                Indexer::At(i) => {
+                    let i = self.int(*i);
+                    if i < 0 || i as usize >= ext {
+                        return Err(self.err(
+                            loc,
+                            "view",
+                            format!("index {i} is out of bounds for dimension {d} (extent {ext}) of `{name}`"),
+                        ));
+                    }
+                    if is_packed {
+                        if let Pack::Narrow { row, .. } = &mut v.pack {
+                            *row += i as usize;
+                        }
+                        packed_dim = None;
+                    } else {
+                        v.offset += i as isize * base.strides[d];
+                    }
+                }
+                Indexer::Slice { start, size } => {
+                    let s = self.int(*start);
+                    let n = match size {
+                        SliceSize::Static(n) => *n as i64,
+                        SliceSize::Dynamic { size, max } => {
+                            let n = self.int(*size);
+                            if n < 0 || n as usize > *max {
+                                return Err(self.err(
+                                    loc,
+                                    "view",
+                                    format!("dynamic slice size {n} of dimension {d} of `{name}` is outside its bound [0, {max}]"),
+                                ));
+                            }
+                            n
+                        }
+                    };
+                    if s < 0 || s + n > ext as i64 {
+                        return Err(self.err(
+                            loc,
+                            "view",
+                            format!("slice [{s}, {}) is out of bounds for dimension {d} (extent {ext}) of `{name}`", s + n),
+                        ));
+                    }
+                    if is_packed {
+                        if let Pack::Narrow { row, .. } = &mut v.pack {
+                            *row += s as usize;
+                        }
+                        new_packed = Some(shape.len());
+                    } else {
+                        v.offset += s as isize * base.strides[d];
+                    }
+                    shape.push(n as usize);
+                    strides.push(base.strides[d]);
+                }
+            }
+        }
+        if let Pack::Narrow { dim, .. } = &mut v.pack {
+            *dim = if packed_dim.is_some() { new_packed } else { None };
+        }
+        v.shape = shape;
+        v.strides = strides;
+        Ok(v)
+    }
+
+    fn bitcast_view(&self, v: &View, to: DType, loc: Loc) -> R<View> {
+        let from = v.dtype;
+        if from.bits() == to.bits() {
+            return Ok(View { dtype: to, ..v.clone() });
+        }
+        if v.pack != Pack::Same {
+            return Err(self.err(loc, "ref_bitcast", "interpret mode supports one width-changing bitcast per view"));
+        }
+        let rank = v.shape.len();
+        let d = rank - 2;
+        let mut out = v.clone();
+        out.dtype = to;
+        if to.bits() > from.bits() {
+            let k = to.bits() / from.bits();
+            out.shape[d] = v.shape[d] / k;
+            out.strides[d] = v.strides[d] * k as isize;
+            out.pack = Pack::Wide { k, step: v.strides[d], narrow: from };
+        } else {
+            let k = from.bits() / to.bits();
+            out.shape[d] = v.shape[d] * k;
+            out.pack = Pack::Narrow { k, dim: Some(d), row: 0, row_stride: v.strides[d] };
+        }
+        Ok(out)
+    }
+
+    fn in_bounds(&self, v: &View) -> bool {
+        match v.span() {
+            None => true,
+            Some((lo, hi)) => lo >= 0 && (hi as usize) < self.bufs[v.buf].bits.len(),
+        }
+    }
+
+    fn check_extent(&self, base: &View, v: &View, loc: Loc, op: &str) -> R<()> {
+        if !self.in_bounds(v) {
+            return Err(self.err(
+                loc,
+                op,
+                format!("strided access reaches outside `{}` (view {:?})", self.bufs[base.buf].name, base.shape),
+            ));
+        }
+        Ok(())
+    }
+
+    fn race(&self, buf: usize, span: Option<(isize, isize)>, check_src: bool, check_dst: bool) -> Option<&PendingDma> {
+        let (lo, hi) = span?;
+        self.pending.iter().find(|p| {
+            let hit = |s: Option<(isize, isize)>| s.is_some_and(|(a, b)| a <= hi && lo <= b);
+            (check_dst && p.dst.buf == buf && hit(p.dst_span)) || (check_src && p.src_buf == buf && hit(p.src_span))
+        })
+    }
+
+    fn load(&self, v: &View, loc: Loc, op: &str) -> R<Data> {
+        let buf = &self.bufs[v.buf];
+        if self.opts.detect_dma_races {
+            if let Some(p) = self.race(v.buf, v.span(), false, true) {
+                return Err(self.err(
+                    loc,
+                    op,
+                    format!(
+                        "reads `{}` where a DMA started at {} is still writing: wait for the DMA before loading",
+                        buf.name, p.loc
+                    ),
+                ));
+            }
+        }
+        let n = v.len();
+        let mut any_init = n == 0;
+        let data = if v.dtype.is_float() {
+            let mut out = Vec::with_capacity(n);
+            if v.dtype == DType::F32 && v.pack == Pack::Same {
+                v.for_each(|_, a| {
+                    if let Addr::One(p) = a {
+                        any_init |= buf.init[p];
+                        out.push(f32::from_bits(buf.bits[p]));
+                    }
+                });
+            } else {
+                v.for_each(|_, a| {
+                    any_init |= is_init(&buf.init, a);
+                    out.push(v.dtype.float_from_bits(read_bits(&buf.bits, a, v.dtype)) as f32);
+                });
+            }
+            Data::F(out)
+        } else {
+            let mut out = Vec::with_capacity(n);
+            v.for_each(|_, a| {
+                any_init |= is_init(&buf.init, a);
+                out.push(v.dtype.int_from_bits(read_bits(&buf.bits, a, v.dtype)));
+            });
+            Data::I(out)
+        };
+        if self.opts.uninit_reads_are_errors && !any_init {
+            return Err(self.err(
+                loc,
+                op,
+                format!(
+                    "reads only uninitialised memory of `{}` ({} elements): nothing was stored or copied there yet",
+                    buf.name, n
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    fn store(&mut self, v: &View, d: &Data, mask: Option<&[i64]>, loc: Loc, op: &str) -> R<()> {
+        if self.opts.detect_dma_races {
+            if let Some(p) = self.race(v.buf, v.span(), true, true) {
+                return Err(self.err(
+                    loc,
+                    op,
+                    format!(
+                        "writes `{}` where a DMA started at {} is still reading or writing: wait for the DMA first",
+                        self.bufs[v.buf].name, p.loc
+                    ),
+                ));
+            }
+        }
+        let dtype = v.dtype;
+        let buf = &mut self.bufs[v.buf];
+        let (bits, init) = (&mut buf.bits, &mut buf.init);
+        match d {
+            Data::F(vals) => v.for_each(|i, a| {
+                if mask.is_none_or(|m| m[i] != 0) {
+                    let b = if dtype == DType::F32 { vals[i].to_bits() } else { dtype.float_to_bits(vals[i] as f64) };
+                    write_bits(bits, init, a, dtype, b);
+                }
+            }),
+            Data::I(vals) => v.for_each(|i, a| {
+                if mask.is_none_or(|m| m[i] != 0) {
+                    write_bits(bits, init, a, dtype, dtype.int_to_bits(vals[i]));
+                }
+            }),
+        }
+        let _ = loc;
+        Ok(())
+    }
+
+    fn scalar_addr(&self, v: &View, indices: &[ValueId], loc: Loc, op: &str) -> R<Addr> {
+        let mut idx = Vec::with_capacity(indices.len());
+        for (d, i) in indices.iter().enumerate() {
+            let i = self.int(*i);
+            if i < 0 || i as usize >= v.shape[d] {
+                return Err(self.err(
+                    loc,
+                    op,
+                    format!(
+                        "index {i} is out of bounds for dimension {d} (extent {}) of `{}`",
+                        v.shape[d], self.bufs[v.buf].name
+                    ),
+                ));
+            }
+            idx.push(i as usize);
+        }
+        Ok(v.addr(&idx))
+    }
+
+    /// Reads a view's elements (bits and initialisation) in row-major order.
+    fn snapshot(&self, v: &View) -> (Vec<u32>, Vec<bool>) {
+        let buf = &self.bufs[v.buf];
+        let mut bits = Vec::with_capacity(v.len());
+        let mut init = Vec::with_capacity(v.len());
+        v.for_each(|_, a| {
+            bits.push(read_bits(&buf.bits, a, v.dtype));
+            init.push(is_init(&buf.init, a));
+        });
+        (bits, init)
+    }
+
+    /// Writes elements into a view, keeping their initialisation state.
+    fn land(&mut self, v: &View, bits: &[u32], init: &[bool]) {
+        let dtype = v.dtype;
+        let buf = &mut self.bufs[v.buf];
+        let (b, ini) = (&mut buf.bits, &mut buf.init);
+        v.for_each(|i, a| {
+            write_bits(b, ini, a, dtype, bits[i]);
+            if !init[i] {
+                match a {
+                    Addr::One(p) | Addr::Part { pos: p, .. } => ini[p] = false,
+                    Addr::Wide { pos, k, step, .. } => {
+                        for j in 0..k {
+                            ini[(pos as isize + j as isize * step) as usize] = false;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    fn single_sem(&self, sem: ValueId, loc: Loc, op: &str) -> R<usize> {
+        let s = self.sem_view(sem);
+        if !s.shape.is_empty() {
+            return Err(self.err(loc, op, format!("needs a single semaphore, got an array of {:?} of `{}`", s.shape, s.name)));
+        }
+        Ok(s.base)
+    }
+
+    fn dma_start(&mut self, src: ValueId, dst: ValueId, sem: ValueId, loc: Loc) -> R<()> {
+        let (s, d) = (self.view(src), self.view(dst));
+        let sem = self.single_sem(sem, loc, "dma_start")?;
+        if s.shape != d.shape {
+            return Err(self.err(
+                loc,
+                "dma_start",
+                format!(
+                    "DMA source `{}` {:?} and destination `{}` {:?} have different shapes",
+                    self.bufs[s.buf].name, s.shape, self.bufs[d.buf].name, d.shape
+                ),
+            ));
+        }
+        for (what, v) in [("source", &s), ("destination", &d)] {
+            if !self.in_bounds(v) {
+                return Err(self.err(loc, "dma_start", format!("DMA {what} reaches outside `{}`", self.bufs[v.buf].name)));
+            }
+        }
+        let (src_span, dst_span) = (s.span(), d.span());
+        if self.opts.detect_dma_races {
+            let conflict = self.race(d.buf, dst_span, true, true).or_else(|| self.race(s.buf, src_span, false, true));
+            if let Some(p) = conflict {
+                return Err(self.err(
+                    loc,
+                    "dma_start",
+                    format!(
+                        "this DMA ({} → {}) overlaps a DMA started at {} that has not been waited: wait for it first \
+                         (a buffer slot must not be refilled before its pending copy has landed)",
+                        self.bufs[s.buf].name, self.bufs[d.buf].name, p.loc
+                    ),
+                ));
+            }
+        }
+        let (bits, init) = self.snapshot(&s);
+        let bytes = s.bytes() as u64;
+        let key = (self.bufs[s.buf].space, self.bufs[d.buf].space);
+        *self.stats.bytes.entry(key).or_default() += bytes;
+        self.stats.dmas += 1;
+        self.sem_count[sem] += bytes;
+        self.pending.push(PendingDma {
+            sem,
+            bits,
+            init,
+            dst: (*d).clone(),
+            src_buf: s.buf,
+            src_span,
+            dst_span,
+            bytes,
+            loc,
+            started: self.clock,
+        });
+        self.tick(0);
+        Ok(())
+    }
+
+    fn dma_wait(&mut self, dst: ValueId, sem: ValueId, loc: Loc) -> R<()> {
+        let d = self.view(dst);
+        let sem = self.single_sem(sem, loc, "dma_wait")?;
+        let bytes = d.bytes() as u64;
+        if self.sem_count[sem] < bytes {
+            return Err(self.err(
+                loc,
+                "dma_wait",
+                format!(
+                    "waits for {bytes} bytes on semaphore `{}`, but only {} bytes were signalled: \
+                     the matching copy was never started (on a TPU this wait would hang)",
+                    self.sem_names[sem], self.sem_count[sem]
+                ),
+            ));
+        }
+        self.sem_count[sem] -= bytes;
+        self.sem_credit[sem] += bytes;
+        // Land the DMAs on this semaphore, oldest first, whose bytes have all been awaited.
+        loop {
+            let Some(pos) = self.pending.iter().position(|p| p.sem == sem) else { break };
+            if self.pending[pos].bytes > self.sem_credit[sem] {
+                break;
+            }
+            let p = self.pending.remove(pos);
+            self.sem_credit[sem] -= p.bytes;
+            self.land(&p.dst, &p.bits, &p.init);
+            if self.opts.trace {
+                self.events.push(Event {
+                    kind: EventKind::Dma,
+                    track: self.sem_names[sem].clone(),
+                    name: format!("dma {} bytes → {}", p.bytes, self.bufs[p.dst.buf].name),
+                    loc: p.loc,
+                    start: p.started,
+                    end: self.clock.max(p.started + 1),
+                    bytes: p.bytes,
+                });
+            }
+        }
+        self.tick(0);
+        Ok(())
+    }
+}
+
+fn unflatten(mut i: usize, dims: &[usize]) -> Vec<i64> {
+    let mut out = vec![0i64; dims.len()];
+    for d in (0..dims.len()).rev() {
+        out[d] = (i % dims[d]) as i64;
+        i /= dims[d];
+    }
+    out
+}
+
+fn strided_view(v: &View, strides: &[usize], shape: &[usize]) -> View {
+    View {
+        shape: shape.to_vec(),
+        strides: v.strides.iter().zip(strides).map(|(&s, &k)| s * k as isize).collect(),
+        ..v.clone()
+    }
+}
+
+fn gather(d: &Data, v: &View) -> Data {
+    match d {
+        Data::F(x) => {
+            let mut out = Vec::with_capacity(v.len());
+            v.for_each(|_, a| {
+                if let Addr::One(p) = a {
+                    out.push(x[p])
+                }
+            });
+            Data::F(out)
+        }
+        Data::I(x) => {
+            let mut out = Vec::with_capacity(v.len());
+            v.for_each(|_, a| {
+                if let Addr::One(p) = a {
+                    out.push(x[p])
+                }
+            });
+            Data::I(out)
+        }
+    }
+}
+
+fn to_bits(dtype: DType, d: &Data) -> Vec<u32> {
+    match d {
+        Data::F(v) => v.iter().map(|&x| dtype.float_to_bits(x as f64)).collect(),
+        Data::I(v) => v.iter().map(|&x| dtype.int_to_bits(x)).collect(),
+    }
+}
+
+fn from_bits(dtype: DType, bits: &[u32]) -> Data {
+    if dtype.is_float() {
+        Data::F(bits.iter().map(|&b| dtype.float_from_bits(b) as f32).collect())
+    } else {
+        Data::I(bits.iter().map(|&b| dtype.int_from_bits(b)).collect())
+    }
+}
+
+/// Reinterprets vector bits between widths, packing along the second-minor dimension.
+fn repack(bits: &[u32], from: DType, to: DType, shape: &[usize]) -> Vec<u32> {
+    if from.bits() == to.bits() || shape.len() < 2 {
+        return bits.to_vec();
+    }
+    let rank = shape.len();
+    let (rows, cols) = (shape[rank - 2], shape[rank - 1]);
+    let outer: usize = shape[..rank - 2].iter().product();
+    if to.bits() > from.bits() {
+        let k = to.bits() / from.bits();
+        let w = from.bits();
+        let mask = (1u32 << w) - 1;
+        let out_rows = rows / k;
+        let mut out = vec![0u32; outer * out_rows * cols];
+        for o in 0..outer {
+            for r in 0..out_rows {
+                for c in 0..cols {
+                    let mut word = 0u32;
+                    for j in 0..k {
+                        word |= (bits[(o * rows + r * k + j) * cols + c] & mask) << (j * w);
+                    }
+                    out[(o * out_rows + r) * cols + c] = word;
+                }
+            }
+        }
+        out
+    } else {
+        let k = from.bits() / to.bits();
+        let w = to.bits();
+        let mask = (1u32 << w) - 1;
+        let out_rows = rows * k;
+        let mut out = vec![0u32; outer * out_rows * cols];
+        for o in 0..outer {
+            for r in 0..out_rows {
+                for c in 0..cols {
+                    out[(o * out_rows + r) * cols + c] = (bits[(o * rows + r / k) * cols + c] >> ((r % k) * w)) & mask;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `a[m,k] @ b[k,n]` (or `b[n,k]ᵀ`) in f32, with the inner loops over contiguous memory.
+fn matmul_f32(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, transpose_rhs: bool) -> Vec<f32> {
+    let mut c = vec![0f32; m * n];
+    if transpose_rhs {
+        for i in 0..m {
+            let ar = &a[i * k..(i + 1) * k];
+            for j in 0..n {
+                let br = &b[j * k..(j + 1) * k];
+                c[i * n + j] = dot_f32(ar, br);
+            }
+        }
+    } else {
+        for i in 0..m {
+            let cr = &mut c[i * n..(i + 1) * n];
+            for t in 0..k {
+                let av = a[i * k + t];
+                if av == 0.0 {
+                    // 0 · x is 0 unless x is NaN or infinite: keep IEEE semantics for those rows.
+                    if b[t * n..(t + 1) * n].iter().all(|x| x.is_finite()) {
+                        continue;
+                    }
+                }
+                for (cv, &bv) in cr.iter_mut().zip(&b[t * n..(t + 1) * n]) {
+                    *cv += av * bv;
+                }
+            }
+        }
+    }
+    c
+}
+
+#[inline]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent partial sums let the compiler vectorise the loop.
+    let mut acc = [0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[c * 8 + l] * b[c * 8 + l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for i in chunks * 8..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}

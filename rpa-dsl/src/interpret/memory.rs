@@ -1,0 +1,299 @@
+//! Interpret-mode memory: separate buffers per memory space, element bit patterns, initialisation
+//! tracking, and views (slices, reshapes and TPU-style packing bitcasts) over them.
+
+use crate::dtype::DType;
+use crate::ir::MemSpace;
+
+/// One allocation: an operand, a block buffer, or a scratch buffer.
+pub(crate) struct Buffer {
+    pub name: String,
+    pub space: MemSpace,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub bits: Vec<u32>,
+    /// Whether each element has been written (uninitialised elements hold the poison pattern).
+    pub init: Vec<bool>,
+}
+
+impl Buffer {
+    pub fn poisoned(name: &str, space: MemSpace, dtype: DType, shape: &[usize]) -> Buffer {
+        let n: usize = shape.iter().product();
+        Buffer {
+            name: name.to_string(),
+            space,
+            dtype,
+            shape: shape.to_vec(),
+            bits: vec![dtype.poison_bits(); n],
+            init: vec![false; n],
+        }
+    }
+
+    pub fn from_bits(name: &str, space: MemSpace, dtype: DType, shape: &[usize], bits: Vec<u32>) -> Buffer {
+        let n = bits.len();
+        Buffer { name: name.to_string(), space, dtype, shape: shape.to_vec(), bits, init: vec![true; n] }
+    }
+
+    /// The view of the whole buffer.
+    pub fn full_view(&self, id: usize) -> View {
+        View {
+            buf: id,
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            strides: row_major_strides(&self.shape),
+            offset: 0,
+            pack: Pack::Same,
+        }
+    }
+}
+
+pub(crate) fn row_major_strides(shape: &[usize]) -> Vec<isize> {
+    let mut strides = vec![1isize; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1] as isize;
+    }
+    strides
+}
+
+/// How one element of a view maps onto the base buffer's elements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Pack {
+    /// One base element of the same width.
+    Same,
+    /// `k` narrow base elements `pos, pos + step, …`; element `j` holds bits `[j·w, (j+1)·w)`.
+    Wide { k: usize, step: isize, narrow: DType },
+    /// Part `r % k` of base element `r / k` along the packed dimension `dim` (`None` once indexed,
+    /// then `row` is the fixed row); `row_stride` is the base stride of that dimension.
+    Narrow { k: usize, dim: Option<usize>, row: usize, row_stride: isize },
+}
+
+/// A ref at run time: a strided window of a buffer, seen with some dtype.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct View {
+    pub buf: usize,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    /// Strides in base elements (for `Narrow`, the packed dimension's entry is unused).
+    pub strides: Vec<isize>,
+    pub offset: isize,
+    pub pack: Pack,
+}
+
+/// Where one view element lives.
+#[derive(Clone, Copy)]
+pub(crate) enum Addr {
+    One(usize),
+    Wide { pos: usize, k: usize, step: isize, narrow: DType },
+    Part { pos: usize, part: usize },
+}
+
+impl View {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.len() * self.dtype.bytes()
+    }
+
+    /// The address of the element at multi-index `idx`.
+    pub fn addr(&self, idx: &[usize]) -> Addr {
+        let mut pos = self.offset;
+        for (d, (&i, &s)) in idx.iter().zip(&self.strides).enumerate() {
+            if let Pack::Narrow { dim: Some(pd), .. } = self.pack {
+                if pd == d {
+                    continue;
+                }
+            }
+            pos += i as isize * s;
+        }
+        match self.pack {
+            Pack::Same => Addr::One(pos as usize),
+            Pack::Wide { k, step, narrow } => Addr::Wide { pos: pos as usize, k, step, narrow },
+            Pack::Narrow { k, dim, row, row_stride } => {
+                let r = row + dim.map_or(0, |d| idx[d]);
+                Addr::Part { pos: (pos + (r / k) as isize * row_stride) as usize, part: r % k }
+            }
+        }
+    }
+
+    /// Calls `f(flat_index, addr)` for every element in row-major order.
+    pub fn for_each(&self, mut f: impl FnMut(usize, Addr)) {
+        let n = self.len();
+        if n == 0 {
+            return;
+        }
+        let rank = self.shape.len();
+        // Fast path: unpacked views, walked with an incrementally updated position.
+        if self.pack == Pack::Same {
+            let mut idx = vec![0usize; rank];
+            let mut pos = self.offset;
+            for flat in 0..n {
+                f(flat, Addr::One(pos as usize));
+                let mut d = rank;
+                while d > 0 {
+                    d -= 1;
+                    idx[d] += 1;
+                    pos += self.strides[d];
+                    if idx[d] < self.shape[d] {
+                        break;
+                    }
+                    pos -= self.strides[d] * self.shape[d] as isize;
+                    idx[d] = 0;
+                }
+            }
+            return;
+        }
+        let mut idx = vec![0usize; rank];
+        for flat in 0..n {
+            f(flat, self.addr(&idx));
+            let mut d = rank;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                if idx[d] < self.shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+
+    /// The smallest and largest base element this view touches (for bounds and overlap checks).
+    pub fn span(&self) -> Option<(isize, isize)> {
+        if self.len() == 0 {
+            return None;
+        }
+        let (mut lo, mut hi) = (self.offset, self.offset);
+        for (d, (&n, &s)) in self.shape.iter().zip(&self.strides).enumerate() {
+            if let Pack::Narrow { dim: Some(pd), .. } = self.pack {
+                if pd == d {
+                    continue;
+                }
+            }
+            let ext = (n as isize - 1) * s;
+            if ext >= 0 {
+                hi += ext
+            } else {
+                lo += ext
+            }
+        }
+        match self.pack {
+            Pack::Same => {}
+            Pack::Wide { k, step, .. } => {
+                let ext = (k as isize - 1) * step;
+                if ext >= 0 {
+                    hi += ext
+                } else {
+                    lo += ext
+                }
+            }
+            Pack::Narrow { k, dim, row, row_stride, .. } => {
+                let first = row / k;
+                let last = (row + dim.map_or(1, |d| self.shape[d]) - 1) / k;
+                lo += first as isize * row_stride;
+                hi += last as isize * row_stride;
+            }
+        }
+        Some((lo, hi))
+    }
+
+    /// Reinterprets the view with a reshaped (static) shape, if its strides allow it without a copy.
+    pub fn reshape(&self, shape: &[usize]) -> Option<View> {
+        if matches!(self.pack, Pack::Narrow { .. }) {
+            return None;
+        }
+        // Drop unit dims, then split/merge the remaining ones (numpy's no-copy reshape).
+        let old: Vec<(usize, isize)> =
+            self.shape.iter().copied().zip(self.strides.iter().copied()).filter(|&(n, _)| n != 1).collect();
+        let mut new_strides = vec![0isize; shape.len()];
+        let (mut oi, mut ni) = (0usize, 0usize);
+        let new_nz: Vec<usize> = (0..shape.len()).filter(|&i| shape[i] != 1).collect();
+        while oi < old.len() && ni < new_nz.len() {
+            let (mut op, mut np) = (old[oi].0, shape[new_nz[ni]]);
+            let (oj0, nj0) = (oi, ni);
+            while op != np {
+                if op < np {
+                    oi += 1;
+                    op *= old.get(oi)?.0;
+                } else {
+                    ni += 1;
+                    np *= shape[*new_nz.get(ni)?];
+                }
+            }
+            // The old dims oj0..=oi must be mergeable (contiguous relative to each other).
+            for k in oj0..oi {
+                if old[k].1 != old[k + 1].1 * old[k + 1].0 as isize {
+                    return None;
+                }
+            }
+            let mut stride = old[oi].1;
+            for k in (nj0..=ni).rev() {
+                new_strides[new_nz[k]] = stride;
+                stride *= shape[new_nz[k]] as isize;
+            }
+            oi += 1;
+            ni += 1;
+        }
+        if oi != old.len() || ni != new_nz.len() {
+            return None;
+        }
+        Some(View { shape: shape.to_vec(), strides: new_strides, ..self.clone() })
+    }
+}
+
+/// Reads one view element's bit pattern from `bits`.
+#[inline]
+pub(crate) fn read_bits(bits: &[u32], addr: Addr, dtype: DType) -> u32 {
+    match addr {
+        Addr::One(p) => bits[p],
+        Addr::Wide { pos, k, step, narrow } => {
+            let w = narrow.bits();
+            let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
+            let mut out = 0u32;
+            for j in 0..k {
+                out |= (bits[(pos as isize + j as isize * step) as usize] & mask) << (j * w);
+            }
+            out
+        }
+        Addr::Part { pos, part, .. } => {
+            let w = dtype.bits();
+            let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
+            (bits[pos] >> (part * w)) & mask
+        }
+    }
+}
+
+/// Writes one view element's bit pattern into `bits` (and marks the touched elements initialised).
+#[inline]
+pub(crate) fn write_bits(bits: &mut [u32], init: &mut [bool], addr: Addr, dtype: DType, value: u32) {
+    match addr {
+        Addr::One(p) => {
+            bits[p] = value;
+            init[p] = true;
+        }
+        Addr::Wide { pos, k, step, narrow } => {
+            let w = narrow.bits();
+            let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
+            for j in 0..k {
+                let p = (pos as isize + j as isize * step) as usize;
+                bits[p] = (value >> (j * w)) & mask;
+                init[p] = true;
+            }
+        }
+        Addr::Part { pos, part, .. } => {
+            let w = dtype.bits();
+            let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
+            bits[pos] = (bits[pos] & !(mask << (part * w))) | ((value & mask) << (part * w));
+            init[pos] = true;
+        }
+    }
+}
+
+/// Whether the element at `addr` has been written.
+#[inline]
+pub(crate) fn is_init(init: &[bool], addr: Addr) -> bool {
+    match addr {
+        Addr::One(p) | Addr::Part { pos: p, .. } => init[p],
+        Addr::Wide { pos, k, step, .. } => (0..k).all(|j| init[(pos as isize + j as isize * step) as usize]),
+    }
+}
