@@ -19,6 +19,7 @@ pub mod error;
 pub mod frontend;
 pub mod interpret;
 pub mod ir;
+pub mod lower;
 pub mod target;
 
 pub use array::Array;
@@ -37,7 +38,7 @@ pub mod prelude {
         num_programs, program_id, select, zeros, Dma, Hbm, Ref, Scalar, Sems, Smem, Tile, Vmem,
     };
     pub use crate::ir::DimSemantics::{Arbitrary, Parallel};
-    pub use crate::{tpu_fn, tpu_kernel, Array, Kernel, KernelError, TpuTarget};
+    pub use crate::{tpu_fn, tpu_kernel, Array, Kernel, KernelError, Loc, TpuTarget};
 }
 
 /// Paths the macros' generated code uses. Not a public API.

@@ -315,13 +315,22 @@ impl<'k> Machine<'k> {
         inst.result.map(|r| self.dtype(r)).unwrap_or(DType::I32)
     }
 
-    /// An operand as flat data with its shape (`[]` for scalars).
-    fn data(&self, v: ValueId) -> (Data, Vec<usize>) {
+    /// An operand as shared flat data with its shape (`[]` for scalars); vectors are not copied.
+    fn vv(&self, v: ValueId) -> Rc<VecVal> {
         match self.val(v) {
-            Val::I(i) => (Data::I(vec![*i]), vec![]),
-            Val::F(f) => (Data::F(vec![*f]), vec![]),
-            Val::V(vv) => (vv.data.clone(), vv.shape.clone()),
+            Val::I(i) => Rc::new(VecVal { shape: vec![], data: Data::I(vec![*i]) }),
+            Val::F(f) => Rc::new(VecVal { shape: vec![], data: Data::F(vec![*f]) }),
+            Val::V(vv) => vv.clone(),
             other => panic!("interpret: value {v:?} is not a scalar or vector ({other:?})"),
+        }
+    }
+
+    /// An operand as owned flat data with its shape (copies vectors that are still shared).
+    fn data(&self, v: ValueId) -> (Data, Vec<usize>) {
+        let vv = self.vv(v);
+        match Rc::try_unwrap(vv) {
+            Ok(vv) => (vv.data, vv.shape),
+            Err(rc) => (rc.data.clone(), rc.shape.clone()),
         }
     }
 
@@ -467,6 +476,7 @@ impl<'k> Machine<'k> {
             Op::Reshape { x, shape } => {
                 let (d, _) = self.data(*x);
                 self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data: d })));
+                self.tick(0);
             }
             Op::Slice { x, start, shape } => {
                 let (d, sh) = self.data(*x);
@@ -516,11 +526,12 @@ impl<'k> Machine<'k> {
             }
             Op::Reduce { op, x, axis } => {
                 let dt = self.dtype(*x);
-                let (d, sh) = self.data(*x);
+                let xv = self.vv(*x);
+                let sh = &xv.shape;
                 let outer: usize = sh[..*axis].iter().product();
                 let n = sh[*axis];
                 let inner: usize = sh[axis + 1..].iter().product();
-                let out = match d {
+                let out = match &xv.data {
                     Data::F(v) => {
                         let mut out = vec![0f32; outer * inner];
                         for o in 0..outer {
@@ -569,13 +580,12 @@ impl<'k> Machine<'k> {
                 self.set(inst, v);
             }
             Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
-                let (a, ash) = self.data(*lhs);
-                let (b, bsh) = self.data(*rhs);
-                let (m, kk) = (ash[0], ash[1]);
-                let n = if *transpose_rhs { bsh[0] } else { bsh[1] };
-                let out = match (a, b) {
+                let (av, bv) = (self.vv(*lhs), self.vv(*rhs));
+                let (m, kk) = (av.shape[0], av.shape[1]);
+                let n = if *transpose_rhs { bv.shape[0] } else { bv.shape[1] };
+                let out = match (&av.data, &bv.data) {
                     (Data::F(a), Data::F(b)) => {
-                        let mut c = matmul_f32(&a, &b, m, kk, n, *transpose_rhs);
+                        let mut c = matmul_f32(a, b, m, kk, n, *transpose_rhs);
                         round_vec(*acc, &mut c);
                         Data::F(c)
                     }
@@ -671,20 +681,21 @@ impl<'k> Machine<'k> {
             }
             Op::Store { dst, value, mask } => {
                 let v = self.view(*dst);
-                let (d, _) = self.data(*value);
-                let m = mask.map(|m| match self.data(m).0 {
-                    Data::I(m) => m,
+                let d = self.vv(*value);
+                let m = mask.map(|m| self.vv(m));
+                let m = m.as_ref().map(|m| match &m.data {
+                    Data::I(m) => m.as_slice(),
                     Data::F(_) => unreachable!("type rule: mask is bool"),
                 });
-                self.store(&v, &d, m.as_deref(), loc, "store")?;
+                self.store(&v, &d.data, m, loc, "store")?;
                 self.tick(v.len());
             }
             Op::StoreStrided { dst, value, strides } => {
                 let v = self.view(*dst);
-                let (d, shape) = self.data(*value);
-                let sv = strided_view(&v, strides, &shape);
+                let d = self.vv(*value);
+                let sv = strided_view(&v, strides, &d.shape);
                 self.check_extent(&v, &sv, loc, "store_strided")?;
-                self.store(&sv, &d, None, loc, "store_strided")?;
+                self.store(&sv, &d.data, None, loc, "store_strided")?;
                 self.tick(sv.len());
             }
             Op::ScalarLoad { src, indices } => {
@@ -772,12 +783,12 @@ impl<'k> Machine<'k> {
     }
 
     fn binary(&self, op: BinaryOp, dt: DType, lhs: ValueId, rhs: ValueId, out_shape: &[usize]) -> Result<Data, String> {
-        let (a, ash) = self.data(lhs);
-        let (b, bsh) = self.data(rhs);
-        Ok(match (a, b) {
+        let (av, bv) = (self.vv(lhs), self.vv(rhs));
+        let (ash, bsh) = (&av.shape, &bv.shape);
+        Ok(match (&av.data, &bv.data) {
             (Data::F(a), Data::F(b)) => {
                 let mut out: Vec<f32> = if ash == bsh {
-                    a.iter().zip(&b).map(|(&x, &y)| binary_f(op, x, y)).collect()
+                    a.iter().zip(b.iter()).map(|(&x, &y)| binary_f(op, x, y)).collect()
                 } else if b.len() == 1 && ash == out_shape {
                     let y = b[0];
                     a.iter().map(|&x| binary_f(op, x, y)).collect()
@@ -785,14 +796,14 @@ impl<'k> Machine<'k> {
                     let x = a[0];
                     b.iter().map(|&y| binary_f(op, x, y)).collect()
                 } else {
-                    let (a, b) = (expand(&a, &ash, out_shape), expand(&b, &bsh, out_shape));
+                    let (a, b) = (expand(a, ash, out_shape), expand(b, bsh, out_shape));
                     a.iter().zip(&b).map(|(&x, &y)| binary_f(op, x, y)).collect()
                 };
                 round_vec(dt, &mut out);
                 Data::F(out)
             }
             (Data::I(a), Data::I(b)) => {
-                let (a, b) = (expand(&a, &ash, out_shape), expand(&b, &bsh, out_shape));
+                let (a, b) = (expand(a, ash, out_shape), expand(b, bsh, out_shape));
                 Data::I(a.iter().zip(&b).map(|(&x, &y)| binary_i(op, dt, x, y)).collect::<Result<_, _>>()?)
             }
             _ => unreachable!("type rule: binary operands share a dtype"),

@@ -1,0 +1,4 @@
+//! Lowerings of the kernel IR: Mosaic (TPU) and its StableHLO custom-call wrapper.
+
+pub mod custom_call;
+pub mod mosaic;
