@@ -1,1 +1,5 @@
-//! Kernels written in the rpa DSL.
+//! Kernels written in the rpa DSL: the book's examples and the Ragged Paged Attention family, each
+//! with a plain-Rust reference.
+
+pub mod demo_values;
+pub mod rpa;

@@ -1,0 +1,101 @@
+//! Ragged Paged Attention (tpu-inference v3 semantics): attention of ragged batches of new query
+//! tokens over a paged KV cache, with the new K/V written into the cache.
+//!
+//! This module holds the public options, the cache layout helpers, the plain-Rust reference and
+//! the input validation. The kernels themselves are written in the DSL.
+
+pub mod layout;
+pub mod reference;
+pub mod testing;
+pub mod validate;
+
+use rpa_dsl::DType;
+
+/// Which of the three specialised kernels handles a range of sequences (`distribution = (i, j, k)`:
+/// decode `[0, i)`, chunked prefill `[i, j)`, mixed `[j, k)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RpaCase {
+    /// `q_len == 1`, no causal mask needed.
+    Decode,
+    /// `q_len == chunk_prefill_size` (static).
+    Prefill,
+    /// Any `0 < q_len <= kv_len`.
+    Mixed,
+}
+
+/// Block sizes of one case, in tokens: `(bq, bkv, bq_compute, bkv_compute)` — the q and kv blocks
+/// fetched per pipeline step and the sub-tiles computed at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockSizes {
+    pub bq: usize,
+    pub bkv: usize,
+    pub bq_compute: usize,
+    pub bkv_compute: usize,
+}
+
+/// Options of a ragged paged attention call (all static).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RpaOptions {
+    /// Causal masking (`use_causal_mask`); off: every query sees all `kv_len` keys.
+    pub causal: bool,
+    /// Write the new K/V into the cache (false: "KV-share", read everything from the cache).
+    pub update_kv_cache: bool,
+    /// Multiplies `Q·Kᵀ`.
+    pub sm_scale: f64,
+    /// Keep only the `W` most recent keys (including the token itself).
+    pub sliding_window: Option<usize>,
+    /// `cap · tanh(s / cap)` on the scaled logits.
+    pub soft_cap: Option<f64>,
+    /// Value of masked logits; default: the most negative finite value of `acc_dtype`.
+    pub mask_value: Option<f64>,
+    /// Dtype of the softmax statistics and accumulator (`out_dtype` upstream); default f32 for f32
+    /// queries, else bf16.
+    pub acc_dtype: Option<DType>,
+    /// Quantize queries to the cache dtype with this scale (`q / q_scale`, clipped).
+    pub q_scale: Option<f64>,
+    pub k_scale: Option<f64>,
+    pub v_scale: Option<f64>,
+    /// Static q_len of the prefill bucket; without it the bucket must be empty.
+    pub chunk_prefill_size: Option<usize>,
+    pub decode_blocks: Option<BlockSizes>,
+    pub prefill_blocks: Option<BlockSizes>,
+    pub mixed_blocks: Option<BlockSizes>,
+    pub vmem_limit: Option<usize>,
+    /// Validate the metadata before every launch (the kernels run without bounds checks).
+    pub validate: bool,
+}
+
+impl Default for RpaOptions {
+    fn default() -> Self {
+        RpaOptions {
+            causal: true,
+            update_kv_cache: true,
+            sm_scale: 1.0,
+            sliding_window: None,
+            soft_cap: None,
+            mask_value: None,
+            acc_dtype: None,
+            q_scale: None,
+            k_scale: None,
+            v_scale: None,
+            chunk_prefill_size: None,
+            decode_blocks: None,
+            prefill_blocks: None,
+            mixed_blocks: None,
+            vmem_limit: None,
+            validate: true,
+        }
+    }
+}
+
+impl RpaOptions {
+    /// The accumulator dtype for queries of `q_dtype`.
+    pub fn acc_dtype_for(&self, q_dtype: DType) -> DType {
+        self.acc_dtype.unwrap_or(if q_dtype == DType::F32 { DType::F32 } else { DType::Bf16 })
+    }
+
+    /// The mask value for queries of `q_dtype`.
+    pub fn mask_value_for(&self, q_dtype: DType) -> f64 {
+        self.mask_value.unwrap_or(self.acc_dtype_for(q_dtype).finite_range().0)
+    }
+}
