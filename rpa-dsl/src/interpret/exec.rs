@@ -1129,6 +1129,11 @@ impl<'k> Machine<'k> {
         *self.stats.bytes.entry(key).or_default() += bytes;
         self.stats.dmas += 1;
         self.sem_count[sem] += bytes;
+        if bytes == 0 {
+            // An empty copy completes at once and signals nothing.
+            self.tick(0);
+            return Ok(());
+        }
         self.pending.push(PendingDma {
             sem,
             bits,
