@@ -126,7 +126,7 @@ fn packed_bitcast_views_follow_tpu_sublane_packing() {
     .unwrap();
     let vals: Vec<f64> = (0..16 * 128).map(|i| (i % 97) as f64 * 0.25 - 7.0).collect();
     let src = Array::from_f64(DType::Bf16, &[16, 128], &vals);
-    let out = k.interpret(&[src.clone()]).unwrap();
+    let out = k.interpret(std::slice::from_ref(&src)).unwrap();
     for r in 0..8 {
         for c in 0..128 {
             assert_eq!(out[0].get_f64(r * 128 + c), src.get_f64(2 * r * 128 + c), "even row {r}");
@@ -190,13 +190,13 @@ fn runtime_loops_and_variables_carry_values() {
         let out = launch::output::<Hbm>("out", DType::I32, &[8, 128], None);
         let acc_buf = launch::scratch_vmem("acc", DType::I32, &[8, 128]);
         let sem = launch::dma_sems("sem", &[1]);
-        let total = (&MutInit::new(Scalar::constant(DType::I32, 0.0))).__rpa_into_mut();
+        let total = MutInit::new(Scalar::constant(DType::I32, 0.0)).__rpa_into_mut();
         let l = ForLoop::begin(0, n.get(0));
         {
             use rpa_dsl::frontend::control::{AssignTo, RuntimeAssign as _};
             let i = l.index();
             let mut t = total;
-            (&AssignTo::new(&mut t)).__rpa_assign(total + i, 0, "total");
+            AssignTo::new(&mut t).__rpa_assign(total + i, 0, "total");
         }
         l.end();
         acc_buf.store(rpa_dsl::frontend::full(&[8, 128], total, DType::I32));

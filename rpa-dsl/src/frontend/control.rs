@@ -169,7 +169,7 @@ impl If<Scalar> {
     }
 
     pub fn yield_else<T: IfValue>(&mut self, v: T) -> T::Out {
-        let like = self.result.map(|var| with(|b| b.var_type(var).dtype())).flatten();
+        let like = self.result.and_then(|var| with(|b| b.var_type(var).dtype()));
         let value = v.if_value(like, self.loc);
         self.yield_value(value);
         T::Out::from_ir(value)

@@ -527,6 +527,8 @@ macro_rules! ceil_div_int {
     ($($t:ty),*) => {$(
         impl CeilDiv<$t> for $t {
             type Out = $t;
+            // `div_ceil` is not stable for signed integers.
+            #[allow(clippy::manual_div_ceil)]
             fn ceil_div(self, b: $t, _: Loc) -> $t {
                 (self + b - 1) / b
             }

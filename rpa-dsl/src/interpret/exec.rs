@@ -1168,8 +1168,7 @@ impl<'k> Machine<'k> {
         self.sem_count[sem] -= bytes;
         self.sem_credit[sem] += bytes;
         // Land the DMAs on this semaphore, oldest first, whose bytes have all been awaited.
-        loop {
-            let Some(pos) = self.pending.iter().position(|p| p.sem == sem) else { break };
+        while let Some(pos) = self.pending.iter().position(|p| p.sem == sem) {
             if self.pending[pos].bytes > self.sem_credit[sem] {
                 break;
             }

@@ -825,7 +825,7 @@ pub fn bitcast_shape(from: DType, to: DType, shape: &[usize]) -> Result<Vec<usiz
     let d = shape.len() - 2;
     if to.bits() > from.bits() {
         let ratio = to.bits() / from.bits();
-        if shape[d] % ratio != 0 {
+        if !shape[d].is_multiple_of(ratio) {
             return Err(format!(
                 "bitcast {from} → {to} packs {ratio} rows into one, but the second-minor extent {} is not a multiple of {ratio}",
                 shape[d]

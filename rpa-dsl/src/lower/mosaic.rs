@@ -786,11 +786,11 @@ impl<'k> Emitter<'k> {
             Type::Sem { shape } => shape.iter().map(|n| n.to_string()).collect(),
             _ => vec![],
         };
-        for d in 0..rank {
+        for (d, dim) in base_shape.iter().enumerate().take(rank) {
             match indexers.get(d).unwrap_or(&Indexer::Full) {
                 Indexer::Full => {
                     offsets.push(self.constant(DType::I32, 0.0, l));
-                    sliced.push(base_shape[d].clone());
+                    sliced.push(dim.clone());
                 }
                 Indexer::At(i) => {
                     offsets.push(self.name(*i));
