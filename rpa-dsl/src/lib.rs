@@ -20,6 +20,7 @@ pub mod frontend;
 pub mod interpret;
 pub mod ir;
 pub mod lower;
+pub mod pjrt;
 pub mod target;
 
 pub use array::Array;

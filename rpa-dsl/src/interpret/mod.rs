@@ -13,6 +13,7 @@
 //! - Bytes moved are counted per memory-space pair, and an event trace can be recorded.
 
 mod exec;
+pub mod trace;
 mod memory;
 mod value;
 
