@@ -22,6 +22,7 @@ pub mod ir;
 pub mod lower;
 pub mod pjrt;
 pub mod target;
+pub mod tpu;
 
 pub use array::Array;
 pub use dtype::DType;

@@ -75,7 +75,12 @@ fn loc_str(l: &Loc) -> String {
 
 fn float_lit(v: f64) -> String {
     if v.is_finite() {
-        format!("{v:e}")
+        // MLIR float literals need a decimal point: `2e0` → `2.0e0`.
+        let s = format!("{v:e}");
+        match s.split_once('e') {
+            Some((m, e)) if !m.contains('.') => format!("{m}.0e{e}"),
+            _ => s,
+        }
     } else {
         // Hex bit patterns of f64 are accepted for any float type width by the parser only when
         // they match the width, so spell infinities and NaN through their f32 pattern.
@@ -527,7 +532,7 @@ impl<'k> Emitter<'k> {
                     "#tpu.dot_dimension_numbers<[1], [0], [0], [1], [0, 0, 1, 1], [], []>"
                 };
                 self.line(&format!(
-                    "{res} = tpu.matmul {}, {}, {zero} {{dimension_numbers = {dims}}} : {}, {}, {rty} -> {rty} {l}",
+                    "{res} = tpu.matmul {}, {}, {zero} {{dimension_numbers = {dims}, transpose_lhs_hint = false}} : {}, {}, {rty} -> {rty} {l}",
                     self.name(*lhs),
                     self.name(*rhs),
                     type_str(self.ty(*lhs)),
