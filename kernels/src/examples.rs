@@ -10,9 +10,9 @@ use rpa_dsl::prelude::*;
 #[tpu_kernel(grid = [rows / 8], semantics = [parallel])]
 pub fn elementwise_add(
     #[comptime] rows: usize,
-    #[block([8, 128], |i| [i, 0])] x: In<f32, [rows, 128]>,
-    #[block([8, 128], |i| [i, 0])] y: In<f32, [rows, 128]>,
-    #[block([8, 128], |i| [i, 0])] o: Out<f32, [rows, 128]>,
+    #[block([8, 128], |i| [i, 0])] x: In![f32, [rows, 128]],
+    #[block([8, 128], |i| [i, 0])] y: In![f32, [rows, 128]],
+    #[block([8, 128], |i| [i, 0])] o: Out![f32, [rows, 128]],
 ) {
     o.store(x.load() + y.load());
 }
@@ -28,10 +28,10 @@ pub fn tiled_matmul(
     #[comptime] bn: usize,
     #[comptime] bk: usize,
     #[comptime] dtype: DType,
-    #[block([bm, bk], |i, j, kk| [i, kk])] x: In<dtype, [m, k]>,
-    #[block([bk, bn], |i, j, kk| [kk, j])] y: In<dtype, [k, n]>,
-    #[block([bm, bn], |i, j, kk| [i, j])] o: Out<dtype, [m, n]>,
-    acc: Vmem<f32, [bm, bn]>,
+    #[block([bm, bk], |i, j, kk| [i, kk])] x: In![dtype, [m, k]],
+    #[block([bk, bn], |i, j, kk| [kk, j])] y: In![dtype, [k, n]],
+    #[block([bm, bn], |i, j, kk| [i, j])] o: Out![dtype, [m, n]],
+    acc: Vmem![f32, [bm, bn]],
 ) {
     let kk = program_id(2);
     if kk == 0 {
@@ -48,12 +48,12 @@ pub fn tiled_matmul(
 #[tpu_kernel]
 pub fn double_buffered_scale(
     #[comptime] blocks: usize,
-    src: In<f32, [blocks * 8, 128]>,
-    dst: Out<f32, [blocks * 8, 128]>,
-    buf: Vmem<f32, [2, 8, 128]>,
-    out: Vmem<f32, [8, 128]>,
-    sems: DmaSems<[2]>,
-    out_sem: DmaSems<[1]>,
+    src: In![f32, [blocks * 8, 128]],
+    dst: Out![f32, [blocks * 8, 128]],
+    buf: Vmem![f32, [2, 8, 128]],
+    out: Vmem![f32, [8, 128]],
+    sems: DmaSems<2>,
+    out_sem: DmaSems<1>,
 ) {
     copy(src.ds(0, 8), buf.at(0), sems.at(0)).start();
     for i in 0..blocks {
@@ -72,8 +72,8 @@ pub fn double_buffered_scale(
 pub fn row_softmax(
     #[comptime] rows: usize,
     #[comptime] cols: usize,
-    #[block([8, cols], |i| [i, 0])] x: In<f32, [rows, cols]>,
-    #[block([8, cols], |i| [i, 0])] o: Out<f32, [rows, cols]>,
+    #[block([8, cols], |i| [i, 0])] x: In![f32, [rows, cols]],
+    #[block([8, cols], |i| [i, 0])] o: Out![f32, [rows, cols]],
 ) {
     let v = x.load();
     let e = (v - v.reduce_max(1)).exp();

@@ -4,6 +4,8 @@
 //! This module holds the public options, the cache layout helpers, the plain-Rust reference and
 //! the input validation. The kernels themselves are written in the DSL.
 
+pub mod kernel;
+pub mod launch;
 pub mod layout;
 pub mod reference;
 pub mod testing;

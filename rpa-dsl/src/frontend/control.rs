@@ -68,7 +68,10 @@ impl<C: Condition> If<C> {
         }
         If { cond, loc, then_body: None, result: None, _c: PhantomData }
     }
+}
 
+// No `Condition` bound here: a bad condition is reported once, at `If::begin`.
+impl<C> If<C> {
     /// Whether the then-branch is to be built.
     pub fn then_branch(&self) -> bool {
         match self.cond {
@@ -183,6 +186,71 @@ impl If<Scalar> {
             let t = b.var_type(var).clone();
             T::from_ir(b.emit(Op::VarGet { var }, loc, t).expect("var_get has a result"))
         })
+    }
+}
+
+// The value form of `if` as `#[tpu_kernel]` generates it. These traits (rather than the inherent
+// `yield_*`/`end_value` methods) let the condition's type be inferred after the `if`: with
+// `x > 3`, the literal's type, hence `If<C>`'s `C`, is only known at the end of type checking.
+
+/// A branch value of an `if` used as a value.
+#[doc(hidden)]
+pub trait IfBranch<T> {
+    type Out;
+    fn __rpa_then(&mut self, v: T) -> Self::Out;
+    fn __rpa_else(&mut self, v: T) -> Self::Out;
+}
+impl<T> IfBranch<T> for If<bool> {
+    type Out = T;
+    fn __rpa_then(&mut self, v: T) -> T {
+        self.yield_then(v)
+    }
+    fn __rpa_else(&mut self, v: T) -> T {
+        self.yield_else(v)
+    }
+}
+impl<T: IfValue> IfBranch<T> for If<Scalar> {
+    type Out = T::Out;
+    fn __rpa_then(&mut self, v: T) -> T::Out {
+        self.yield_then(v)
+    }
+    fn __rpa_else(&mut self, v: T) -> T::Out {
+        self.yield_else(v)
+    }
+}
+
+/// Closes an `if` used as a value.
+#[doc(hidden)]
+pub trait IfResult<A, B> {
+    /// The values come as one tuple, so that both branch types are known before they are
+    /// required to agree (and a mismatch is reported with the message of `BranchesAgree`).
+    fn __rpa_result(self, values: (Option<A>, Option<B>)) -> A;
+}
+impl<A: BranchesAgree<B>, B> IfResult<A, B> for If<bool> {
+    fn __rpa_result(self, (then_value, else_value): (Option<A>, Option<B>)) -> A {
+        self.end_value(then_value, else_value.map(A::__rpa_same))
+    }
+}
+impl<A: FromValue + BranchesAgree<B>, B> IfResult<A, B> for If<Scalar> {
+    fn __rpa_result(self, (then_value, else_value): (Option<A>, Option<B>)) -> A {
+        self.end_value(then_value, else_value.map(A::__rpa_same))
+    }
+}
+
+/// The two branches of an `if` used as a value have one type.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the branches of this `if` produce different types: `{Self}` and `{B}`",
+    label = "this branch produces `{B}`, the other `{Self}`",
+    note = "both branches of an `if` used as a value must have one type; an `if` on a runtime condition \
+            merges `Scalar`s or `Tile`s, and only an `if` on a comptime `bool` can choose other values"
+)]
+pub trait BranchesAgree<B> {
+    fn __rpa_same(b: B) -> Self;
+}
+impl<T> BranchesAgree<T> for T {
+    fn __rpa_same(b: T) -> T {
+        b
     }
 }
 

@@ -200,6 +200,23 @@ pub fn dma_sems(name: &str, shape: &[usize]) -> Sems {
     Sems::from_value(add_param(name, Role::Scratch, Type::Sem { shape: shape.to_vec() }, None, None, None, loc))
 }
 
+/// Grid index `k` for an index map whose closure takes `arity` indices (`#[block(.., |i, j| ..)]`).
+/// A closure taking more indices than the grid has is an error (the extra ones read as 0).
+#[track_caller]
+pub fn grid_index(grid: &[Scalar], k: usize, arity: usize) -> Scalar {
+    match grid.get(k) {
+        Some(&g) => g,
+        None => {
+            let loc = Loc::caller();
+            if k == grid.len() {
+                let msg = format!("the index map takes {arity} grid indices, but the grid has rank {}", grid.len());
+                with(|b| b.error(loc, None, msg));
+            }
+            block_index(0)
+        }
+    }
+}
+
 /// Converts one element of an index map's result array.
 #[track_caller]
 pub fn block_index(i: impl IntoIndex) -> Scalar {

@@ -1,0 +1,467 @@
+//! The Ragged Paged Attention kernel, written in the rpa DSL.
+//!
+//! One source, three compiled specialisations (`RpaCase`: decode, prefill, mixed), each one launch
+//! over its range of sequences. Read it top to bottom as the paper's algorithm:
+//!
+//! 1. **Loop nest** — sequences → q blocks → kv blocks → compute sub-tiles → kv heads.
+//! 2. **Fine-grained ragged fetch** — a kv block is the part already in the cache, fetched page by
+//!    page with exact (runtime) sizes, plus the part that is new, fetched straight from the new K/V.
+//!    Only rows a query can see are fetched: kv blocks in the causal future or outside the sliding
+//!    window are skipped.
+//! 3. **Software pipeline** — while kv block `n` is computed, block `n + 1` (which may belong to the
+//!    next q block or the next sequence) is already on its way into the other VMEM slot; q blocks and
+//!    output blocks are double-buffered the same way.
+//! 4. **Online softmax** — FlashAttention's running max `m`, sum `l` and accumulator, per kv head,
+//!    with the GQA query heads of a kv head folded into the matmul rows.
+//! 5. **Fused KV-cache update** — after the last q block that uses a kv block, its new rows are
+//!    written from VMEM into their cache pages; a slot is not refilled before that write has landed.
+//!
+//! Layouts (prepared by the launcher): queries and output `[Hkv, T, G, Dp]` (kv-head-major, head_dim
+//! padded to 128 lanes), new K/V merged like cache rows `[T, C/p, p, Dp]`, the cache
+//! `[pages, page_size, C/p, p, Dp]` with `C = 2·Hkv` combined heads (K of head h at `2h`, V at
+//! `2h + 1`) packed `p` to a 32-bit word.
+
+use super::{BlockSizes, RpaCase};
+use rpa_dsl::prelude::*;
+
+/// Everything the kernel is specialised on (comptime).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RpaConfig {
+    pub case: RpaCase,
+    pub blocks: BlockSizes,
+    pub max_num_seqs: usize,
+    pub pages_per_seq: usize,
+    pub total_pages: usize,
+    pub page_size: usize,
+    pub max_num_tokens: usize,
+    pub num_kv_heads: usize,
+    /// Query heads per kv head (GQA group).
+    pub group: usize,
+    /// head_dim padded to 128 lanes.
+    pub head_dim: usize,
+    pub q_dtype: DType,
+    pub kv_dtype: DType,
+    pub causal: bool,
+    pub update_kv_cache: bool,
+    /// `sm_scale · k_scale · q_scale`, applied to the logits.
+    pub logit_scale: f64,
+    pub v_scale: Option<f64>,
+    pub q_scale: Option<f64>,
+    pub sliding_window: Option<usize>,
+    pub soft_cap: Option<f64>,
+    pub mask_value: f64,
+    /// Static q_len of the prefill case.
+    pub chunk_prefill_size: usize,
+    pub vmem_limit: Option<usize>,
+}
+
+impl RpaConfig {
+    /// Combined K/V heads per cache row, rounded up to the packing.
+    pub fn combined_heads(&self) -> usize {
+        (2 * self.num_kv_heads).div_ceil(self.kv_dtype.packing()) * self.kv_dtype.packing()
+    }
+    /// 32-bit words per cache row and lane (`C / p`).
+    pub fn row_words(&self) -> usize {
+        self.combined_heads() / self.kv_dtype.packing()
+    }
+    pub fn name(&self) -> String {
+        let case = match self.case {
+            RpaCase::Decode => "decode",
+            RpaCase::Prefill => "prefill",
+            RpaCase::Mixed => "mixed",
+        };
+        let b = self.blocks;
+        format!("rpa_{case}_p{}_bq{}_{}_bkv{}_{}", self.page_size, b.bq, b.bq_compute, b.bkv, b.bkv_compute)
+    }
+}
+
+// Slots of the `state` SMEM scratch: pipeline bookkeeping that lives across loop iterations.
+const KV_SLOT: usize = 0; // which bkv slot holds the current kv block
+const Q_SLOT: usize = 1; // which bq slot holds the current q block
+const O_SLOT: usize = 2; // which bo slot the next output block uses
+const KV_ROWS: usize = 3; // [3, 4]: rows fetched into each bkv slot (the wait's byte count)
+const O_ROWS: usize = 7; // [7, 8]: tokens being sent from each bo slot
+const UPD_ROWS: usize = 9; // [9, 10]: rows being written to the cache from each bkv slot
+const STATE_LEN: usize = 11;
+
+// Rows of the semaphore array.
+const SEM_KV: usize = 0;
+const SEM_Q: usize = 1;
+const SEM_O: usize = 2;
+const SEM_UPD: usize = 3;
+
+/// Where a sequence's tokens are: `(q_start, q_len, kv_len)`.
+#[tpu_fn]
+fn seq_bounds(cfg: &RpaConfig, kv_lens: Ref<Smem>, cu_q_lens: Ref<Smem>, seq: Scalar) -> (Scalar, Scalar, Scalar) {
+    let q_start = cu_q_lens.get(seq);
+    let q_len = match cfg.case {
+        RpaCase::Decode => Scalar::constant(I32, 1.0),
+        RpaCase::Prefill => Scalar::constant(I32, cfg.chunk_prefill_size as f64),
+        RpaCase::Mixed => cu_q_lens.get(seq + 1) - q_start,
+    };
+    (q_start, q_len, kv_lens.get(seq))
+}
+
+/// The kv blocks q block `bq_idx` needs: `[start, end)`. Blocks in the causal future of the whole
+/// q block, or entirely before the sliding window of its first query, are skipped.
+#[tpu_fn]
+fn kv_block_range(cfg: &RpaConfig, q_len: Scalar, kv_len: Scalar, bq_idx: Scalar) -> (Scalar, Scalar) {
+    let bq = cfg.blocks.bq as i32;
+    let bkv = cfg.blocks.bkv as i32;
+    let cached_len = kv_len - q_len;
+    let visible_end = if cfg.causal { min(kv_len, cached_len + (bq_idx + 1) * bq) } else { kv_len };
+    let end = cdiv(visible_end, bkv);
+    let start = match cfg.sliding_window {
+        Some(w) => max(cached_len + bq_idx * bq - (w as i32 - 1), 0) / bkv,
+        None => Scalar::constant(I32, 0.0),
+    };
+    (start, end)
+}
+
+/// How many rows of kv block `bkv_idx` the q block needs (up to its causal horizon).
+#[tpu_fn]
+fn kv_block_rows(cfg: &RpaConfig, q_len: Scalar, kv_len: Scalar, bq_idx: Scalar, bkv_idx: Scalar) -> Scalar {
+    let bq = cfg.blocks.bq as i32;
+    let bkv = cfg.blocks.bkv as i32;
+    let visible_end = if cfg.causal { min(kv_len, kv_len - q_len + (bq_idx + 1) * bq) } else { kv_len };
+    min(visible_end - bkv_idx * bkv, bkv)
+}
+
+/// Starts fetching kv block `bkv_idx` of `seq` (as q block `bq_idx` sees it) into bkv slot `slot`:
+/// the cached rows page by page, then the new rows from `kv_new`, all on one semaphore.
+#[tpu_fn]
+fn start_kv_fetch(
+    cfg: &RpaConfig,
+    (kv_lens, page_indices, cu_q_lens): (Ref<Smem>, Ref<Smem>, Ref<Smem>),
+    (kv_new, kv_cache, bkv_buf): (Ref<Hbm>, Ref<Hbm>, Ref<Vmem>),
+    (sems, state): (Sems, Ref<Smem>),
+    (seq, bq_idx, bkv_idx, slot): (Scalar, Scalar, Scalar, Scalar),
+) {
+    let ps = cfg.page_size as i32;
+    let bkv = cfg.blocks.bkv as i32;
+    let (q_start, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
+    let cached_len = kv_len - q_len;
+    let block_start = bkv_idx * bkv;
+    let rows = kv_block_rows(cfg, q_len, kv_len, bq_idx, bkv_idx);
+    let from_cache = if cfg.update_kv_cache { min(max(cached_len - block_start, 0), rows) } else { rows };
+    let from_new = rows - from_cache;
+    let dst = bkv_buf.at(slot);
+    let sem = sems.at(SEM_KV).at(slot);
+    let last_page = cdiv(kv_len, ps) - 1;
+    #[unroll]
+    for i in 0..cfg.blocks.bkv / cfg.page_size {
+        let size = min(max(from_cache - i as i32 * ps, 0), ps);
+        let page_no = min(block_start / ps + i as i32, last_page);
+        let page = page_indices.get(seq * cfg.pages_per_seq as i32 + page_no);
+        copy(kv_cache.at(page).ds(0, size), dst.ds(i * cfg.page_size, size), sem).start();
+    }
+    // (With no new rows the start is clamped into range; the copy is empty.)
+    let new_row = q_start + max(block_start + from_cache - cached_len, 0);
+    copy(kv_new.ds(new_row, from_new), dst.ds(from_cache, from_new), sem).start();
+    state.set(KV_ROWS + slot, rows);
+}
+
+/// Waits for the kv block in `slot`: one wait for all of its rows' bytes.
+#[tpu_fn]
+fn wait_kv_fetch(bkv_buf: Ref<Vmem>, sems: Sems, state: Ref<Smem>, slot: Scalar) {
+    let rows = state.get(KV_ROWS + slot);
+    let block = bkv_buf.at(slot).ds(0, rows);
+    copy(block, block, sems.at(SEM_KV).at(slot)).wait();
+}
+
+/// Waits for the cache update that is still reading `slot`, if any.
+#[tpu_fn]
+fn wait_cache_update(bkv_buf: Ref<Vmem>, sems: Sems, state: Ref<Smem>, slot: Scalar) {
+    let rows = state.get(UPD_ROWS + slot);
+    if rows > 0 {
+        let block = bkv_buf.at(slot).ds(0, rows);
+        copy(block, block, sems.at(SEM_UPD).at(slot)).wait();
+        state.set(UPD_ROWS + slot, 0);
+    }
+}
+
+/// Fused KV-cache update: writes the new rows of the kv block in `slot` (`bkv_idx` of `seq`) from
+/// VMEM into their pages.
+#[tpu_fn]
+fn start_cache_update(
+    cfg: &RpaConfig,
+    (kv_lens, page_indices, cu_q_lens): (Ref<Smem>, Ref<Smem>, Ref<Smem>),
+    (kv_cache_out, bkv_buf): (Ref<Hbm>, Ref<Vmem>),
+    (sems, state): (Sems, Ref<Smem>),
+    (seq, bkv_idx, slot): (Scalar, Scalar, Scalar),
+) {
+    let ps = cfg.page_size as i32;
+    let bkv = cfg.blocks.bkv as i32;
+    let (_q_start, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
+    let block_start = bkv_idx * bkv;
+    let block_end = min(block_start + bkv, kv_len);
+    // New rows are the positions [kv_len - q_len, kv_len); those of this block:
+    let first_new = max(kv_len - q_len, block_start);
+    let src = bkv_buf.at(slot);
+    let sem = sems.at(SEM_UPD).at(slot);
+    let last_page = cdiv(kv_len, ps) - 1;
+    #[unroll]
+    for i in 0..cfg.blocks.bkv / cfg.page_size {
+        let page_start = block_start + i as i32 * ps;
+        let lo = min(max(first_new, page_start), page_start + ps);
+        let size = max(min(block_end, page_start + ps) - lo, 0);
+        let page_no = min(page_start / ps, last_page);
+        let page = page_indices.get(seq * cfg.pages_per_seq as i32 + page_no);
+        copy(src.ds(lo - block_start, size), kv_cache_out.at(page).ds(lo - page_start, size), sem).start();
+    }
+    state.set(UPD_ROWS + slot, max(block_end - first_new, 0));
+}
+
+/// The next kv block of the pipeline after `(seq, bq_idx, bkv_idx)`: the next block of this q
+/// block, else the first block of the next q block, else of the next sequence. `valid` is false at
+/// the very end.
+#[tpu_fn]
+fn next_kv_block(
+    cfg: &RpaConfig,
+    (kv_lens, cu_q_lens): (Ref<Smem>, Ref<Smem>),
+    (seq, bq_idx, bkv_idx, seq_end): (Scalar, Scalar, Scalar, Scalar),
+) -> (Scalar, Scalar, Scalar, Scalar) {
+    let (_q_start, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
+    let (_start, end) = kv_block_range(cfg, q_len, kv_len, bq_idx);
+    let num_bq = cdiv(q_len, cfg.blocks.bq as i32);
+    let mut n_seq = seq;
+    let mut n_bq = bq_idx;
+    let mut n_bkv = bkv_idx + 1;
+    let mut valid = Scalar::constant(Bool, 1.0);
+    if bkv_idx + 1 >= end {
+        if bq_idx + 1 < num_bq {
+            n_bq = bq_idx + 1;
+            let (s, _e) = kv_block_range(cfg, q_len, kv_len, bq_idx + 1);
+            n_bkv = s;
+        } else {
+            n_seq = seq + 1;
+            n_bq = Scalar::constant(I32, 0.0);
+            if seq + 1 < seq_end {
+                let (_qs, nq_len, nkv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq + 1);
+                let (s, _e) = kv_block_range(cfg, nq_len, nkv_len, n_bq);
+                n_bkv = s;
+            } else {
+                valid = Scalar::constant(Bool, 0.0);
+            }
+        }
+    }
+    (n_seq, n_bq, n_bkv, valid)
+}
+
+/// Unpacks element `part` of each 32-bit word (the `p` packed dtype values of a cache row) as f32.
+#[tpu_fn]
+fn unpack(words: Tile, part: usize, dtype: DType) -> Tile {
+    let bits = dtype.bits();
+    if bits == 32 {
+        words.bitcast(dtype)
+    } else if dtype == Bf16 {
+        // A bf16 is the high half of the f32 with the same value.
+        if part == 0 {
+            (words << 16u32).bitcast(F32)
+        } else {
+            (words & 0xffff_0000u32).bitcast(F32)
+        }
+    } else {
+        let narrow = (words >> (part * bits) as u32) & ((1u32 << bits) - 1);
+        narrow.cast(dtype.same_width_uint()).bitcast(dtype).cast(F32)
+    }
+}
+
+/// K and V rows `[rows_start, rows_start + n)` of kv head `h` from a bkv slot, as f32 `[n, Dp]`:
+/// a strided load picks the head's word in every token row (no relayout), then unpacking splits
+/// the word into K and V.
+#[tpu_fn]
+fn load_kv(cfg: &RpaConfig, slot_buf: Ref<Vmem>, h: usize, rows_start: usize, n: usize) -> (Tile, Tile) {
+    let p = cfg.kv_dtype.packing();
+    let words = cfg.row_words();
+    let dp = cfg.head_dim;
+    if p == 1 {
+        let rows = slot_buf.reshape(&[cfg.blocks.bkv * words, dp]);
+        let k = rows.load_strided(rows_start * words + 2 * h, n, words);
+        let v = rows.load_strided(rows_start * words + 2 * h + 1, n, words);
+        (k.cast(F32), v.cast(F32))
+    } else {
+        let rows = slot_buf.bitcast(U32).reshape(&[cfg.blocks.bkv * words, dp]);
+        let w = rows.load_strided(rows_start * words + (2 * h) / p, n, words);
+        (unpack(w, (2 * h) % p, cfg.kv_dtype), unpack(w, (2 * h + 1) % p, cfg.kv_dtype))
+    }
+}
+
+/// The masked, scaled, soft-capped logits of one (q sub-tile, kv sub-tile, kv head).
+#[tpu_fn]
+fn logits(
+    cfg: &RpaConfig,
+    q: Tile,
+    k: Tile,
+    (q_pos0, k_pos0, k_end): (Scalar, Scalar, Scalar),
+    (rows, cols): (usize, usize),
+) -> Tile {
+    let mut s = matmul_t(q, k) * cfg.logit_scale;
+    if let Some(cap) = cfg.soft_cap {
+        s = (s * (1.0 / cap)).tanh() * cap;
+    }
+    // Row r is query token r / G (GQA folded into rows); column c is key position k_pos0 + c.
+    let q_pos = iota(I32, &[rows, cols], 0) / cfg.group as i32 + q_pos0;
+    let k_pos = iota(I32, &[rows, cols], 1) + k_pos0;
+    let mut visible = k_pos < k_end;
+    if cfg.causal && cfg.case != RpaCase::Decode {
+        visible = visible & (k_pos <= q_pos);
+    }
+    if let Some(w) = cfg.sliding_window {
+        visible = visible & (k_pos > q_pos - w as i32);
+    }
+    select(visible, s, cfg.mask_value as f32)
+}
+
+/// Ragged paged attention over the sequences of one case, with the fused KV-cache update.
+#[tpu_kernel(name = cfg.name(), vmem_limit = cfg.vmem_limit.unwrap_or(100 << 20))]
+pub fn rpa_kernel(
+    #[comptime] cfg: &RpaConfig,
+    kv_lens: Prefetch![i32, [cfg.max_num_seqs]],
+    page_indices: Prefetch![i32, [cfg.max_num_seqs * cfg.pages_per_seq]],
+    cu_q_lens: Prefetch![i32, [cfg.max_num_seqs + 1]],
+    distribution: Prefetch![i32, [3]],
+    q: In![cfg.q_dtype, [cfg.num_kv_heads, cfg.max_num_tokens, cfg.group, cfg.head_dim]],
+    kv_new: In![cfg.kv_dtype, [cfg.max_num_tokens, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
+    kv_cache: In![cfg.kv_dtype, [cfg.total_pages, cfg.page_size, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
+    #[alias(q)] o: Out![cfg.q_dtype, [cfg.num_kv_heads, cfg.max_num_tokens, cfg.group, cfg.head_dim]],
+    #[alias(kv_cache)] kv_cache_out: Out![cfg.kv_dtype, [cfg.total_pages, cfg.page_size, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
+    bkv_buf: Vmem![cfg.kv_dtype, [2, cfg.blocks.bkv, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
+    bq_buf: Vmem![cfg.q_dtype, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, cfg.head_dim]],
+    bo_buf: Vmem![cfg.q_dtype, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, cfg.head_dim]],
+    m_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, 128]],
+    l_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, 128]],
+    acc_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, cfg.head_dim]],
+    sems: DmaSems<4, 2>,
+    state: Smem![i32, [STATE_LEN]],
+) {
+    let bq = cfg.blocks.bq;
+    let bkv = cfg.blocks.bkv;
+    let (g, dp, hkv) = (cfg.group, cfg.head_dim, cfg.num_kv_heads);
+    let (seq_begin, seq_end) = match cfg.case {
+        RpaCase::Decode => (Scalar::constant(I32, 0.0), distribution.get(0)),
+        RpaCase::Prefill => (distribution.get(0), distribution.get(1)),
+        RpaCase::Mixed => (distribution.get(1), distribution.get(2)),
+    };
+    let smem = (kv_lens, page_indices, cu_q_lens);
+    let hbm = (kv_new, kv_cache, bkv_buf);
+    let sync = (sems, state);
+    #[unroll]
+    for i in 0..STATE_LEN {
+        state.set(i, 0);
+    }
+
+    // Prologue: the first kv block and the first q block of the case.
+    if seq_begin < seq_end {
+        let (_qs, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq_begin);
+        let (first, _end) = kv_block_range(cfg, q_len, kv_len, Scalar::constant(I32, 0.0));
+        start_kv_fetch(cfg, smem, hbm, sync, (seq_begin, Scalar::constant(I32, 0.0), first, Scalar::constant(I32, 0.0)));
+    }
+
+    for seq in seq_begin..seq_end {
+        let (q_start, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
+        let num_bq = cdiv(q_len, bq as i32);
+        for bq_idx in 0..num_bq {
+            // The q block: its tokens, fetched with their exact count.
+            let q_slot = state.get(Q_SLOT);
+            let tok0 = q_start + bq_idx * bq as i32;
+            let tokens = min(q_len - bq_idx * bq as i32, bq as i32);
+            let q_block = bq_buf.at(q_slot).view(&[full_dim(), ds(0, tokens)]);
+            copy(q.view(&[full_dim(), ds(tok0, tokens)]), q_block, sems.at(SEM_Q).at(q_slot)).start_and_wait();
+
+            // Online softmax state, per kv head.
+            m_ref.store(full(&[hkv, bq * g, 128], f32::NEG_INFINITY, F32));
+            l_ref.store(zeros(&[hkv, bq * g, 128], F32));
+            acc_ref.store(zeros(&[hkv, bq * g, dp], F32));
+
+            let (kv_start, kv_end) = kv_block_range(cfg, q_len, kv_len, bq_idx);
+            for bkv_idx in kv_start..kv_end {
+                let slot = state.get(KV_SLOT);
+                // Pipeline: start the next kv block into the other slot (once its pending cache
+                // write has landed), then wait for this one.
+                let (n_seq, n_bq, n_bkv, more) = next_kv_block(cfg, (kv_lens, cu_q_lens), (seq, bq_idx, bkv_idx, seq_end));
+                if more {
+                    wait_cache_update(bkv_buf, sems, state, 1 - slot);
+                    start_kv_fetch(cfg, smem, hbm, sync, (n_seq, n_bq, n_bkv, 1 - slot));
+                }
+                wait_kv_fetch(bkv_buf, sems, state, slot);
+                let rows = state.get(KV_ROWS + slot);
+                let slot_buf = bkv_buf.at(slot);
+
+                #[unroll]
+                for c in 0..bkv / cfg.blocks.bkv_compute {
+                    let csz = cfg.blocks.bkv_compute;
+                    if c * csz < rows {
+                        #[unroll]
+                        for h in 0..hkv {
+                            let qh = bq_buf.at(q_slot).at(h).load().reshape(&[bq * g, dp]).cast(F32);
+                            let (k, v) = load_kv(cfg, slot_buf, h, c * csz, csz);
+                            // Rows past the fetched ones hold stale data: zero V so 0 · NaN cannot leak.
+                            let v = select(iota(I32, &[csz, dp], 0) + ((c * csz) as i32) < rows, v, 0.0);
+                            let k_pos0 = bkv_idx * bkv as i32 + (c * csz) as i32;
+                            let q_pos0 = kv_len - q_len + bq_idx * bq as i32;
+                            let s = logits(cfg, qh, k, (q_pos0, k_pos0, k_pos0 - (c * csz) as i32 + rows), (bq * g, csz));
+                            let m_prev = m_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
+                            let l_prev = l_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
+                            let m_new = max(m_prev, s.reduce_max(1));
+                            let p = (s - m_new).exp();
+                            let alpha = (m_prev - m_new).exp();
+                            let l_new = alpha * l_prev + p.reduce_sum(1);
+                            let mut pv = matmul(p, v);
+                            if let Some(vs) = cfg.v_scale {
+                                pv = pv * vs;
+                            }
+                            acc_ref.at(h).store(acc_ref.at(h).load() * alpha + pv);
+                            m_ref.at(h).store(m_new.broadcast_to(&[bq * g, 128]));
+                            l_ref.at(h).store(l_new.broadcast_to(&[bq * g, 128]));
+                        }
+                    }
+                }
+
+                // Fused KV-cache update, after the last q block that uses this kv block.
+                if cfg.update_kv_cache {
+                    let last_user = if bq_idx + 1 < num_bq {
+                        let (next_start, _e) = kv_block_range(cfg, q_len, kv_len, bq_idx + 1);
+                        next_start > bkv_idx
+                    } else {
+                        Scalar::constant(Bool, 1.0)
+                    };
+                    if last_user {
+                        start_cache_update(cfg, smem, (kv_cache_out, bkv_buf), sync, (seq, bkv_idx, slot));
+                    }
+                }
+                state.set(KV_SLOT, 1 - slot);
+            }
+
+            // Finalize the q block: acc / l into the output buffer, then send it.
+            let o_slot = state.get(O_SLOT);
+            let pending = state.get(O_ROWS + o_slot);
+            if pending > 0 {
+                let sent = bo_buf.at(o_slot).view(&[full_dim(), ds(0, pending)]);
+                copy(sent, sent, sems.at(SEM_O).at(o_slot)).wait();
+            }
+            #[unroll]
+            for h in 0..hkv {
+                let l = l_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
+                let out = acc_ref.at(h).load() / l;
+                bo_buf.at(o_slot).at(h).store(out.cast(cfg.q_dtype).reshape(&[bq, g, dp]));
+            }
+            let out_block = bo_buf.at(o_slot).view(&[full_dim(), ds(0, tokens)]);
+            copy(out_block, o.view(&[full_dim(), ds(tok0, tokens)]), sems.at(SEM_O).at(o_slot)).start();
+            state.set(O_ROWS + o_slot, tokens);
+            state.set(O_SLOT, 1 - o_slot);
+            state.set(Q_SLOT, 1 - q_slot);
+        }
+    }
+
+    // Epilogue: drain the output sends and cache writes still in flight.
+    #[unroll]
+    for s in 0..2 {
+        let pending = state.get(O_ROWS + s);
+        if pending > 0 {
+            let sent = bo_buf.at(s).view(&[full_dim(), ds(0, pending)]);
+            copy(sent, sent, sems.at(SEM_O).at(s)).wait();
+        }
+        wait_cache_update(bkv_buf, sems, state, Scalar::constant(I32, s as f64));
+    }
+}

@@ -1,0 +1,152 @@
+//! The public entry point: validates, prepares the kernel layouts, chains the decode, prefill and
+//! mixed kernels over the same output and cache, and restores the caller's layout.
+
+use super::kernel::{rpa_kernel, RpaConfig};
+use super::layout::{align_to, merge_kv};
+use super::reference::RpaInputs;
+use super::validate::{validate_block_sizes, validate_dynamic, validate_static, RpaError};
+use super::{BlockSizes, RpaCase, RpaOptions};
+use rpa_dsl::interpret::{run, InterpretOptions, Stats};
+use rpa_dsl::{Array, DType, Kernel};
+
+/// What a call did, besides its results.
+#[derive(Clone, Debug, Default)]
+pub struct RpaReport {
+    /// Interpret-mode counters of each launched kernel (decode, prefill, mixed).
+    pub stats: Vec<(RpaCase, Stats)>,
+}
+
+impl RpaReport {
+    /// HBM bytes moved by all launches.
+    pub fn hbm_bytes(&self) -> u64 {
+        self.stats.iter().map(|(_, s)| s.hbm_bytes()).sum()
+    }
+}
+
+/// Default block sizes: valid for every shape (bkv and its sub-tile are whole pages, bq divides
+/// into its sub-tile), sized for interpret mode and small batches.
+pub fn default_block_sizes(case: RpaCase, page_size: usize, pages_per_seq: usize, chunk: Option<usize>) -> BlockSizes {
+    let pages = (128 / page_size).clamp(1, pages_per_seq.max(1));
+    let bkv = pages * page_size;
+    let bq = match case {
+        RpaCase::Decode => 1,
+        RpaCase::Prefill => chunk.unwrap_or(16).min(32),
+        RpaCase::Mixed => 16,
+    };
+    BlockSizes { bq, bkv, bq_compute: bq, bkv_compute: bkv }
+}
+
+/// The kernel configuration of one case for these inputs.
+pub fn config_for(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
+    let (hq, hkv, d) = (x.num_q_heads(), x.num_kv_heads(), x.head_dim());
+    let blocks = match case {
+        RpaCase::Decode => opts.decode_blocks,
+        RpaCase::Prefill => opts.prefill_blocks,
+        RpaCase::Mixed => opts.mixed_blocks,
+    }
+    .unwrap_or_else(|| default_block_sizes(case, x.page_size(), x.pages_per_seq(), opts.chunk_prefill_size));
+    RpaConfig {
+        case,
+        blocks,
+        max_num_seqs: x.max_num_seqs(),
+        pages_per_seq: x.pages_per_seq(),
+        total_pages: x.kv_cache.shape()[0],
+        page_size: x.page_size(),
+        max_num_tokens: x.queries.shape()[0],
+        num_kv_heads: hkv,
+        group: hq / hkv,
+        head_dim: align_to(d, 128),
+        q_dtype: x.queries.dtype(),
+        kv_dtype: x.kv_cache.dtype(),
+        causal: opts.causal,
+        update_kv_cache: opts.update_kv_cache,
+        logit_scale: opts.sm_scale * opts.k_scale.unwrap_or(1.0) * opts.q_scale.unwrap_or(1.0),
+        v_scale: opts.v_scale,
+        q_scale: opts.q_scale,
+        sliding_window: opts.sliding_window,
+        soft_cap: opts.soft_cap,
+        mask_value: opts.mask_value_for(x.queries.dtype()),
+        chunk_prefill_size: opts.chunk_prefill_size.unwrap_or(1),
+        vmem_limit: opts.vmem_limit,
+    }
+}
+
+/// Builds the kernel of one case.
+pub fn build(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> Result<Kernel, RpaError> {
+    let cfg = config_for(x, opts, case);
+    validate_block_sizes(case, cfg.blocks, cfg.page_size)?;
+    Ok(rpa_kernel(&cfg)?)
+}
+
+/// Queries `[T, Hq, D]` → `[Hkv, T, G, Dp]` (zero-padded head_dim), optionally quantized.
+pub fn prepare_queries(queries: &Array, hkv: usize, q_scale: Option<f64>, kv_dtype: DType) -> Array {
+    let (t, hq, d) = (queries.shape()[0], queries.shape()[1], queries.shape()[2]);
+    let (g, dp) = (hq / hkv, align_to(d, 128));
+    let mut out = Array::zeros(queries.dtype(), &[hkv, t, g, dp]);
+    let (lo, hi) = kv_dtype.finite_range();
+    for tok in 0..t {
+        for h in 0..hq {
+            for x in 0..d {
+                let src = (tok * hq + h) * d + x;
+                let dst = ((h / g * t + tok) * g + h % g) * dp + x;
+                match q_scale {
+                    None => out.bits_mut()[dst] = queries.bits()[src],
+                    // Quantize to the cache dtype (q / q_scale, clipped, rounded), keep the q dtype.
+                    Some(s) => out.set_f64(dst, kv_dtype.round((queries.get_f64(src) / s).clamp(lo, hi))),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `[Hkv, T, G, Dp]` → `[T, Hq, D]`.
+pub fn restore_output(o: &Array, d: usize) -> Array {
+    let (hkv, t, g, dp) = (o.shape()[0], o.shape()[1], o.shape()[2], o.shape()[3]);
+    let hq = hkv * g;
+    let mut out = Array::zeros(o.dtype(), &[t, hq, d]);
+    for tok in 0..t {
+        for h in 0..hq {
+            for x in 0..d {
+                out.bits_mut()[(tok * hq + h) * d + x] = o.bits()[((h / g * t + tok) * g + h % g) * dp + x];
+            }
+        }
+    }
+    out
+}
+
+/// Ragged paged attention on interpret mode: `(output [T, Hq, D], updated cache)`.
+pub fn ragged_paged_attention(x: &RpaInputs, opts: &RpaOptions) -> Result<(Array, Array, RpaReport), RpaError> {
+    validate_static(x, opts)?;
+    if opts.validate {
+        validate_dynamic(x, opts)?;
+    }
+    let hkv = x.num_kv_heads();
+    let mut q = prepare_queries(&x.queries, hkv, opts.q_scale, x.kv_cache.dtype());
+    let kv_new = merge_kv(&x.keys, &x.values);
+    let mut cache = x.kv_cache.clone();
+    let prefetch = |v: &[i32]| Array::from_i32(&[v.len()], v);
+    let [i, j, k] = x.distribution;
+    let mut report = RpaReport::default();
+    for (case, lo, hi) in [(RpaCase::Decode, 0, i), (RpaCase::Prefill, i, j), (RpaCase::Mixed, j, k)] {
+        if lo >= hi {
+            continue;
+        }
+        let kernel = build(x, opts, case)?;
+        let inputs = vec![
+            prefetch(&x.kv_lens),
+            prefetch(&x.page_indices),
+            prefetch(&x.cu_q_lens),
+            prefetch(&x.distribution),
+            q,
+            kv_new.clone(),
+            cache,
+        ];
+        let res = run(&kernel, &inputs, &InterpretOptions::default())?;
+        let mut outs = res.outputs.into_iter();
+        q = outs.next().expect("output");
+        cache = outs.next().expect("cache");
+        report.stats.push((case, res.stats));
+    }
+    Ok((restore_output(&q, x.head_dim()), cache, report))
+}

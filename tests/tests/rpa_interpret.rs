@@ -1,0 +1,264 @@
+//! The RPA kernels (written in the DSL) on interpret mode against the plain-Rust reference, over the
+//! upstream v3 test matrix: ragged batches with NaN in every cache slot that holds no token, outputs
+//! within the upstream tolerances, the updated cache bit-exact, and every other cache byte unchanged.
+
+use rpa_dsl::{Array, DType};
+use rpa_kernels::rpa::launch::ragged_paged_attention;
+use rpa_kernels::rpa::layout::cache_index;
+use rpa_kernels::rpa::reference::{self, RpaInputs};
+use rpa_kernels::rpa::testing::{make_batch, BatchSpec};
+use rpa_kernels::rpa::validate::RpaError;
+use rpa_kernels::rpa::{BlockSizes, RpaOptions};
+
+/// Upstream tolerance by bit width (atol = rtol).
+fn tolerance(dtype: DType) -> f64 {
+    if dtype.bits() == 32 {
+        0.15
+    } else {
+        0.2
+    }
+}
+
+/// Runs kernel and reference and checks outputs (valid tokens) and the whole cache.
+fn check(x: &RpaInputs, opts: &RpaOptions) -> f64 {
+    let (out, cache, _) = ragged_paged_attention(x, opts).unwrap_or_else(|e| panic!("{e}"));
+    let (want_out, want_cache) = reference::ragged_paged_attention(x, opts);
+    let n = x.cu_q_lens[x.distribution[2] as usize] as usize;
+    let row = x.num_q_heads() * x.head_dim();
+    let tol = tolerance(x.kv_cache.dtype()).max(tolerance(x.queries.dtype()));
+    let mut max_err = 0.0f64;
+    for i in 0..n * row {
+        let (a, b) = (out.get_f64(i), want_out.get_f64(i));
+        assert!(
+            (a - b).abs() <= tol + tol * b.abs(),
+            "output token {} head {} dim {}: kernel {a}, reference {b}",
+            i / row,
+            (i % row) / x.head_dim(),
+            i % x.head_dim()
+        );
+        max_err = max_err.max((a - b).abs());
+    }
+    // The cache: bit-exact everywhere (written slots and untouched bytes, NaN included).
+    assert_eq!(cache.shape(), want_cache.shape());
+    for i in 0..cache.len() {
+        assert_eq!(cache.bits()[i], want_cache.bits()[i], "cache element {i} differs");
+    }
+    max_err
+}
+
+fn spec(seq_lens: &[(usize, usize)], heads: (usize, usize), d: usize, ps: usize, dtype: DType) -> BatchSpec {
+    BatchSpec::new(seq_lens, heads, d, ps, dtype)
+}
+
+const BASIC: [(usize, usize); 3] = [(192, 328), (128, 180), (64, 255)];
+const DECODE_KV: [usize; 16] = [18, 129, 597, 122, 64, 322, 463, 181, 1107, 123, 31, 18, 1229, 229, 87, 1328];
+const PREFILL: [(usize, usize); 16] = [
+    (5, 18),
+    (15, 129),
+    (120, 597),
+    (100, 122),
+    (21, 64),
+    (32, 322),
+    (251, 463),
+    (40, 181),
+    (64, 1107),
+    (99, 123),
+    (10, 31),
+    (5, 18),
+    (3, 1229),
+    (120, 229),
+    (9, 87),
+    (2, 1328),
+];
+const MIXED: [(usize, usize); 16] = [
+    (5, 18),
+    (1, 129),
+    (120, 597),
+    (1, 122),
+    (1, 64),
+    (32, 322),
+    (251, 463),
+    (1, 181),
+    (1, 1107),
+    (99, 123),
+    (1, 31),
+    (5, 18),
+    (3, 1229),
+    (117, 229),
+    (1, 87),
+    (1, 1328),
+];
+
+fn small_heads_opts() -> RpaOptions {
+    RpaOptions { sm_scale: 1.0 / (128f64).sqrt(), ..Default::default() }
+}
+
+#[test]
+fn basic_f32_and_bf16_with_two_block_shapes_causal_and_not() {
+    for dtype in [DType::F32, DType::Bf16] {
+        for blocks in [BlockSizes { bq: 64, bkv: 256, bq_compute: 32, bkv_compute: 128 }, BlockSizes { bq: 60, bkv: 48, bq_compute: 30, bkv_compute: 48 }] {
+            for causal in [true, false] {
+                let x = make_batch(&spec(&BASIC, (4, 2), 128, 16, dtype));
+                let opts = RpaOptions { causal, mixed_blocks: Some(blocks), ..small_heads_opts() };
+                check(&x, &opts);
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_only() {
+    let lens: Vec<(usize, usize)> = DECODE_KV.iter().map(|&kv| (1, kv)).collect();
+    let mut x = make_batch(&spec(&lens, (8, 2), 128, 16, DType::F32));
+    let n = lens.len() as i32;
+    x.distribution = [n, n, n];
+    check(&x, &small_heads_opts());
+}
+
+#[test]
+fn prefill_only() {
+    let x = make_batch(&spec(&PREFILL, (8, 2), 128, 16, DType::Bf16));
+    check(&x, &small_heads_opts());
+}
+
+#[test]
+fn mixed() {
+    let x = make_batch(&spec(&MIXED, (8, 2), 128, 16, DType::F32));
+    check(&x, &small_heads_opts());
+}
+
+#[test]
+fn every_distribution_split_gives_the_same_answers() {
+    // decode seqs first, then chunked prefill (q_len 4), then mixed.
+    let lens = [(1, 40), (1, 9), (4, 30), (4, 4), (7, 70), (2, 2), (1, 17)];
+    let base = make_batch(&spec(&lens, (4, 1), 64, 8, DType::F32));
+    let opts = RpaOptions { chunk_prefill_size: Some(4), ..small_heads_opts() };
+    let mut results = Vec::new();
+    for dist in [[0, 0, 7], [2, 2, 7], [2, 4, 7]] {
+        let mut x = base.clone();
+        x.distribution = dist;
+        check(&x, &opts);
+        let (out, cache, _) = ragged_paged_attention(&x, &opts).unwrap();
+        results.push((out, cache));
+    }
+    for r in &results[1..] {
+        assert_eq!(r.1, results[0].1, "cache differs between distributions");
+        let n = 20 * 4 * 64;
+        for i in 0..n {
+            assert!((r.0.get_f64(i) - results[0].0.get_f64(i)).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn complex_head_shapes_and_head_dims() {
+    for (heads, d) in [((12, 2), 80), ((5, 1), 240), ((3, 3), 80)] {
+        for dtype in [DType::F32, DType::Bf16] {
+            let lens = [(7, 30), (1, 12), (13, 13), (3, 50), (20, 41)];
+            let x = make_batch(&spec(&lens, heads, d, 16, dtype));
+            check(&x, &RpaOptions { sm_scale: 1.0 / (d as f64).sqrt(), ..Default::default() });
+        }
+    }
+}
+
+#[test]
+fn sliding_window() {
+    for w in [None, Some(5), Some(128)] {
+        let lens = [(37, 300), (1, 129), (64, 64), (9, 200), (128, 257)];
+        let x = make_batch(&spec(&lens, (4, 4), 128, 16, DType::F32));
+        check(&x, &RpaOptions { sliding_window: w, ..small_heads_opts() });
+    }
+}
+
+#[test]
+fn soft_cap() {
+    for cap in [None, Some(50.0)] {
+        let x = make_batch(&spec(&[(20, 100), (1, 33)], (16, 2), 128, 16, DType::F32));
+        check(&x, &RpaOptions { soft_cap: cap, sm_scale: 4.0, ..Default::default() });
+    }
+}
+
+#[test]
+fn quantized_kv_cache() {
+    for kv in [DType::F8E5M2, DType::F8E4M3] {
+        for (ks, vs) in [(Some(0.5), Some(0.5)), (None, None)] {
+            let mut s = spec(&[(9, 40), (1, 17), (16, 16)], (8, 2), 128, 16, DType::Bf16);
+            s.kv_dtype = kv;
+            let x = make_batch(&s);
+            check(&x, &RpaOptions { k_scale: ks, v_scale: vs, ..small_heads_opts() });
+        }
+    }
+    let mut s = spec(&[(9, 40), (1, 17)], (8, 2), 128, 16, DType::Bf16);
+    s.kv_dtype = DType::F8E4M3;
+    let x = make_batch(&s);
+    check(&x, &RpaOptions { q_scale: Some(0.5), k_scale: Some(0.5), v_scale: Some(0.5), ..small_heads_opts() });
+}
+
+#[test]
+fn kv_share_reads_everything_from_the_cache() {
+    let lens = [(16, 16), (8, 24), (1, 33)];
+    let mut x = make_batch(&spec(&lens, (8, 1), 128, 16, DType::Bf16));
+    let (_, filled) = reference::ragged_paged_attention(&x, &RpaOptions::default());
+    x.kv_cache = filled;
+    let opts = RpaOptions { update_kv_cache: false, sm_scale: 1.0 / (128f64).sqrt(), ..Default::default() };
+    check(&x, &opts);
+    let (out_a, cache_a, _) = ragged_paged_attention(&x, &opts).unwrap();
+    assert_eq!(cache_a, x.kv_cache, "KV-share must not write the cache");
+    let mut y = x.clone();
+    y.keys = Array::zeros(x.keys.dtype(), x.keys.shape());
+    y.values = Array::filled(x.values.dtype(), x.values.shape(), 3.0);
+    let (out_b, _, _) = ragged_paged_attention(&y, &opts).unwrap();
+    let n = 25 * 8 * 128;
+    assert_eq!(&out_a.bits()[..n], &out_b.bits()[..n], "new K/V must not matter");
+    assert!(out_a.to_f64()[..n].iter().all(|v| v.is_finite() && *v != 0.0));
+}
+
+#[test]
+fn only_effective_bytes_move_for_decode() {
+    let lens: Vec<(usize, usize)> = DECODE_KV.iter().map(|&kv| (1, kv)).collect();
+    let (hq, hkv, d) = (32, 8, 128);
+    let mut x = make_batch(&spec(&lens, (hq, hkv), d, 16, DType::Bf16));
+    let n = lens.len() as i32;
+    x.distribution = [n, n, n];
+    let (_, _, report) = ragged_paged_attention(&x, &small_heads_opts()).unwrap();
+    // Minimum: every K/V row once, the queries in, the outputs out, the new K/V rows written.
+    let row = 2 * hkv * d * 2;
+    let kv_rows: usize = lens.iter().map(|l| l.1).sum();
+    let minimum = kv_rows * row + 2 * lens.len() * hq * d * 2 + lens.len() * row;
+    let ratio = report.hbm_bytes() as f64 / minimum as f64;
+    assert!(ratio <= 1.01, "decode moved {} bytes for a minimum of {minimum} (ratio {ratio:.4})", report.hbm_bytes());
+}
+
+#[test]
+fn bad_metadata_launches_nothing_and_names_the_sequence() {
+    let mut x = make_batch(&spec(&[(3, 10), (2, 7)], (4, 2), 128, 4, DType::F32));
+    x.kv_lens[1] = 1;
+    match ragged_paged_attention(&x, &RpaOptions::default()) {
+        Err(RpaError::Sequence { seq: 1, field: "kv_lens", .. }) => {}
+        other => panic!("expected a kv_lens error for sequence 1, got {other:?}"),
+    }
+}
+
+#[test]
+fn untouched_cache_bytes_are_bit_identical() {
+    let x = make_batch(&spec(&[(5, 21), (1, 3)], (2, 1), 64, 4, DType::Bf16));
+    let (_, cache, _) = ragged_paged_attention(&x, &RpaOptions::default()).unwrap();
+    let shape = x.cache_shape();
+    let pps = x.pages_per_seq();
+    let mut written = vec![false; cache.len()];
+    for (b, &(q, kv)) in [(5usize, 21usize), (1, 3)].iter().enumerate() {
+        for pos in kv - q..kv {
+            let page = x.page_indices[b * pps + pos / 4] as usize;
+            for c in 0..shape[2] * shape[3] {
+                for dd in 0..shape[4] {
+                    written[cache_index(&shape, page, pos % 4, c, dd)] = true;
+                }
+            }
+        }
+    }
+    for i in 0..cache.len() {
+        if !written[i] {
+            assert_eq!(cache.bits()[i], x.kv_cache.bits()[i], "byte {i} outside the written slots changed");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Deliberately wrong kernels: each is rejected (by the verifier or interpret mode) with a message
+//! that names the problem and the source line of the offending op or parameter.
+
+use rpa_dsl::interpret::{run, InterpretOptions};
+use rpa_dsl::ir::verify::verify;
+use rpa_dsl::prelude::*;
+use rpa_dsl::KernelError;
+
+fn interpret_err(k: &Kernel, inputs: &[Array]) -> KernelError {
+    run(k, inputs, &InterpretOptions::default()).expect_err("the kernel must be rejected")
+}
+
+const MISSING_WAIT_LINE: u32 = line!() + 11;
+#[tpu_kernel]
+fn missing_wait(
+    src: In![f32, [8, 128]],
+    dst: Out![f32, [8, 128]],
+    buf: Vmem![f32, [8, 128]],
+    sems: DmaSems<2>,
+) {
+    copy(src, buf, sems.at(0)).start();
+    copy(src, buf, sems.at(0)).wait();
+    buf.store(buf.load() + 1.0);
+    copy(buf, dst, sems.at(1)).start();
+}
+
+#[test]
+fn a_copy_that_is_never_waited_is_an_error_at_its_start() {
+    let err = interpret_err(&missing_wait().unwrap(), &[Array::zeros(DType::F32, &[8, 128])]);
+    assert!(err.first().message.contains("never waited"), "{err}");
+    assert_eq!(err.first().loc.line, MISSING_WAIT_LINE, "{err}");
+}
+
+const OOB_LINE: u32 = line!() + 9;
+#[tpu_kernel]
+fn out_of_bounds_dma(
+    src: In![f32, [16, 128]],
+    dst: Out![f32, [16, 128]],
+    buf: Vmem![f32, [16, 128]],
+    sems: DmaSems<1>,
+) {
+    copy(src.ds(0, 16), buf, sems.at(0)).start_and_wait();
+    copy(buf.ds(8, 16), dst, sems.at(0)).start_and_wait();
+}
+
+#[test]
+fn an_out_of_bounds_dma_is_an_error_at_its_line() {
+    let err = interpret_err(&out_of_bounds_dma().unwrap(), &[Array::zeros(DType::F32, &[16, 128])]);
+    assert!(err.first().message.contains("out of bounds"), "{err}");
+    assert!(err.first().message.contains("`buf`"), "{err}");
+    assert_eq!(err.first().loc.line, OOB_LINE, "{err}");
+}
+
+const UNBALANCED_LINE: u32 = line!() + 11;
+#[tpu_kernel]
+fn unbalanced_semaphore(
+    src: In![f32, [8, 128]],
+    dst: Out![f32, [8, 128]],
+    buf: Vmem![f32, [8, 128]],
+    sems: DmaSems<1>,
+) {
+    let c = copy(src, buf, sems.at(0));
+    c.start();
+    c.wait();
+    c.wait();
+    copy(buf, dst, sems.at(0)).start_and_wait();
+}
+
+#[test]
+fn waiting_for_bytes_never_signalled_is_an_error() {
+    let err = interpret_err(&unbalanced_semaphore().unwrap(), &[Array::zeros(DType::F32, &[8, 128])]);
+    assert!(err.first().message.contains("only 0 bytes were signalled"), "{err}");
+    assert_eq!(err.first().loc.line, UNBALANCED_LINE, "{err}");
+}
+
+const UNINIT_LINE: u32 = line!() + 9;
+#[tpu_kernel(grid = [2, 2], semantics = [parallel, arbitrary])]
+fn uninitialised_accumulator(
+    #[block([8, 128], |i, k| [i, k])] x: In![f32, [16, 256]],
+    #[block([8, 128], |i, k| [i, 0])] o: Out![f32, [16, 128]],
+    acc: Vmem![f32, [8, 128]],
+) {
+    // Bug: `acc` is never zeroed at k == 0.
+    let k = program_id(1);
+    acc.store(acc.load() + x.load());
+    if k == 1 {
+        o.store(acc.load());
+    }
+}
+
+#[test]
+fn reading_uninitialised_scratch_is_an_error_at_the_load() {
+    let err = interpret_err(&uninitialised_accumulator().unwrap(), &[Array::zeros(DType::F32, &[16, 256])]);
+    assert!(err.first().message.contains("uninitialised"), "{err}");
+    assert!(err.first().message.contains("`acc`"), "{err}");
+    assert_eq!(err.first().loc.line, UNINIT_LINE, "{err}");
+}
+
+const REVISIT_LINE: u32 = line!() + 4;
+#[tpu_kernel(grid = [4])]
+fn revisited_output(
+    #[block([8, 128], |i| [i, 0])] x: In![f32, [32, 128]],
+    #[block([8, 128], |i| [i % 2, 0])] o: Out![f32, [16, 128]],
+) {
+    o.store(x.load());
+}
+
+#[test]
+fn revisiting_an_output_block_is_an_error() {
+    let err = interpret_err(&revisited_output().unwrap(), &[Array::zeros(DType::F32, &[32, 128])]);
+    assert!(err.first().message.contains("revisited block [0, 0] of output `o`"), "{err}");
+    assert_eq!(err.first().loc.line, REVISIT_LINE, "{err}");
+}
+
+const VMEM_LINE: u32 = line!() + 5;
+#[tpu_kernel]
+fn vmem_hog(
+    src: In![f32, [8, 128]],
+    dst: Out![f32, [8, 128]],
+    big: Vmem![f32, [100, 1024, 256]],
+    sems: DmaSems<1>,
+) {
+    copy(src, big.at(0).ds(0, 8).view(&[full_dim(), ds(0, 128)]), sems.at(0)).start_and_wait();
+    copy(big.at(0).ds(0, 8).view(&[full_dim(), ds(0, 128)]), dst, sems.at(0)).start_and_wait();
+}
+
+#[test]
+fn vmem_over_budget_is_rejected_for_v7x_but_not_v6e() {
+    let k = vmem_hog().unwrap();
+    verify(&k, TpuTarget::V6e).expect("100 MiB fits the 128 MiB of a v6e");
+    let err = verify(&k, TpuTarget::V7x).unwrap_err();
+    assert!(err.to_string().contains("VMEM"), "{err}");
+    assert!(err.to_string().contains("v7x"), "{err}");
+    assert!(err.diagnostics.iter().any(|d| d.loc.line == VMEM_LINE || d.loc.line == VMEM_LINE - 3), "{err}");
+}
+
+const TILING_LINE: u32 = line!() + 3;
+#[tpu_kernel(grid = [4])]
+fn bad_tiling(
+    #[block([8, 100], |i| [i, 0])] x: In![f32, [32, 200]],
+    #[block([8, 100], |i| [i, 0])] o: Out![f32, [32, 200]],
+) {
+    o.store(x.load());
+}
+
+#[test]
+fn a_block_off_the_native_tiling_is_rejected() {
+    let k = bad_tiling().unwrap();
+    let err = verify(&k, TpuTarget::V5e).unwrap_err();
+    assert!(err.first().message.contains("[8, 100]"), "{err}");
+    assert!(err.first().message.contains("tiling"), "{err}");
+    assert_eq!(err.first().loc.line, TILING_LINE, "{err}");
+}
+
+#[test]
+fn a_build_time_type_error_names_the_op_and_line() {
+    let line = line!() + 4;
+    let err = rpa_dsl::frontend::build_kernel("bad_matmul", Loc::caller(), || {
+        let a = zeros(&[8, 128], F32);
+        let b = zeros(&[64, 128], F32);
+        let _ = matmul(a, b);
+    })
+    .unwrap_err();
+    assert_eq!(err.first().op.as_deref(), Some("matmul"));
+    assert!(err.first().message.contains("contraction mismatch"), "{err}");
+    assert_eq!(err.first().loc.line, line, "{err}");
+    assert!(err.to_string().contains("bad_matmul"), "{err}");
+}

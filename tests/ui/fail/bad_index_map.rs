@@ -1,0 +1,11 @@
+use rpa_dsl::prelude::*;
+
+#[tpu_kernel(grid = [2])]
+fn k(
+    #[block([8, 128], |i| vec![i, 0])] x: In<f32, {[16, 128]}>,
+    #[block([8, 128], |i| [i, 0])] o: Out<f32, {[16, 128]}>,
+) {
+    o.store(x.load());
+}
+
+fn main() {}
