@@ -39,6 +39,8 @@ pub struct RpaConfig {
     pub group: usize,
     /// head_dim padded to 128 lanes.
     pub head_dim: usize,
+    /// The model's head_dim (lanes past it are padding, whatever they hold).
+    pub head_dim_actual: usize,
     pub q_dtype: DType,
     pub kv_dtype: DType,
     pub causal: bool,
@@ -275,7 +277,7 @@ fn load_kv(cfg: &RpaConfig, slot_buf: Ref<Vmem>, h: usize, rows_start: usize, n:
     let p = cfg.kv_dtype.packing();
     let words = cfg.row_words();
     let dp = cfg.head_dim;
-    if p == 1 {
+    let (k, v) = if p == 1 {
         let rows = slot_buf.reshape(&[cfg.blocks.bkv * words, dp]);
         let k = rows.load_strided(rows_start * words + 2 * h, n, words);
         let v = rows.load_strided(rows_start * words + 2 * h + 1, n, words);
@@ -284,6 +286,13 @@ fn load_kv(cfg: &RpaConfig, slot_buf: Ref<Vmem>, h: usize, rows_start: usize, n:
         let rows = slot_buf.bitcast(U32).reshape(&[cfg.blocks.bkv * words, dp]);
         let w = rows.load_strided(rows_start * words + (2 * h) / p, n, words);
         (unpack(w, (2 * h) % p, cfg.kv_dtype), unpack(w, (2 * h + 1) % p, cfg.kv_dtype))
+    };
+    if cfg.head_dim_actual < dp {
+        // Padding lanes may hold anything (even NaN): zero them so they add nothing.
+        let real = iota(I32, &[n, dp], 1) < cfg.head_dim_actual as i32;
+        (select(real, k, 0.0), select(real, v, 0.0))
+    } else {
+        (k, v)
     }
 }
 

@@ -56,6 +56,7 @@ pub fn config_for(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig 
         num_kv_heads: hkv,
         group: hq / hkv,
         head_dim: align_to(d, 128),
+        head_dim_actual: d,
         q_dtype: x.queries.dtype(),
         kv_dtype: x.kv_cache.dtype(),
         causal: opts.causal,

@@ -1,6 +1,6 @@
 //! The interpreter rule of every op, and the grid loop.
 
-use super::memory::{is_init, read_bits, row_major_strides, write_bits, Addr, Buffer, Pack, View};
+use super::memory::{is_init, read_bits, row_major_strides, write_bits, Addr, Buffer, Footprint, Pack, View};
 use super::value::*;
 use super::{BlockState, Event, EventKind, InterpretOptions, Outcome, Stats};
 use crate::array::Array;
@@ -15,8 +15,8 @@ struct PendingDma {
     init: Vec<bool>,
     dst: View,
     src_buf: usize,
-    src_span: Option<(isize, isize)>,
-    dst_span: Option<(isize, isize)>,
+    src_fp: Footprint,
+    dst_fp: Footprint,
     bytes: u64,
     loc: Loc,
     started: u64,
@@ -937,18 +937,29 @@ impl<'k> Machine<'k> {
         Ok(())
     }
 
-    fn race(&self, buf: usize, span: Option<(isize, isize)>, check_src: bool, check_dst: bool) -> Option<&PendingDma> {
-        let (lo, hi) = span?;
-        self.pending.iter().find(|p| {
-            let hit = |s: Option<(isize, isize)>| s.is_some_and(|(a, b)| a <= hi && lo <= b);
-            (check_dst && p.dst.buf == buf && hit(p.dst_span)) || (check_src && p.src_buf == buf && hit(p.src_span))
+    /// The pending DMA whose destination (and, with `check_src`, source) shares an element with
+    /// view `v`, if any. Cheap coarse span test first; exact footprints only when spans overlap.
+    fn race(&self, v: &View, check_src: bool) -> Option<&PendingDma> {
+        let span = v.span()?;
+        let hit = |fp: &Footprint| fp.span.is_some_and(|(a, b)| a <= span.1 && span.0 <= b);
+        let candidates: Vec<&PendingDma> = self
+            .pending
+            .iter()
+            .filter(|p| (p.dst.buf == v.buf && hit(&p.dst_fp)) || (check_src && p.src_buf == v.buf && hit(&p.src_fp)))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let fp = Footprint::of(v);
+        candidates.into_iter().find(|p| {
+            (p.dst.buf == v.buf && p.dst_fp.overlaps(&fp)) || (check_src && p.src_buf == v.buf && p.src_fp.overlaps(&fp))
         })
     }
 
     fn load(&self, v: &View, loc: Loc, op: &str) -> R<Data> {
         let buf = &self.bufs[v.buf];
         if self.opts.detect_dma_races {
-            if let Some(p) = self.race(v.buf, v.span(), false, true) {
+            if let Some(p) = self.race(v, false) {
                 return Err(self.err(
                     loc,
                     op,
@@ -1000,7 +1011,7 @@ impl<'k> Machine<'k> {
 
     fn store(&mut self, v: &View, d: &Data, mask: Option<&[i64]>, loc: Loc, op: &str) -> R<()> {
         if self.opts.detect_dma_races {
-            if let Some(p) = self.race(v.buf, v.span(), true, true) {
+            if let Some(p) = self.race(v, true) {
                 return Err(self.err(
                     loc,
                     op,
@@ -1108,9 +1119,8 @@ impl<'k> Machine<'k> {
                 return Err(self.err(loc, "dma_start", format!("DMA {what} reaches outside `{}`", self.bufs[v.buf].name)));
             }
         }
-        let (src_span, dst_span) = (s.span(), d.span());
         if self.opts.detect_dma_races {
-            let conflict = self.race(d.buf, dst_span, true, true).or_else(|| self.race(s.buf, src_span, false, true));
+            let conflict = self.race(&d, true).or_else(|| self.race(&s, false));
             if let Some(p) = conflict {
                 return Err(self.err(
                     loc,
@@ -1140,8 +1150,8 @@ impl<'k> Machine<'k> {
             init,
             dst: (*d).clone(),
             src_buf: s.buf,
-            src_span,
-            dst_span,
+            src_fp: if self.opts.detect_dma_races { Footprint::of(&s) } else { Footprint::default() },
+            dst_fp: if self.opts.detect_dma_races { Footprint::of(&d) } else { Footprint::default() },
             bytes,
             loc,
             started: self.clock,

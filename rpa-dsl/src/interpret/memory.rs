@@ -297,3 +297,80 @@ pub(crate) fn is_init(init: &[bool], addr: Addr) -> bool {
         Addr::Wide { pos, k, step, .. } => (0..k).all(|j| init[(pos as isize + j as isize * step) as usize]),
     }
 }
+
+/// The base elements a view touches, as sorted, disjoint `[lo, hi]` runs (exact for unpacked
+/// views; one covering span for packed ones). Used to tell real DMA races from views that merely
+/// interleave (e.g. different tokens of the same heads).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Footprint {
+    pub span: Option<(isize, isize)>,
+    pub runs: Vec<(isize, isize)>,
+}
+
+impl Footprint {
+    pub fn of(v: &View) -> Footprint {
+        let span = v.span();
+        let Some(sp) = span else { return Footprint::default() };
+        if v.pack != Pack::Same || v.strides.iter().any(|&s| s < 0) {
+            return Footprint { span, runs: vec![sp] };
+        }
+        // The longest suffix of dims that is contiguous forms one run.
+        let rank = v.shape.len();
+        let mut run_len = 1isize;
+        let mut split = rank;
+        while split > 0 {
+            let d = split - 1;
+            if v.shape[d] == 1 || v.strides[d] == run_len {
+                run_len *= v.shape[d] as isize;
+                split -= 1;
+            } else {
+                break;
+            }
+        }
+        let outer: usize = v.shape[..split].iter().product();
+        let mut runs = Vec::with_capacity(outer);
+        let mut idx = vec![0usize; split];
+        for _ in 0..outer {
+            let start: isize = v.offset + idx.iter().zip(&v.strides).map(|(&i, &s)| i as isize * s).sum::<isize>();
+            runs.push((start, start + run_len - 1));
+            let mut d = split;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                if idx[d] < v.shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        runs.sort_unstable();
+        let mut merged: Vec<(isize, isize)> = Vec::with_capacity(runs.len());
+        for r in runs {
+            match merged.last_mut() {
+                Some(last) if r.0 <= last.1 + 1 => last.1 = last.1.max(r.1),
+                _ => merged.push(r),
+            }
+        }
+        Footprint { span, runs: merged }
+    }
+
+    /// Whether the two footprints share an element.
+    pub fn overlaps(&self, other: &Footprint) -> bool {
+        let (Some(a), Some(b)) = (self.span, other.span) else { return false };
+        if a.1 < b.0 || b.1 < a.0 {
+            return false;
+        }
+        let (mut i, mut j) = (0, 0);
+        while i < self.runs.len() && j < other.runs.len() {
+            let (x, y) = (self.runs[i], other.runs[j]);
+            if x.1 < y.0 {
+                i += 1;
+            } else if y.1 < x.0 {
+                j += 1;
+            } else {
+                return true;
+            }
+        }
+        false
+    }
+}
