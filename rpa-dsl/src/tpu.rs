@@ -33,6 +33,10 @@ pub fn compile_for(kernel: &Kernel, target: TpuTarget) -> Result<TpuCompiled, Ke
     verify(kernel, target)?;
     let body = mosaic::lower(kernel)?;
     let module = custom_call::wrap(kernel, &body)?;
+    // Debugging aid: RPA_DUMP_MOSAIC=dir writes each kernel's Mosaic text there.
+    if let Some(dir) = std::env::var_os("RPA_DUMP_MOSAIC") {
+        let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{}.mlir", kernel.name)), &body);
+    }
     let backend = |msg: String| KernelError::single(&kernel.name, None, kernel.loc, msg);
     let plugin = pjrt::libtpu().map_err(|e| backend(e.to_string()))?;
     let topology =
@@ -40,7 +44,7 @@ pub fn compile_for(kernel: &Kernel, target: TpuTarget) -> Result<TpuCompiled, Ke
             .map_err(|e| backend(format!("libtpu topology {}: {e}", target.topology())))?;
     let exe = topology
         .compile(&module, &CompileOptions::default())
-        .map_err(|e| map_compiler_error(kernel, target, &e.to_string()))?;
+        .map_err(|e| map_compiler_error(kernel, target, &with_mosaic_line(&e.to_string(), &body)))?;
     let cost_analysis = exe
         .cost_analysis()
         .map(|m| m.into_iter().filter_map(|(k, v)| v.as_f64().map(|f| (k, f))).collect())
@@ -86,4 +90,15 @@ pub fn map_compiler_error(kernel: &Kernel, target: TpuTarget, message: &str) -> 
         loc: found.unwrap_or(kernel.loc),
         message: format!("libtpu ({target}) rejected the kernel: {}", message.trim()),
     }])
+}
+
+/// A parse error in the Mosaic text (`-:line:col`) is an emitter bug: quote the line it points at.
+fn with_mosaic_line(message: &str, mosaic: &str) -> String {
+    let Some(pos) = message.find("-:") else { return message.to_string() };
+    let rest = &message[pos + 2..];
+    let line: Option<usize> = rest.split(':').next().and_then(|l| l.parse().ok());
+    match line.and_then(|l| mosaic.lines().nth(l.saturating_sub(1))) {
+        Some(text) => format!("{message}\n  in the Mosaic text: {}", text.trim()),
+        None => message.to_string(),
+    }
 }

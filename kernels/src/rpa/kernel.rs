@@ -323,7 +323,7 @@ fn logits(
 }
 
 /// Ragged paged attention over the sequences of one case, with the fused KV-cache update.
-#[tpu_kernel(name = cfg.name(), vmem_limit = cfg.vmem_limit.unwrap_or(100 << 20))]
+#[tpu_kernel(name = cfg.name(), vmem_limit = cfg.vmem_limit)]
 pub fn rpa_kernel(
     #[comptime] cfg: &RpaConfig,
     kv_lens: Prefetch![i32, [cfg.max_num_seqs]],

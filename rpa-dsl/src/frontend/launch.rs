@@ -26,9 +26,10 @@ pub fn semantics(dims: &[DimSemantics]) {
     });
 }
 
-/// Sets the VMEM limit the kernel is compiled and verified against.
-pub fn vmem_limit(bytes: usize) {
-    with(|b| b.vmem_limit = Some(bytes));
+/// Sets the VMEM limit the kernel is compiled and verified against (`None`: the target's VMEM).
+pub fn vmem_limit(bytes: impl Into<Option<usize>>) {
+    let bytes = bytes.into();
+    with(|b| b.vmem_limit = bytes);
 }
 
 fn add_param(name: &str, role: Role, t: Type, array: Option<RefType>, block: Option<BlockSpec>, alias: Option<&str>, loc: Loc) -> ValueId {

@@ -248,7 +248,9 @@ impl<'k> Emitter<'k> {
     fn constant(&mut self, dt: DType, v: f64, loc: &str) -> String {
         let t = self.tmp();
         let lit = if dt.is_float() { float_lit(v) } else if dt == DType::Bool { (v != 0.0).to_string() } else { (v as i64).to_string() };
-        self.line(&format!("{t} = arith.constant {lit} : {} {loc}", elem(dt)));
+        // A bool attribute carries its type: `arith.constant true`, not `true : i1`.
+        let ty = if dt == DType::Bool { String::new() } else { format!(" : {}", elem(dt)) };
+        self.line(&format!("{t} = arith.constant {lit}{ty} {loc}"));
         t
     }
 
@@ -319,7 +321,8 @@ impl<'k> Emitter<'k> {
                     Literal::Int(i) => i.to_string(),
                     Literal::Float(f) => float_lit(*f),
                 };
-                self.line(&format!("{res} = arith.constant {lit} : {} {l}", elem(*dtype)));
+                let ty = if *dtype == DType::Bool { String::new() } else { format!(" : {}", elem(*dtype)) };
+                self.line(&format!("{res} = arith.constant {lit}{ty} {l}"));
             }
             Op::ProgramId { axis } => {
                 self.bind(inst, format!("%g{axis}"));
@@ -486,7 +489,7 @@ impl<'k> Emitter<'k> {
                 let (xn, xt) = (self.name(*x), type_str(self.ty(*x)));
                 let ones = vec!["1"; shape.len()].join(", ");
                 self.line(&format!(
-                    "{res} = vector.extract_strided_slice {xn} {{offsets = [{}], sizes = [{}], strides = [{ones}]}} : {xt} to {rty} {l}",
+                    "{res} = vector.extract_strided_slice {xn} offsets = [{}], sizes = [{}], strides = [{ones}] : {xt} to {rty} {l}",
                     join(start),
                     join(shape)
                 ));
