@@ -29,6 +29,14 @@ impl TpuTarget {
         }
     }
 
+    /// The scoped VMEM limit XLA gives a Mosaic kernel that does not set `vmem_limit`.
+    pub const fn default_scoped_vmem_bytes(self) -> usize {
+        match self {
+            TpuTarget::V5e => 16 * MIB,
+            TpuTarget::V6e | TpuTarget::V7x => 32 * MIB,
+        }
+    }
+
     /// SMEM per TensorCore. The scalar memory is about 1 MiB on every generation rpa targets
     /// (vLLM keeps block tables under half of it; tpu-inference caps page indices at 128Ki i32).
     pub const fn smem_bytes(self) -> usize {

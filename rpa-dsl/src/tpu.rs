@@ -67,10 +67,18 @@ pub fn map_compiler_error(kernel: &Kernel, target: TpuTarget, message: &str) -> 
     let mut locs = Vec::new();
     kernel.walk(&mut |i| locs.push(i.loc));
     let mut found: Option<Loc> = None;
+    // MLIR prints a location as `file:line:col` or, in `loc(...)`, as `"file":line:col`.
+    let position = |l: &Loc| {
+        [format!("{}:{}:{}", l.file, l.line, l.col), format!("\"{}\":{}:{}", l.file, l.line, l.col)]
+            .iter()
+            .filter_map(|p| message.find(p.as_str()))
+            .min()
+    };
+    let mut best = usize::MAX;
     for loc in &locs {
-        let pat = format!("{}:{}:{}", loc.file, loc.line, loc.col);
-        if let Some(pos) = message.find(&pat) {
-            if found.is_none_or(|f| message.find(&format!("{}:{}:{}", f.file, f.line, f.col)).unwrap_or(usize::MAX) > pos) {
+        if let Some(pos) = position(loc) {
+            if pos < best {
+                best = pos;
                 found = Some(*loc);
             }
         }

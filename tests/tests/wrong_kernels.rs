@@ -113,7 +113,7 @@ fn revisiting_an_output_block_is_an_error() {
 }
 
 const VMEM_LINE: u32 = line!() + 5;
-#[tpu_kernel]
+#[tpu_kernel(vmem_limit = 110 << 20)]
 fn vmem_hog(
     src: In![f32, [8, 128]],
     dst: Out![f32, [8, 128]],

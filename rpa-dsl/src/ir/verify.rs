@@ -870,7 +870,10 @@ fn vmem_budget(k: &Kernel, target: TpuTarget, errors: &mut Vec<Diagnostic>) {
             (capacity, format!("the VMEM of {target}"))
         }
         Some(l) => (l, "vmem_limit".to_string()),
-        None => (capacity, format!("the VMEM of {target}")),
+        None => (
+            target.default_scoped_vmem_bytes(),
+            format!("the default scoped VMEM limit of {target}; raise it with `vmem_limit`"),
+        ),
     };
     over_budget(k, "VMEM", target, buffers(k, MemSpace::Vmem), limit, why, errors);
 }
@@ -1009,6 +1012,7 @@ mod tests {
         let mut line = 0;
         let k = build_kernel("big_scratch", Loc::caller(), || {
             launch::grid(&[1]);
+            launch::vmem_limit(100 * MIB + MIB);
             launch::input_blocked("x", F32, &[32, 128], &[8, 128], map2);
             line = line!() + 1;
             launch::scratch_vmem("acc", F32, &[25 * 1024, 1024]); // 100 MiB
@@ -1018,8 +1022,9 @@ mod tests {
         verify(&k, TpuTarget::V6e).unwrap();
         verify(&k, TpuTarget::V5e).unwrap();
         let diags = errors(verify(&k, TpuTarget::V7x));
-        assert_eq!(diags.len(), 1, "{diags:#?}");
-        let d = &diags[0];
+        assert_eq!(diags.len(), 2, "{diags:#?}");
+        assert_eq!(diags[0].message, "vmem_limit of 101.0 MiB exceeds the 64.0 MiB of VMEM on v7x");
+        let d = &diags[1];
         assert_eq!(
             d.message,
             "VMEM over budget on v7x: 100.0 MiB needed (scratch `acc` 100.0 MiB, input `x` 2 × 4.0 \
