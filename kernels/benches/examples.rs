@@ -19,7 +19,10 @@ fn time_build(name: &str, build: &dyn Fn() -> Result<Kernel, KernelError>) -> Ke
         k.walk(&mut |_| n += 1);
         n
     };
-    println!("build  {name:<24} {us:>9.1} µs  ({insts} IR instructions)  {}", if us < 1000.0 { "< 1 ms ✓" } else { "≥ 1 ms ✗" });
+    println!(
+        "build  {name:<24} {us:>9.1} µs  ({insts} IR instructions)  {}",
+        if us < 1000.0 { "< 1 ms ✓" } else { "≥ 1 ms ✗" }
+    );
     k
 }
 

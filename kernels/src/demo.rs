@@ -39,7 +39,11 @@ fn case(
     let Outcome { outputs, stats, .. } = run(&kernel, &inputs, &InterpretOptions::default())?;
     let run_ms = t.elapsed().as_secs_f64() * 1e3;
     let got = outputs[0].to_f64();
-    let max_abs_err = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, |m, d| if d.is_nan() { f64::NAN } else { m.max(d) });
+    let max_abs_err =
+        got.iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, |m, d| if d.is_nan() { f64::NAN } else { m.max(d) });
     Ok(CaseReport { name: name.to_string(), max_abs_err, tolerance, hbm_bytes: stats.hbm_bytes(), build_us, run_ms })
 }
 

@@ -103,7 +103,8 @@ impl Array {
     }
 
     pub fn set_f64(&mut self, i: usize, v: f64) {
-        self.bits[i] = if self.dtype.is_float() { self.dtype.float_to_bits(v) } else { self.dtype.int_to_bits(v as i64) };
+        self.bits[i] =
+            if self.dtype.is_float() { self.dtype.float_to_bits(v) } else { self.dtype.int_to_bits(v as i64) };
     }
 
     pub fn to_f64(&self) -> Vec<f64> {

@@ -237,7 +237,13 @@ mod tests {
     #[test]
     fn round_trips_every_dtype_through_bits() {
         for dt in DType::ALL {
-            let v = if dt.is_float() { 1.5 } else if dt == Bool { 1.0 } else { 3.0 };
+            let v = if dt.is_float() {
+                1.5
+            } else if dt == Bool {
+                1.0
+            } else {
+                3.0
+            };
             let bits = dt.float_to_bits(v);
             assert_eq!(dt.float_from_bits(bits), v, "{dt}");
         }

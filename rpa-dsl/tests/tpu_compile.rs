@@ -38,7 +38,7 @@ fn streaming() -> Kernel {
             if c.then_branch() {
                 acc.store(acc.load() + matmul(buf.at(slot).load(), zeros(&[128, 128], DType::F32)));
             }
-            if c.else_branch() {}
+            c.else_branch();
             c.end();
         }
         l.end();
@@ -51,9 +51,8 @@ fn streaming() -> Kernel {
 fn example_kernels_compile_for_every_tpu_generation() {
     for k in [blocked_add(), streaming()] {
         for t in TpuTarget::ALL {
-            let c = compile_for(&k, t).unwrap_or_else(|e| {
-                panic!("{e}\n--- module ---\n{}", rpa_dsl::lower::mosaic::lower(&k).unwrap())
-            });
+            let c = compile_for(&k, t)
+                .unwrap_or_else(|e| panic!("{e}\n--- module ---\n{}", rpa_dsl::lower::mosaic::lower(&k).unwrap()));
             assert!(c.serialized_size > 0 && c.code_size > 0, "{c:?}");
         }
     }

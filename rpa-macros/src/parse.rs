@@ -19,8 +19,8 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
-    Abi, Attribute, Block, Expr, ExprArray, ExprClosure, Generics, Ident, Pat, PatIdent, ReturnType, Token,
-    Type, Visibility,
+    Abi, Attribute, Block, Expr, ExprArray, ExprClosure, Generics, Ident, Pat, PatIdent, ReturnType, Token, Type,
+    Visibility,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -62,7 +62,12 @@ fn vmem_over_budget_is_rejected_before_libtpu_for_v7x_only() {
 }
 
 #[tpu_kernel]
-fn default_limit_hog(src: In![f32, [8, 128]], dst: Out![f32, [8, 128]], big: Vmem![f32, [40, 1024, 256]], sems: DmaSems<1>) {
+fn default_limit_hog(
+    src: In![f32, [8, 128]],
+    dst: Out![f32, [8, 128]],
+    big: Vmem![f32, [40, 1024, 256]],
+    sems: DmaSems<1>,
+) {
     copy(src, big.at(0).ds(0, 8).view(&[full_dim(), ds(0, 128)]), sems.at(0)).start_and_wait();
     copy(big.at(0).ds(0, 8).view(&[full_dim(), ds(0, 128)]), dst, sems.at(0)).start_and_wait();
 }

@@ -36,10 +36,7 @@ fn count(k: &Kernel, pred: impl Fn(&Op) -> bool) -> usize {
 
 const FOR_LINE: u32 = line!() + 7;
 #[tpu_kernel]
-fn runtime_for(
-    #[comptime] n: usize,
-    flags: Smem<i32, {[8]}>,
-) {
+fn runtime_for(#[comptime] n: usize, flags: Smem<i32, { [8] }>) {
     let mut acc = Scalar::constant(I32, 0.0);
     for i in 0..n {
         acc = acc + flags.get(i);
@@ -63,11 +60,7 @@ fn runtime_for_is_one_loop_with_a_variable() {
 // ---- `#[unroll]` and comptime `if` are plain Rust --------------------------------------------
 
 #[tpu_kernel]
-fn comptime_control(
-    #[comptime] n: usize,
-    #[comptime] flag: bool,
-    flags: Smem<i32, {[8]}>,
-) {
+fn comptime_control(#[comptime] n: usize, #[comptime] flag: bool, flags: Smem<i32, { [8] }>) {
     #[unroll]
     for i in 0..n {
         flags.set(i, 1);
@@ -99,7 +92,7 @@ fn comptime_control_flow_builds_only_what_runs() {
 
 const IF_LINE: u32 = line!() + 4;
 #[tpu_kernel]
-fn runtime_branches(flags: Smem<i32, {[8]}>) {
+fn runtime_branches(flags: Smem<i32, { [8] }>) {
     let x = flags.get(0);
     if x > 0 {
         flags.set(1, x);
@@ -137,7 +130,7 @@ fn runtime_if_and_while() {
 
 const ASSIGN_LINE: u32 = line!() + 7;
 #[tpu_kernel]
-fn comptime_assigned_at_runtime(flags: Smem<i32, {[8]}>) {
+fn comptime_assigned_at_runtime(flags: Smem<i32, { [8] }>) {
     let mut count = 0usize;
     let x = flags.get(0);
     if x > 0 {
@@ -162,7 +155,7 @@ const KERNEL_LINE: u32 = line!() + 2;
 #[tpu_kernel(grid = [rows / 8], semantics = [parallel])]
 fn located(
     #[comptime] rows: usize,
-    #[block([8, 128], |i| [i, 0])] x: In<f32, {[rows, 128]}>,
+    #[block([8, 128], |i| [i, 0])] x: In<f32, { [rows, 128] }>,
     #[block([8, 128], |i| [i, 0])] o: Out<f32, rows, 128>,
 ) {
     let t = x.load();
@@ -191,8 +184,8 @@ fn locations_point_at_the_source() {
 
 #[tpu_kernel(grid = [2])]
 fn too_many_grid_indices(
-    #[block([8, 128], |i, j| [i, j])] x: In<f32, {[16, 128]}>,
-    #[block([8, 128], |i| [i, 0])] o: Out<f32, {[16, 128]}>,
+    #[block([8, 128], |i, j| [i, j])] x: In<f32, { [16, 128] }>,
+    #[block([8, 128], |i| [i, 0])] o: Out<f32, { [16, 128] }>,
 ) {
     o.store(x.load());
 }

@@ -96,7 +96,10 @@ fn small_heads_opts() -> RpaOptions {
 #[test]
 fn basic_f32_and_bf16_with_two_block_shapes_causal_and_not() {
     for dtype in [DType::F32, DType::Bf16] {
-        for blocks in [BlockSizes { bq: 64, bkv: 256, bq_compute: 32, bkv_compute: 128 }, BlockSizes { bq: 60, bkv: 48, bq_compute: 30, bkv_compute: 48 }] {
+        for blocks in [
+            BlockSizes { bq: 64, bkv: 256, bq_compute: 32, bkv_compute: 128 },
+            BlockSizes { bq: 60, bkv: 48, bq_compute: 30, bkv_compute: 48 },
+        ] {
             for causal in [true, false] {
                 let x = make_batch(&spec(&BASIC, (4, 2), 128, 16, dtype));
                 let opts = RpaOptions { causal, mixed_blocks: Some(blocks), ..small_heads_opts() };
@@ -256,8 +259,8 @@ fn untouched_cache_bytes_are_bit_identical() {
             }
         }
     }
-    for i in 0..cache.len() {
-        if !written[i] {
+    for (i, &w) in written.iter().enumerate() {
+        if !w {
             assert_eq!(cache.bits()[i], x.kv_cache.bits()[i], "byte {i} outside the written slots changed");
         }
     }

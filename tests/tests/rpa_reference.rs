@@ -19,7 +19,11 @@ fn cache_shape_pads_heads_to_the_packing_and_lanes_to_128() {
 #[test]
 fn merge_kv_interleaves_k_and_v_per_kv_head() {
     let k = rpa_dsl::Array::from_f64(DType::Bf16, &[2, 2, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12.]);
-    let v = rpa_dsl::Array::from_f64(DType::Bf16, &[2, 2, 3], &[-1., -2., -3., -4., -5., -6., -7., -8., -9., -10., -11., -12.]);
+    let v = rpa_dsl::Array::from_f64(
+        DType::Bf16,
+        &[2, 2, 3],
+        &[-1., -2., -3., -4., -5., -6., -7., -8., -9., -10., -11., -12.],
+    );
     let m = merge_kv(&k, &v);
     assert_eq!(m.shape(), &[2, 2, 2, 128]);
     let shape = [1, 2, 2, 2, 128];
@@ -38,7 +42,15 @@ fn full_prefill_equals_dense_causal_attention() {
     let (out, _) = ragged_paged_attention(&x, &opts);
     let (t, h, d) = (13, 2, 16);
     let q = x.queries.to_f64();
-    let dense = dense_causal_attention(&q[..t * h * d], &x.keys.to_f64()[..t * h * d], &x.values.to_f64()[..t * h * d], t, h, d, 0.25);
+    let dense = dense_causal_attention(
+        &q[..t * h * d],
+        &x.keys.to_f64()[..t * h * d],
+        &x.values.to_f64()[..t * h * d],
+        t,
+        h,
+        d,
+        0.25,
+    );
     let got = out.to_f64();
     for i in 0..t * h * d {
         assert!((got[i] - dense[i]).abs() < 1e-6, "element {i}: {} vs {}", got[i], dense[i]);
@@ -74,8 +86,8 @@ fn the_cache_update_writes_exactly_the_new_slots() {
         }
         tok += q;
     }
-    for i in 0..cache.len() {
-        if !written[i] {
+    for (i, &w) in written.iter().enumerate() {
+        if !w {
             assert_eq!(cache.bits()[i], x.kv_cache.bits()[i], "byte outside the written slots changed at {i}");
         }
     }

@@ -12,12 +12,7 @@ fn interpret_err(k: &Kernel, inputs: &[Array]) -> KernelError {
 
 const MISSING_WAIT_LINE: u32 = line!() + 11;
 #[tpu_kernel]
-fn missing_wait(
-    src: In![f32, [8, 128]],
-    dst: Out![f32, [8, 128]],
-    buf: Vmem![f32, [8, 128]],
-    sems: DmaSems<2>,
-) {
+fn missing_wait(src: In![f32, [8, 128]], dst: Out![f32, [8, 128]], buf: Vmem![f32, [8, 128]], sems: DmaSems<2>) {
     copy(src, buf, sems.at(0)).start();
     copy(src, buf, sems.at(0)).wait();
     buf.store(buf.load() + 1.0);
@@ -114,12 +109,7 @@ fn revisiting_an_output_block_is_an_error() {
 
 const VMEM_LINE: u32 = line!() + 5;
 #[tpu_kernel(vmem_limit = 110 << 20)]
-fn vmem_hog(
-    src: In![f32, [8, 128]],
-    dst: Out![f32, [8, 128]],
-    big: Vmem![f32, [100, 1024, 256]],
-    sems: DmaSems<1>,
-) {
+fn vmem_hog(src: In![f32, [8, 128]], dst: Out![f32, [8, 128]], big: Vmem![f32, [100, 1024, 256]], sems: DmaSems<1>) {
     copy(src, big.at(0).ds(0, 8).view(&[full_dim(), ds(0, 128)]), sems.at(0)).start_and_wait();
     copy(big.at(0).ds(0, 8).view(&[full_dim(), ds(0, 128)]), dst, sems.at(0)).start_and_wait();
 }

@@ -28,7 +28,10 @@ fn demo() -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(reports) => {
-            println!("{:<24} {:>12} {:>10} {:>12} {:>10} {:>9}", "kernel", "max |err|", "tolerance", "HBM bytes", "build µs", "run ms");
+            println!(
+                "{:<24} {:>12} {:>10} {:>12} {:>10} {:>9}",
+                "kernel", "max |err|", "tolerance", "HBM bytes", "build µs", "run ms"
+            );
             let mut ok = true;
             for r in &reports {
                 println!(

@@ -332,9 +332,15 @@ pub fn rpa_kernel(
     distribution: Prefetch![i32, [3]],
     q: In![cfg.q_dtype, [cfg.num_kv_heads, cfg.max_num_tokens, cfg.group, cfg.head_dim]],
     kv_new: In![cfg.kv_dtype, [cfg.max_num_tokens, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
-    kv_cache: In![cfg.kv_dtype, [cfg.total_pages, cfg.page_size, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
+    kv_cache: In![
+        cfg.kv_dtype,
+        [cfg.total_pages, cfg.page_size, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]
+    ],
     #[alias(q)] o: Out![cfg.q_dtype, [cfg.num_kv_heads, cfg.max_num_tokens, cfg.group, cfg.head_dim]],
-    #[alias(kv_cache)] kv_cache_out: Out![cfg.kv_dtype, [cfg.total_pages, cfg.page_size, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
+    #[alias(kv_cache)] kv_cache_out: Out![
+        cfg.kv_dtype,
+        [cfg.total_pages, cfg.page_size, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]
+    ],
     bkv_buf: Vmem![cfg.kv_dtype, [2, cfg.blocks.bkv, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
     bq_buf: Vmem![cfg.q_dtype, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, cfg.head_dim]],
     bo_buf: Vmem![cfg.q_dtype, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, cfg.head_dim]],
@@ -364,7 +370,13 @@ pub fn rpa_kernel(
     if seq_begin < seq_end {
         let (_qs, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq_begin);
         let (first, _end) = kv_block_range(cfg, q_len, kv_len, Scalar::constant(I32, 0.0));
-        start_kv_fetch(cfg, smem, hbm, sync, (seq_begin, Scalar::constant(I32, 0.0), first, Scalar::constant(I32, 0.0)));
+        start_kv_fetch(
+            cfg,
+            smem,
+            hbm,
+            sync,
+            (seq_begin, Scalar::constant(I32, 0.0), first, Scalar::constant(I32, 0.0)),
+        );
     }
 
     for seq in seq_begin..seq_end {
@@ -388,7 +400,8 @@ pub fn rpa_kernel(
                 let slot = state.get(KV_SLOT);
                 // Pipeline: start the next kv block into the other slot (once its pending cache
                 // write has landed), then wait for this one.
-                let (n_seq, n_bq, n_bkv, more) = next_kv_block(cfg, (kv_lens, cu_q_lens), (seq, bq_idx, bkv_idx, seq_end));
+                let (n_seq, n_bq, n_bkv, more) =
+                    next_kv_block(cfg, (kv_lens, cu_q_lens), (seq, bq_idx, bkv_idx, seq_end));
                 if more {
                     wait_cache_update(bkv_buf, sems, state, 1 - slot);
                     start_kv_fetch(cfg, smem, hbm, sync, (n_seq, n_bq, n_bkv, 1 - slot));
@@ -409,7 +422,8 @@ pub fn rpa_kernel(
                             let v = select(iota(I32, &[csz, dp], 0) + ((c * csz) as i32) < rows, v, 0.0);
                             let k_pos0 = bkv_idx * bkv as i32 + (c * csz) as i32;
                             let q_pos0 = kv_len - q_len + bq_idx * bq as i32;
-                            let s = logits(cfg, qh, k, (q_pos0, k_pos0, k_pos0 - (c * csz) as i32 + rows), (bq * g, csz));
+                            let s =
+                                logits(cfg, qh, k, (q_pos0, k_pos0, k_pos0 - (c * csz) as i32 + rows), (bq * g, csz));
                             let m_prev = m_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
                             let l_prev = l_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
                             let m_new = max(m_prev, s.reduce_max(1));

@@ -12,7 +12,13 @@ pub const fn align_to(x: usize, m: usize) -> usize {
 }
 
 /// The cache shape `[pages, page_size, cdiv(2·Hkv, packing), packing, align(D, 128)]`.
-pub fn kv_cache_shape(total_pages: usize, page_size: usize, num_kv_heads: usize, head_dim: usize, kv_dtype: DType) -> [usize; 5] {
+pub fn kv_cache_shape(
+    total_pages: usize,
+    page_size: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    kv_dtype: DType,
+) -> [usize; 5] {
     let packing = kv_dtype.packing();
     [total_pages, page_size, (2 * num_kv_heads).div_ceil(packing), packing, align_to(head_dim, 128)]
 }

@@ -24,7 +24,13 @@ pub struct BatchSpec {
 }
 
 impl BatchSpec {
-    pub fn new(seq_lens: &[(usize, usize)], heads: (usize, usize), head_dim: usize, page_size: usize, dtype: DType) -> Self {
+    pub fn new(
+        seq_lens: &[(usize, usize)],
+        heads: (usize, usize),
+        head_dim: usize,
+        page_size: usize,
+        dtype: DType,
+    ) -> Self {
         BatchSpec {
             seq_lens: seq_lens.to_vec(),
             num_q_heads: heads.0,

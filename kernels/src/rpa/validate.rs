@@ -79,17 +79,19 @@ pub fn validate_static(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError>
     }
     let want = kv_cache_shape(cs[0], cs[1], hkv, d, kv_dtype);
     if cs != want {
-        return stat(format!("kv_cache shape {cs:?} does not match the layout for {hkv} kv heads, head_dim {d}, {kv_dtype}: {want:?}"));
+        return stat(format!(
+            "kv_cache shape {cs:?} does not match the layout for {hkv} kv heads, head_dim {d}, {kv_dtype}: {want:?}"
+        ));
     }
     let ps = cs[1];
-    if ps % kv_dtype.packing() != 0 {
+    if !ps.is_multiple_of(kv_dtype.packing()) {
         return stat(format!("page_size {ps} must be a multiple of the {kv_dtype} packing {}", kv_dtype.packing()));
     }
     let n = x.kv_lens.len();
     if n == 0 || x.cu_q_lens.len() != n + 1 {
         return stat(format!("cu_q_lens must have max_num_seqs + 1 = {} entries, got {}", n + 1, x.cu_q_lens.len()));
     }
-    if x.page_indices.is_empty() || x.page_indices.len() % n != 0 {
+    if x.page_indices.is_empty() || !x.page_indices.len().is_multiple_of(n) {
         return stat(format!(
             "page_indices ({} entries) must hold pages_per_seq entries for each of the {n} sequence slots",
             x.page_indices.len()
@@ -101,7 +103,11 @@ pub fn validate_static(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError>
     if opts.soft_cap == Some(0.0) {
         return stat("soft_cap must not be 0");
     }
-    for (case, b) in [(RpaCase::Decode, opts.decode_blocks), (RpaCase::Prefill, opts.prefill_blocks), (RpaCase::Mixed, opts.mixed_blocks)] {
+    for (case, b) in [
+        (RpaCase::Decode, opts.decode_blocks),
+        (RpaCase::Prefill, opts.prefill_blocks),
+        (RpaCase::Mixed, opts.mixed_blocks),
+    ] {
         if let Some(b) = b {
             validate_block_sizes(case, b, ps)?;
         }
@@ -151,7 +157,10 @@ pub fn validate_dynamic(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError
     let pps = x.pages_per_seq();
     let total_pages = x.kv_cache.shape()[0] as i64;
     if x.cu_q_lens[0] < 0 {
-        return Err(RpaError::Batch { field: "cu_q_lens", message: format!("cu_q_lens[0] = {} is negative", x.cu_q_lens[0]) });
+        return Err(RpaError::Batch {
+            field: "cu_q_lens",
+            message: format!("cu_q_lens[0] = {} is negative", x.cu_q_lens[0]),
+        });
     }
     let mut page_users: std::collections::HashMap<i32, Vec<(usize, bool)>> = std::collections::HashMap::new();
     for b in 0..k as usize {
@@ -159,7 +168,10 @@ pub fn validate_dynamic(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError
         let (start, end) = (x.cu_q_lens[b] as i64, x.cu_q_lens[b + 1] as i64);
         let q_len = end - start;
         if q_len <= 0 {
-            return seq("cu_q_lens", format!("q_len = cu_q_lens[{}] - cu_q_lens[{b}] = {q_len} must be positive", b + 1));
+            return seq(
+                "cu_q_lens",
+                format!("q_len = cu_q_lens[{}] - cu_q_lens[{b}] = {q_len} must be positive", b + 1),
+            );
         }
         if end > max_tokens {
             return seq("cu_q_lens", format!("ends at token {end}, past the {max_tokens} query tokens"));
@@ -170,7 +182,10 @@ pub fn validate_dynamic(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError
         }
         let pages = (kv_len as usize).div_ceil(ps);
         if pages > pps {
-            return seq("kv_lens", format!("kv_len {kv_len} needs {pages} pages of {ps} tokens, but a sequence has {pps}"));
+            return seq(
+                "kv_lens",
+                format!("kv_len {kv_len} needs {pages} pages of {ps} tokens, but a sequence has {pps}"),
+            );
         }
         let bucket_len = if (b as i32) < i {
             Some(1)

@@ -65,7 +65,12 @@ impl Builder {
     }
 
     pub fn error(&mut self, loc: Loc, op: Option<&str>, message: impl Into<String>) {
-        self.errors.push(Diagnostic { kernel: self.name.clone(), op: op.map(str::to_string), loc, message: message.into() });
+        self.errors.push(Diagnostic {
+            kernel: self.name.clone(),
+            op: op.map(str::to_string),
+            loc,
+            message: message.into(),
+        });
     }
 
     pub fn push_inst(&mut self, op: Op, result: Option<ValueId>, loc: Loc) {

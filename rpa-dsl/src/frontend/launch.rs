@@ -32,7 +32,15 @@ pub fn vmem_limit(bytes: impl Into<Option<usize>>) {
     with(|b| b.vmem_limit = bytes);
 }
 
-fn add_param(name: &str, role: Role, t: Type, array: Option<RefType>, block: Option<BlockSpec>, alias: Option<&str>, loc: Loc) -> ValueId {
+fn add_param(
+    name: &str,
+    role: Role,
+    t: Type,
+    array: Option<RefType>,
+    block: Option<BlockSpec>,
+    alias: Option<&str>,
+    loc: Loc,
+) -> ValueId {
     with(|b| {
         if let Some(last) = b.params.last() {
             let rank = |r: Role| r as usize;
@@ -60,7 +68,11 @@ fn add_param(name: &str, role: Role, t: Type, array: Option<RefType>, block: Opt
                     Some(i)
                 }
                 _ => {
-                    b.error(loc, None, format!("output `{name}` aliases `{a}`, which is not an input declared before it"));
+                    b.error(
+                        loc,
+                        None,
+                        format!("output `{name}` aliases `{a}`, which is not an input declared before it"),
+                    );
                     None
                 }
             }
@@ -115,9 +127,7 @@ fn operand<S: Space>(
         None => array.clone(),
     };
     if seen.space != S::SPACE {
-        with(|b| {
-            b.error(loc, None, format!("`{name}` is seen in {:?} but declared as {:?}", seen.space, S::SPACE))
-        });
+        with(|b| b.error(loc, None, format!("`{name}` is seen in {:?} but declared as {:?}", seen.space, S::SPACE)));
     }
     Ref::from_value(add_param(name, role, Type::Ref(seen), Some(array), block, alias, loc))
 }
@@ -138,12 +148,17 @@ fn index_map(block_shape: &[usize], map: impl FnOnce(&[Scalar]) -> Vec<Scalar>, 
         let body = std::mem::replace(&mut b.blocks, saved).pop().unwrap_or_default();
         b.in_index_map = false;
         if results.len() != block_shape.len() {
-            let msg = format!("index map returns {} block indices for a rank-{} block", results.len(), block_shape.len());
+            let msg =
+                format!("index map returns {} block indices for a rank-{} block", results.len(), block_shape.len());
             b.error(loc, None, msg);
         }
         body
     });
-    BlockSpec { block_shape: block_shape.to_vec(), space: MemSpace::Vmem, index_map: IndexMap { grid_indices, body, results, loc } }
+    BlockSpec {
+        block_shape: block_shape.to_vec(),
+        space: MemSpace::Vmem,
+        index_map: IndexMap { grid_indices, body, results, loc },
+    }
 }
 
 /// An input whose `block` window (chosen per grid step by `map`) the kernel sees in VMEM.

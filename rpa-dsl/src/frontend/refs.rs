@@ -398,7 +398,11 @@ impl Sems {
     pub fn at(self, i: impl IntoIndex) -> Sems {
         let loc = Loc::caller();
         let i = i.index_value(loc);
-        Sems::from_value(emit(Op::View { base: self.v, indexers: vec![Indexer::At(i)] }, loc, Type::Sem { shape: vec![] }))
+        Sems::from_value(emit(
+            Op::View { base: self.v, indexers: vec![Indexer::At(i)] },
+            loc,
+            Type::Sem { shape: vec![] },
+        ))
     }
 }
 

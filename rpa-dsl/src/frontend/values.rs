@@ -438,7 +438,11 @@ pub fn broadcast<T: Operand>(x: T, shape: &[usize]) -> Tile {
     let loc = Loc::caller();
     let v = x.operand_value(None, loc);
     let dtype = with(|b| b.dtype_of(v)).unwrap_or(DType::F32);
-    Tile::from_value(emit(Op::Broadcast { x: v, shape: shape.to_vec() }, loc, Type::Vector { dtype, shape: shape.to_vec() }))
+    Tile::from_value(emit(
+        Op::Broadcast { x: v, shape: shape.to_vec() },
+        loc,
+        Type::Vector { dtype, shape: shape.to_vec() },
+    ))
 }
 
 /// A tile of `shape` filled with `value` (a Rust number or a runtime scalar).
@@ -446,7 +450,11 @@ pub fn broadcast<T: Operand>(x: T, shape: &[usize]) -> Tile {
 pub fn full<T: Operand>(shape: &[usize], value: T, dtype: DType) -> Tile {
     let loc = Loc::caller();
     let v = value.operand_value(Some(dtype), loc);
-    Tile::from_value(emit(Op::Broadcast { x: v, shape: shape.to_vec() }, loc, Type::Vector { dtype, shape: shape.to_vec() }))
+    Tile::from_value(emit(
+        Op::Broadcast { x: v, shape: shape.to_vec() },
+        loc,
+        Type::Vector { dtype, shape: shape.to_vec() },
+    ))
 }
 
 /// A tile of zeros.

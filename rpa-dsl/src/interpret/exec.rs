@@ -205,14 +205,8 @@ impl<'k> Machine<'k> {
             pack: Pack::Same,
         };
         let vstrides = row_major_strides(&bs.block_shape);
-        let vview = View {
-            buf: vmem,
-            dtype: hview.dtype,
-            shape: extent,
-            strides: vstrides,
-            offset: 0,
-            pack: Pack::Same,
-        };
+        let vview =
+            View { buf: vmem, dtype: hview.dtype, shape: extent, strides: vstrides, offset: 0, pack: Pack::Same };
         let (src, dst) = if copy_in { (hview, vview) } else { (vview, hview) };
         if copy_in {
             let buf = &mut self.bufs[vmem];
@@ -256,7 +250,10 @@ impl<'k> Machine<'k> {
             return Err(self.err(
                 self.k.loc,
                 "dma_sem",
-                format!("the kernel ended with {} unconsumed bytes on semaphore `{}`", self.sem_count[s], self.sem_names[s]),
+                format!(
+                    "the kernel ended with {} unconsumed bytes on semaphore `{}`",
+                    self.sem_count[s], self.sem_names[s]
+                ),
             ));
         }
         let outputs = self
@@ -387,7 +384,9 @@ impl<'k> Machine<'k> {
             Op::Binary { op, lhs, rhs } => {
                 let dt = self.dtype(*lhs);
                 let shape = self.result_shape(inst);
-                let out = self.binary(*op, dt, *lhs, *rhs, shape.as_deref().unwrap_or(&[])).map_err(|m| self.err(loc, inst.op.name(), m))?;
+                let out = self
+                    .binary(*op, dt, *lhs, *rhs, shape.as_deref().unwrap_or(&[]))
+                    .map_err(|m| self.err(loc, inst.op.name(), m))?;
                 self.tick(out.len());
                 let v = self.vector_or_scalar(shape, out);
                 self.set(inst, v);
@@ -425,11 +424,15 @@ impl<'k> Machine<'k> {
                 let out = match (a, b) {
                     (Data::F(a), Data::F(b)) => {
                         let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
-                        Data::F(c.iter().zip(a.iter().zip(&b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect())
+                        Data::F(
+                            c.iter().zip(a.iter().zip(&b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect(),
+                        )
                     }
                     (Data::I(a), Data::I(b)) => {
                         let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
-                        Data::I(c.iter().zip(a.iter().zip(&b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect())
+                        Data::I(
+                            c.iter().zip(a.iter().zip(&b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect(),
+                        )
                     }
                     _ => unreachable!("type rule: select operands share a dtype"),
                 };
@@ -441,8 +444,12 @@ impl<'k> Machine<'k> {
                 let from = self.dtype(*x);
                 let (d, _) = self.data(*x);
                 let out = match (d, to.is_float()) {
-                    (Data::F(v), true) => Data::F(v.into_iter().map(|e| cast_scalar(from, *to, e as f64, 0).0).collect()),
-                    (Data::F(v), false) => Data::I(v.into_iter().map(|e| cast_scalar(from, *to, e as f64, 0).1).collect()),
+                    (Data::F(v), true) => {
+                        Data::F(v.into_iter().map(|e| cast_scalar(from, *to, e as f64, 0).0).collect())
+                    }
+                    (Data::F(v), false) => {
+                        Data::I(v.into_iter().map(|e| cast_scalar(from, *to, e as f64, 0).1).collect())
+                    }
                     (Data::I(v), true) => Data::F(v.into_iter().map(|e| cast_scalar(from, *to, 0.0, e).0).collect()),
                     (Data::I(v), false) => Data::I(v.into_iter().map(|e| cast_scalar(from, *to, 0.0, e).1).collect()),
                 };
@@ -870,7 +877,10 @@ impl<'k> Machine<'k> {
                         return Err(self.err(
                             loc,
                             "view",
-                            format!("slice [{s}, {}) is out of bounds for dimension {d} (extent {ext}) of `{name}`", s + n),
+                            format!(
+                                "slice [{s}, {}) is out of bounds for dimension {d} (extent {ext}) of `{name}`",
+                                s + n
+                            ),
                         ));
                     }
                     if is_packed {
@@ -952,7 +962,8 @@ impl<'k> Machine<'k> {
         }
         let fp = Footprint::of(v);
         candidates.into_iter().find(|p| {
-            (p.dst.buf == v.buf && p.dst_fp.overlaps(&fp)) || (check_src && p.src_buf == v.buf && p.src_fp.overlaps(&fp))
+            (p.dst.buf == v.buf && p.dst_fp.overlaps(&fp))
+                || (check_src && p.src_buf == v.buf && p.src_fp.overlaps(&fp))
         })
     }
 
@@ -1096,7 +1107,11 @@ impl<'k> Machine<'k> {
     fn single_sem(&self, sem: ValueId, loc: Loc, op: &str) -> R<usize> {
         let s = self.sem_view(sem);
         if !s.shape.is_empty() {
-            return Err(self.err(loc, op, format!("needs a single semaphore, got an array of {:?} of `{}`", s.shape, s.name)));
+            return Err(self.err(
+                loc,
+                op,
+                format!("needs a single semaphore, got an array of {:?} of `{}`", s.shape, s.name),
+            ));
         }
         Ok(s.base)
     }
@@ -1116,7 +1131,11 @@ impl<'k> Machine<'k> {
         }
         for (what, v) in [("source", &s), ("destination", &d)] {
             if !self.in_bounds(v) {
-                return Err(self.err(loc, "dma_start", format!("DMA {what} reaches outside `{}`", self.bufs[v.buf].name)));
+                return Err(self.err(
+                    loc,
+                    "dma_start",
+                    format!("DMA {what} reaches outside `{}`", self.bufs[v.buf].name),
+                ));
             }
         }
         if self.opts.detect_dma_races {

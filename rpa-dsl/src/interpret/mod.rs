@@ -13,8 +13,8 @@
 //! - Bytes moved are counted per memory-space pair, and an event trace can be recorded.
 
 mod exec;
-pub mod trace;
 mod memory;
+pub mod trace;
 mod value;
 
 use crate::array::Array;
@@ -160,14 +160,7 @@ pub(crate) fn param_buffers(
                 if a.dtype() != arr.dtype || a.shape() != want.as_slice() {
                     return Err(err(
                         p,
-                        format!(
-                            "input `{}` expects {}{:?}, got {}{:?}",
-                            p.name,
-                            arr.dtype,
-                            want,
-                            a.dtype(),
-                            a.shape()
-                        ),
+                        format!("input `{}` expects {}{:?}, got {}{:?}", p.name, arr.dtype, want, a.dtype(), a.shape()),
                     ));
                 }
                 let space = if p.role == Role::Prefetch { MemSpace::Smem } else { MemSpace::Hbm };
@@ -222,4 +215,3 @@ fn bind_operand(kernel: &Kernel, pi: usize, hbm: usize, bufs: &mut Vec<Buffer>, 
         }
     }
 }
-

@@ -27,12 +27,12 @@ pub fn chrome_trace_json(name: &str, events: &[Event]) -> String {
         tracks.entry(e.track.as_str()).or_insert(n);
     }
     let mut items = Vec::new();
-    items.push(format!(
-        r#"{{"name":"process_name","ph":"M","pid":1,"tid":0,"args":{{"name":"{}"}}}}"#,
-        escape(name)
-    ));
+    items.push(format!(r#"{{"name":"process_name","ph":"M","pid":1,"tid":0,"args":{{"name":"{}"}}}}"#, escape(name)));
     for (track, tid) in &tracks {
-        items.push(format!(r#"{{"name":"thread_name","ph":"M","pid":1,"tid":{tid},"args":{{"name":"{}"}}}}"#, escape(track)));
+        items.push(format!(
+            r#"{{"name":"thread_name","ph":"M","pid":1,"tid":{tid},"args":{{"name":"{}"}}}}"#,
+            escape(track)
+        ));
     }
     for e in events {
         let cat = match e.kind {

@@ -80,69 +80,188 @@ pub enum Indexer {
 pub enum SliceSize {
     Static(usize),
     /// A runtime size with a static upper bound (a DMA of 0..=max rows).
-    Dynamic { size: ValueId, max: usize },
+    Dynamic {
+        size: ValueId,
+        max: usize,
+    },
 }
 
 /// The op set. Keep it close to Pallas/Mosaic: each op lowers to one Mosaic op (or a few).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     // ---- scalars and elementwise (scalar or vector operands, with broadcasting) ----
-    Const { dtype: DType, value: Literal },
-    ProgramId { axis: usize },
-    NumPrograms { axis: usize },
-    Unary { op: UnaryOp, x: ValueId },
-    Binary { op: BinaryOp, lhs: ValueId, rhs: ValueId },
-    Compare { op: CmpOp, lhs: ValueId, rhs: ValueId },
-    Select { cond: ValueId, on_true: ValueId, on_false: ValueId },
-    Cast { x: ValueId, to: DType },
+    Const {
+        dtype: DType,
+        value: Literal,
+    },
+    ProgramId {
+        axis: usize,
+    },
+    NumPrograms {
+        axis: usize,
+    },
+    Unary {
+        op: UnaryOp,
+        x: ValueId,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: ValueId,
+        rhs: ValueId,
+    },
+    Compare {
+        op: CmpOp,
+        lhs: ValueId,
+        rhs: ValueId,
+    },
+    Select {
+        cond: ValueId,
+        on_true: ValueId,
+        on_false: ValueId,
+    },
+    Cast {
+        x: ValueId,
+        to: DType,
+    },
     /// Reinterpret bits. Changing the width packs/unpacks along the second-minor dim (TPU sublanes).
-    Bitcast { x: ValueId, to: DType },
+    Bitcast {
+        x: ValueId,
+        to: DType,
+    },
 
     // ---- vector creation and shape ----
-    Iota { dtype: DType, shape: Vec<usize>, dim: usize },
-    Broadcast { x: ValueId, shape: Vec<usize> },
-    Reshape { x: ValueId, shape: Vec<usize> },
-    Slice { x: ValueId, start: Vec<usize>, shape: Vec<usize> },
-    Concat { xs: Vec<ValueId>, axis: usize },
+    Iota {
+        dtype: DType,
+        shape: Vec<usize>,
+        dim: usize,
+    },
+    Broadcast {
+        x: ValueId,
+        shape: Vec<usize>,
+    },
+    Reshape {
+        x: ValueId,
+        shape: Vec<usize>,
+    },
+    Slice {
+        x: ValueId,
+        start: Vec<usize>,
+        shape: Vec<usize>,
+    },
+    Concat {
+        xs: Vec<ValueId>,
+        axis: usize,
+    },
     /// Reduction along `axis`, keeping it with extent 1.
-    Reduce { op: ReduceOp, x: ValueId, axis: usize },
+    Reduce {
+        op: ReduceOp,
+        x: ValueId,
+        axis: usize,
+    },
     /// `lhs[m,k] @ rhs[k,n]` (or `rhs[n,k]ᵀ`), accumulated and returned in `acc`.
-    Matmul { lhs: ValueId, rhs: ValueId, transpose_rhs: bool, acc: DType },
+    Matmul {
+        lhs: ValueId,
+        rhs: ValueId,
+        transpose_rhs: bool,
+        acc: DType,
+    },
 
     // ---- refs ----
-    View { base: ValueId, indexers: Vec<Indexer> },
-    RefReshape { base: ValueId, shape: Vec<usize> },
-    RefBitcast { base: ValueId, to: DType },
-    Load { src: ValueId },
+    View {
+        base: ValueId,
+        indexers: Vec<Indexer>,
+    },
+    RefReshape {
+        base: ValueId,
+        shape: Vec<usize>,
+    },
+    RefBitcast {
+        base: ValueId,
+        to: DType,
+    },
+    Load {
+        src: ValueId,
+    },
     /// Element `i` of the result is `src[i · strides]`.
-    LoadStrided { src: ValueId, strides: Vec<usize>, shape: Vec<usize> },
-    Store { dst: ValueId, value: ValueId, mask: Option<ValueId> },
+    LoadStrided {
+        src: ValueId,
+        strides: Vec<usize>,
+        shape: Vec<usize>,
+    },
+    Store {
+        dst: ValueId,
+        value: ValueId,
+        mask: Option<ValueId>,
+    },
     /// `dst[i · strides] = value[i]`.
-    StoreStrided { dst: ValueId, value: ValueId, strides: Vec<usize> },
-    ScalarLoad { src: ValueId, indices: Vec<ValueId> },
-    ScalarStore { dst: ValueId, indices: Vec<ValueId>, value: ValueId },
+    StoreStrided {
+        dst: ValueId,
+        value: ValueId,
+        strides: Vec<usize>,
+    },
+    ScalarLoad {
+        src: ValueId,
+        indices: Vec<ValueId>,
+    },
+    ScalarStore {
+        dst: ValueId,
+        indices: Vec<ValueId>,
+        value: ValueId,
+    },
 
     // ---- DMA ----
     /// Start copying `src` to `dst`; the semaphore is signalled with the byte count on completion.
-    DmaStart { src: ValueId, dst: ValueId, sem: ValueId },
+    DmaStart {
+        src: ValueId,
+        dst: ValueId,
+        sem: ValueId,
+    },
     /// Wait until `sem` has been signalled with as many bytes as `dst` holds, and consume them.
-    DmaWait { src: ValueId, dst: ValueId, sem: ValueId },
+    DmaWait {
+        src: ValueId,
+        dst: ValueId,
+        sem: ValueId,
+    },
 
     // ---- mutable locals ----
     /// Declares a local; without `init` it must be set before it is read.
-    VarDecl { var: VarId, init: Option<ValueId> },
-    VarGet { var: VarId },
-    VarSet { var: VarId, value: ValueId },
+    VarDecl {
+        var: VarId,
+        init: Option<ValueId>,
+    },
+    VarGet {
+        var: VarId,
+    },
+    VarSet {
+        var: VarId,
+        value: ValueId,
+    },
 
     // ---- structured control flow ----
     /// `for index in lo..hi { body }` with i32 bounds.
-    For { lo: ValueId, hi: ValueId, index: ValueId, body: Block },
-    If { cond: ValueId, then_body: Block, else_body: Block },
+    For {
+        lo: ValueId,
+        hi: ValueId,
+        index: ValueId,
+        body: Block,
+    },
+    If {
+        cond: ValueId,
+        then_body: Block,
+        else_body: Block,
+    },
     /// Evaluate `cond_body`, test `cond`, run `body`, repeat.
-    While { cond_body: Block, cond: ValueId, body: Block },
+    While {
+        cond_body: Block,
+        cond: ValueId,
+        body: Block,
+    },
 
     // ---- debugging ----
-    DebugPrint { message: String, args: Vec<ValueId> },
+    DebugPrint {
+        message: String,
+        args: Vec<ValueId>,
+    },
 }
 
 /// What a type rule needs to know about existing values.
@@ -499,7 +618,11 @@ impl Op {
                 match ty(base) {
                     Type::Sem { shape } => {
                         if indexers.len() > shape.len() {
-                            return Err(format!("{} indices for a rank-{} semaphore array", indexers.len(), shape.len()));
+                            return Err(format!(
+                                "{} indices for a rank-{} semaphore array",
+                                indexers.len(),
+                                shape.len()
+                            ));
                         }
                         let mut out = Vec::new();
                         for (d, ix) in indexers.iter().enumerate() {
@@ -568,7 +691,8 @@ impl Op {
             }
             Op::Load { src } => {
                 let r = vmem_ref(&ty(src), "load from")?;
-                let shape = r.static_shape().ok_or("cannot load a ref with a dynamic extent: vectors have static shapes")?;
+                let shape =
+                    r.static_shape().ok_or("cannot load a ref with a dynamic extent: vectors have static shapes")?;
                 Ok(Some(Type::Vector { dtype: r.dtype, shape }))
             }
             Op::LoadStrided { src, strides, shape } => {
@@ -727,9 +851,9 @@ fn vmem_ref(t: &Type, what: &str) -> Result<RefType, String> {
     let r = as_ref(t)?;
     match r.space {
         MemSpace::Vmem => Ok(r),
-        MemSpace::Hbm => Err(format!(
-            "vector {what} an HBM ref: HBM is reachable only by DMA; copy the data to a VMEM buffer first"
-        )),
+        MemSpace::Hbm => {
+            Err(format!("vector {what} an HBM ref: HBM is reachable only by DMA; copy the data to a VMEM buffer first"))
+        }
         MemSpace::Smem => Err(format!("vector {what} an SMEM ref: SMEM holds scalars; use `get`/`set`")),
     }
 }
@@ -760,7 +884,11 @@ fn scalar_indices(env: &dyn TypeEnv, r: &RefType, indices: &[ValueId]) -> Result
 
 fn strided_fits(r: &RefType, strides: &[usize], shape: &[usize]) -> Result<(), String> {
     if strides.len() != r.shape.len() || shape.len() != r.shape.len() {
-        return Err(format!("strided access to a rank-{} ref needs {} strides and sizes", r.shape.len(), r.shape.len()));
+        return Err(format!(
+            "strided access to a rank-{} ref needs {} strides and sizes",
+            r.shape.len(),
+            r.shape.len()
+        ));
     }
     for d in 0..shape.len() {
         if strides[d] == 0 {
@@ -768,10 +896,7 @@ fn strided_fits(r: &RefType, strides: &[usize], shape: &[usize]) -> Result<(), S
         }
         let span = if shape[d] == 0 { 0 } else { (shape[d] - 1) * strides[d] + 1 };
         if span > r.shape[d].max() {
-            return Err(format!(
-                "strided access spans {span} elements of dimension {d}, which has {}",
-                r.shape[d]
-            ));
+            return Err(format!("strided access spans {span} elements of dimension {d}, which has {}", r.shape[d]));
         }
     }
     Ok(())
@@ -803,9 +928,9 @@ fn binary_operands(a: &Type, b: &Type) -> Result<(DType, Option<Vec<usize>>), St
     let shape = match (ash, bsh) {
         (None, None) => None,
         (Some(s), None) | (None, Some(s)) => Some(s),
-        (Some(x), Some(y)) => Some(
-            broadcast_shapes(&x, &y).ok_or_else(|| format!("shapes {x:?} and {y:?} do not broadcast"))?,
-        ),
+        (Some(x), Some(y)) => {
+            Some(broadcast_shapes(&x, &y).ok_or_else(|| format!("shapes {x:?} and {y:?} do not broadcast"))?)
+        }
     };
     Ok((ad, shape))
 }

@@ -45,9 +45,8 @@ pub fn wrap(kernel: &Kernel, mosaic: &str) -> Result<String, KernelError> {
         })
         .collect();
     let body = base64(mosaic.as_bytes());
-    let mut config = format!(
-        "{{\\22custom_call_config\\22: {{\\22body\\22: \\22{body}\\22, \\22needs_layout_passes\\22: true}}"
-    );
+    let mut config =
+        format!("{{\\22custom_call_config\\22: {{\\22body\\22: \\22{body}\\22, \\22needs_layout_passes\\22: true}}");
     if let Some(limit) = kernel.vmem_limit {
         config.push_str(&format!(
             ", \\22scoped_memory_configs\\22: [{{\\22memory_space\\22: 1, \\22offset\\22: 0, \\22size\\22: {limit}}}]"
@@ -70,7 +69,12 @@ pub fn wrap(kernel: &Kernel, mosaic: &str) -> Result<String, KernelError> {
     }
     attrs.push(format!("result_layouts = [{}]", out_layouts.join(", ")));
     if outputs.is_empty() {
-        return Err(KernelError::single(&kernel.name, None, kernel.loc, "a kernel launched through XLA needs an output"));
+        return Err(KernelError::single(
+            &kernel.name,
+            None,
+            kernel.loc,
+            "a kernel launched through XLA needs an output",
+        ));
     }
     let _ = Role::Output;
     Ok(format!(

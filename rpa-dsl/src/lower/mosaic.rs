@@ -247,7 +247,13 @@ impl<'k> Emitter<'k> {
 
     fn constant(&mut self, dt: DType, v: f64, loc: &str) -> String {
         let t = self.tmp();
-        let lit = if dt.is_float() { float_lit(v) } else if dt == DType::Bool { (v != 0.0).to_string() } else { (v as i64).to_string() };
+        let lit = if dt.is_float() {
+            float_lit(v)
+        } else if dt == DType::Bool {
+            (v != 0.0).to_string()
+        } else {
+            (v as i64).to_string()
+        };
         // A bool attribute carries its type: `arith.constant true`, not `true : i1`.
         let ty = if dt == DType::Bool { String::new() } else { format!(" : {}", elem(dt)) };
         self.line(&format!("{t} = arith.constant {lit}{ty} {loc}"));
@@ -353,7 +359,9 @@ impl<'k> Emitter<'k> {
                     UnaryOp::Tanh => format!("math.tanh {xn} : {rty}"),
                     UnaryOp::Sqrt => format!("math.sqrt {xn} : {rty}"),
                     UnaryOp::Rsqrt => format!("math.rsqrt {xn} : {rty}"),
-                    UnaryOp::Recip { approx: true } => format!("tpu.reciprocal {xn} {{approx = true}} : {rty} -> {rty}"),
+                    UnaryOp::Recip { approx: true } => {
+                        format!("tpu.reciprocal {xn} {{approx = true}} : {rty} -> {rty}")
+                    }
                     UnaryOp::Recip { approx: false } => {
                         let shape = self.result_shape(inst);
                         let one = self.splat(dt, 1.0, &shape, l);
@@ -453,7 +461,9 @@ impl<'k> Emitter<'k> {
                     (true, false) => "arith.fptosi",
                     (false, true) if from.is_unsigned_int() || from == DType::Bool => "arith.uitofp",
                     (false, true) => "arith.sitofp",
-                    (false, false) if to.bits() > from.bits() && (from.is_unsigned_int() || from == DType::Bool) => "arith.extui",
+                    (false, false) if to.bits() > from.bits() && (from.is_unsigned_int() || from == DType::Bool) => {
+                        "arith.extui"
+                    }
                     (false, false) if to.bits() > from.bits() => "arith.extsi",
                     (false, false) => "arith.trunci",
                 };
@@ -512,9 +522,13 @@ impl<'k> Emitter<'k> {
                     (ReduceOp::Sum, true) => ("add", 0.0),
                     (ReduceOp::Sum, false) => ("add", 0.0),
                     (ReduceOp::Max, true) => ("maximumf", f64::NEG_INFINITY),
-                    (ReduceOp::Max, false) => (if dtype.is_unsigned_int() { "maxui" } else { "maxsi" }, dtype.finite_range().0),
+                    (ReduceOp::Max, false) => {
+                        (if dtype.is_unsigned_int() { "maxui" } else { "maxsi" }, dtype.finite_range().0)
+                    }
                     (ReduceOp::Min, true) => ("minimumf", f64::INFINITY),
-                    (ReduceOp::Min, false) => (if dtype.is_unsigned_int() { "minui" } else { "minsi" }, dtype.finite_range().1),
+                    (ReduceOp::Min, false) => {
+                        (if dtype.is_unsigned_int() { "minui" } else { "minsi" }, dtype.finite_range().1)
+                    }
                 };
                 let acc = self.splat(dtype, init, &reduced, l);
                 let t = self.tmp();
@@ -621,7 +635,11 @@ impl<'k> Emitter<'k> {
                 self.vars.insert(*var, name);
             }
             Op::VarGet { var } => {
-                let n = self.vars.get(var).cloned().ok_or_else(|| self.err(inst.loc, "var_get", "variable read before it is declared"))?;
+                let n = self
+                    .vars
+                    .get(var)
+                    .cloned()
+                    .ok_or_else(|| self.err(inst.loc, "var_get", "variable read before it is declared"))?;
                 self.bind(inst, n);
             }
             Op::VarSet { var, value } => {
@@ -708,7 +726,12 @@ impl<'k> Emitter<'k> {
                 let after_names: Vec<String> = carried.iter().map(|_| self.tmp()).collect();
                 let args: Vec<String> = before_names.iter().zip(&inits).map(|(a, i)| format!("{a} = {i}")).collect();
                 let lhs = if carried.is_empty() { String::new() } else { format!("{results}:{} = ", carried.len()) };
-                self.line(&format!("{lhs}scf.while ({}) : ({}) -> ({}) {{", args.join(", "), types.join(", "), types.join(", ")));
+                self.line(&format!(
+                    "{lhs}scf.while ({}) : ({}) -> ({}) {{",
+                    args.join(", "),
+                    types.join(", "),
+                    types.join(", ")
+                ));
                 self.indent += 1;
                 for (v, n) in carried.iter().zip(&before_names) {
                     self.vars.insert(*v, n.clone());
@@ -768,7 +791,13 @@ impl<'k> Emitter<'k> {
             return self.constant(dt, v, l);
         }
         let t = self.tmp();
-        let lit = if dt.is_float() { float_lit(v) } else if dt == DType::Bool { (v != 0.0).to_string() } else { (v as i64).to_string() };
+        let lit = if dt.is_float() {
+            float_lit(v)
+        } else if dt == DType::Bool {
+            (v != 0.0).to_string()
+        } else {
+            (v as i64).to_string()
+        };
         self.line(&format!("{t} = arith.constant dense<{lit}> : {} {l}", vector_type(dt, shape)));
         t
     }
@@ -821,10 +850,8 @@ impl<'k> Emitter<'k> {
             Type::Ref(r) => (elem(r.dtype).to_string(), format!("#tpu.memory_space<{}>", space(r.space))),
             _ => ("!tpu.dma_semaphore".to_string(), "#tpu.memory_space<semaphore_mem>".to_string()),
         };
-        let sliced_ty = format!(
-            "memref<{}{elem_part}, {space_part}>",
-            sliced.iter().map(|d| format!("{d}x")).collect::<String>()
-        );
+        let sliced_ty =
+            format!("memref<{}{elem_part}, {space_part}>", sliced.iter().map(|d| format!("{d}x")).collect::<String>());
         let dyn_part = if dyn_sizes.is_empty() { String::new() } else { format!(" <{}>", dyn_sizes.join(", ")) };
         let target = if squeeze { self.tmp() } else { res.clone() };
         self.line(&format!(
