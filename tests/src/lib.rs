@@ -1,1 +1,9 @@
-//! Test crate.
+//! Helpers shared by the end-to-end suites.
+
+/// The 1-based line of `source` that contains `marker` (a comment such as `// @missing-wait`), so
+/// tests can assert on source lines without hard-coding numbers that formatting would shift.
+pub fn line_of(source: &str, marker: &str) -> u32 {
+    let hits: Vec<usize> = source.lines().enumerate().filter(|(_, l)| l.contains(marker)).map(|(i, _)| i).collect();
+    assert_eq!(hits.len(), 2, "marker {marker:?} must appear once in the code and once in the test");
+    hits[0] as u32 + 1
+}

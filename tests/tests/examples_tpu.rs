@@ -4,6 +4,9 @@
 use rpa_dsl::prelude::*;
 use rpa_dsl::tpu::compile_for;
 use rpa_kernels::examples;
+use rpa_tests::line_of;
+
+const SOURCE: &str = include_str!("examples_tpu.rs");
 
 #[test]
 fn every_example_compiles_for_every_generation() {
@@ -22,7 +25,6 @@ fn every_example_compiles_for_every_generation() {
     }
 }
 
-const MISALIGNED_LINE: u32 = line!() + 11;
 #[tpu_kernel]
 fn misaligned_lanes(
     off: Prefetch![i32, [1]],
@@ -33,7 +35,7 @@ fn misaligned_lanes(
     sems: DmaSems<1>,
 ) {
     copy(src, buf, sems.at(0)).start_and_wait();
-    let tile = buf.view(&[full_dim(), ds(off.get(0), 128)]).load();
+    let tile = buf.view(&[full_dim(), ds(off.get(0), 128)]).load(); // @misaligned
     out.store(tile);
     copy(out, dst, sems.at(0)).start_and_wait();
 }
@@ -43,7 +45,7 @@ fn a_misaligned_dynamic_lane_offset_is_rejected_at_its_line() {
     let k = misaligned_lanes().unwrap();
     let err = compile_for(&k, TpuTarget::V6e).expect_err("libtpu cannot prove the lane offset aligned");
     assert!(err.to_string().contains("libtpu (v6e) rejected the kernel"), "{err}");
-    assert_eq!(err.first().loc.line, MISALIGNED_LINE, "{err}");
+    assert_eq!(err.first().loc.line, line_of(SOURCE, "@misaligned"), "{err}");
 }
 
 #[tpu_kernel(vmem_limit = 100 << 20)]

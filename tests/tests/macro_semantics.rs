@@ -34,7 +34,7 @@ fn count(k: &Kernel, pred: impl Fn(&Op) -> bool) -> usize {
 
 // ---- a runtime `for` is one IR loop -----------------------------------------------------------
 
-const FOR_LINE: u32 = line!() + 7;
+const FOR_LINE: u32 = line!() + 4;
 #[tpu_kernel]
 fn runtime_for(#[comptime] n: usize, flags: Smem<i32, { [8] }>) {
     let mut acc = Scalar::constant(I32, 0.0);

@@ -5,28 +5,29 @@ use rpa_dsl::interpret::{run, InterpretOptions};
 use rpa_dsl::ir::verify::verify;
 use rpa_dsl::prelude::*;
 use rpa_dsl::KernelError;
+use rpa_tests::line_of;
+
+const SOURCE: &str = include_str!("wrong_kernels.rs");
 
 fn interpret_err(k: &Kernel, inputs: &[Array]) -> KernelError {
     run(k, inputs, &InterpretOptions::default()).expect_err("the kernel must be rejected")
 }
 
-const MISSING_WAIT_LINE: u32 = line!() + 11;
 #[tpu_kernel]
 fn missing_wait(src: In![f32, [8, 128]], dst: Out![f32, [8, 128]], buf: Vmem![f32, [8, 128]], sems: DmaSems<2>) {
     copy(src, buf, sems.at(0)).start();
     copy(src, buf, sems.at(0)).wait();
     buf.store(buf.load() + 1.0);
-    copy(buf, dst, sems.at(1)).start();
+    copy(buf, dst, sems.at(1)).start(); // @missing-wait
 }
 
 #[test]
 fn a_copy_that_is_never_waited_is_an_error_at_its_start() {
     let err = interpret_err(&missing_wait().unwrap(), &[Array::zeros(DType::F32, &[8, 128])]);
     assert!(err.first().message.contains("never waited"), "{err}");
-    assert_eq!(err.first().loc.line, MISSING_WAIT_LINE, "{err}");
+    assert_eq!(err.first().loc.line, line_of(SOURCE, "@missing-wait"), "{err}");
 }
 
-const OOB_LINE: u32 = line!() + 9;
 #[tpu_kernel]
 fn out_of_bounds_dma(
     src: In![f32, [16, 128]],
@@ -35,7 +36,7 @@ fn out_of_bounds_dma(
     sems: DmaSems<1>,
 ) {
     copy(src.ds(0, 16), buf, sems.at(0)).start_and_wait();
-    copy(buf.ds(8, 16), dst, sems.at(0)).start_and_wait();
+    copy(buf.ds(8, 16), dst, sems.at(0)).start_and_wait(); // @oob
 }
 
 #[test]
@@ -43,10 +44,9 @@ fn an_out_of_bounds_dma_is_an_error_at_its_line() {
     let err = interpret_err(&out_of_bounds_dma().unwrap(), &[Array::zeros(DType::F32, &[16, 128])]);
     assert!(err.first().message.contains("out of bounds"), "{err}");
     assert!(err.first().message.contains("`buf`"), "{err}");
-    assert_eq!(err.first().loc.line, OOB_LINE, "{err}");
+    assert_eq!(err.first().loc.line, line_of(SOURCE, "@oob"), "{err}");
 }
 
-const UNBALANCED_LINE: u32 = line!() + 11;
 #[tpu_kernel]
 fn unbalanced_semaphore(
     src: In![f32, [8, 128]],
@@ -57,7 +57,7 @@ fn unbalanced_semaphore(
     let c = copy(src, buf, sems.at(0));
     c.start();
     c.wait();
-    c.wait();
+    c.wait(); // @unbalanced
     copy(buf, dst, sems.at(0)).start_and_wait();
 }
 
@@ -65,10 +65,9 @@ fn unbalanced_semaphore(
 fn waiting_for_bytes_never_signalled_is_an_error() {
     let err = interpret_err(&unbalanced_semaphore().unwrap(), &[Array::zeros(DType::F32, &[8, 128])]);
     assert!(err.first().message.contains("only 0 bytes were signalled"), "{err}");
-    assert_eq!(err.first().loc.line, UNBALANCED_LINE, "{err}");
+    assert_eq!(err.first().loc.line, line_of(SOURCE, "@unbalanced"), "{err}");
 }
 
-const UNINIT_LINE: u32 = line!() + 9;
 #[tpu_kernel(grid = [2, 2], semantics = [parallel, arbitrary])]
 fn uninitialised_accumulator(
     #[block([8, 128], |i, k| [i, k])] x: In![f32, [16, 256]],
@@ -77,7 +76,7 @@ fn uninitialised_accumulator(
 ) {
     // Bug: `acc` is never zeroed at k == 0.
     let k = program_id(1);
-    acc.store(acc.load() + x.load());
+    acc.store(acc.load() + x.load()); // @uninit
     if k == 1 {
         o.store(acc.load());
     }
@@ -88,14 +87,13 @@ fn reading_uninitialised_scratch_is_an_error_at_the_load() {
     let err = interpret_err(&uninitialised_accumulator().unwrap(), &[Array::zeros(DType::F32, &[16, 256])]);
     assert!(err.first().message.contains("uninitialised"), "{err}");
     assert!(err.first().message.contains("`acc`"), "{err}");
-    assert_eq!(err.first().loc.line, UNINIT_LINE, "{err}");
+    assert_eq!(err.first().loc.line, line_of(SOURCE, "@uninit"), "{err}");
 }
 
-const REVISIT_LINE: u32 = line!() + 4;
 #[tpu_kernel(grid = [4])]
 fn revisited_output(
     #[block([8, 128], |i| [i, 0])] x: In![f32, [32, 128]],
-    #[block([8, 128], |i| [i % 2, 0])] o: Out![f32, [16, 128]],
+    #[block([8, 128], |i| [i % 2, 0])] o: Out![f32, [16, 128]], // @revisit
 ) {
     o.store(x.load());
 }
@@ -104,12 +102,16 @@ fn revisited_output(
 fn revisiting_an_output_block_is_an_error() {
     let err = interpret_err(&revisited_output().unwrap(), &[Array::zeros(DType::F32, &[32, 128])]);
     assert!(err.first().message.contains("revisited block [0, 0] of output `o`"), "{err}");
-    assert_eq!(err.first().loc.line, REVISIT_LINE, "{err}");
+    assert_eq!(err.first().loc.line, line_of(SOURCE, "@revisit"), "{err}");
 }
 
-const VMEM_LINE: u32 = line!() + 5;
 #[tpu_kernel(vmem_limit = 110 << 20)]
-fn vmem_hog(src: In![f32, [8, 128]], dst: Out![f32, [8, 128]], big: Vmem![f32, [100, 1024, 256]], sems: DmaSems<1>) {
+fn vmem_hog(
+    src: In![f32, [8, 128]],
+    dst: Out![f32, [8, 128]],
+    big: Vmem![f32, [100, 1024, 256]], // @vmem
+    sems: DmaSems<1>,
+) {
     copy(src, big.at(0).ds(0, 8).view(&[full_dim(), ds(0, 128)]), sems.at(0)).start_and_wait();
     copy(big.at(0).ds(0, 8).view(&[full_dim(), ds(0, 128)]), dst, sems.at(0)).start_and_wait();
 }
@@ -121,13 +123,12 @@ fn vmem_over_budget_is_rejected_for_v7x_but_not_v6e() {
     let err = verify(&k, TpuTarget::V7x).unwrap_err();
     assert!(err.to_string().contains("VMEM"), "{err}");
     assert!(err.to_string().contains("v7x"), "{err}");
-    assert!(err.diagnostics.iter().any(|d| d.loc.line == VMEM_LINE || d.loc.line == VMEM_LINE - 3), "{err}");
+    assert!(err.diagnostics.iter().any(|d| d.loc.line == line_of(SOURCE, "@vmem")), "{err}");
 }
 
-const TILING_LINE: u32 = line!() + 3;
 #[tpu_kernel(grid = [4])]
 fn bad_tiling(
-    #[block([8, 100], |i| [i, 0])] x: In![f32, [32, 200]],
+    #[block([8, 100], |i| [i, 0])] x: In![f32, [32, 200]], // @tiling
     #[block([8, 100], |i| [i, 0])] o: Out![f32, [32, 200]],
 ) {
     o.store(x.load());
@@ -139,7 +140,7 @@ fn a_block_off_the_native_tiling_is_rejected() {
     let err = verify(&k, TpuTarget::V5e).unwrap_err();
     assert!(err.first().message.contains("[8, 100]"), "{err}");
     assert!(err.first().message.contains("tiling"), "{err}");
-    assert_eq!(err.first().loc.line, TILING_LINE, "{err}");
+    assert_eq!(err.first().loc.line, line_of(SOURCE, "@tiling"), "{err}");
 }
 
 #[test]
