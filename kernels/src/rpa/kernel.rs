@@ -296,20 +296,15 @@ fn load_kv(cfg: &RpaConfig, slot_buf: Ref<Vmem>, h: usize, rows_start: usize, n:
     }
 }
 
-/// The masked, scaled, soft-capped logits of one (q sub-tile, kv sub-tile, kv head).
+/// Which (query row, key column) pairs of a sub-tile may attend: the key was fetched, and it is
+/// not in the query's future (causal) nor before its sliding window. Rows are GQA-folded: row `r`
+/// is query token `r / G`, at position `q_pos0 + r / G`; column `c` is key position `k_pos0 + c`.
 #[tpu_fn]
-fn logits(
+fn visibility(
     cfg: &RpaConfig,
-    q: Tile,
-    k: Tile,
     (q_pos0, k_pos0, k_end): (Scalar, Scalar, Scalar),
     (rows, cols): (usize, usize),
 ) -> Tile {
-    let mut s = matmul_t(q, k) * cfg.logit_scale;
-    if let Some(cap) = cfg.soft_cap {
-        s = (s * (1.0 / cap)).tanh() * cap;
-    }
-    // Row r is query token r / G (GQA folded into rows); column c is key position k_pos0 + c.
     let q_pos = iota(I32, &[rows, cols], 0) / cfg.group as i32 + q_pos0;
     let k_pos = iota(I32, &[rows, cols], 1) + k_pos0;
     let mut visible = k_pos < k_end;
@@ -318,6 +313,16 @@ fn logits(
     }
     if let Some(w) = cfg.sliding_window {
         visible = visible & (k_pos > q_pos - w as i32);
+    }
+    visible
+}
+
+/// The scaled, soft-capped, masked logits `q · kᵀ` of one (q sub-tile, kv sub-tile, kv head).
+#[tpu_fn]
+fn logits(cfg: &RpaConfig, q: Tile, k: Tile, visible: Tile) -> Tile {
+    let mut s = matmul_t(q, k) * cfg.logit_scale;
+    if let Some(cap) = cfg.soft_cap {
+        s = (s * (1.0 / cap)).tanh() * cap;
     }
     select(visible, s, cfg.mask_value as f32)
 }
@@ -414,16 +419,18 @@ pub fn rpa_kernel(
                 for c in 0..bkv / cfg.blocks.bkv_compute {
                     let csz = cfg.blocks.bkv_compute;
                     if c * csz < rows {
+                        let k_pos0 = bkv_idx * bkv as i32 + (c * csz) as i32;
+                        let q_pos0 = kv_len - q_len + bq_idx * bq as i32;
+                        let k_end = bkv_idx * bkv as i32 + rows;
+                        let visible = visibility(cfg, (q_pos0, k_pos0, k_end), (bq * g, csz));
+                        // Rows past the fetched ones hold stale data: V is zeroed there so 0 · NaN cannot leak.
+                        let fetched = iota(I32, &[csz, dp], 0) + ((c * csz) as i32) < rows;
                         #[unroll]
                         for h in 0..hkv {
                             let qh = bq_buf.at(q_slot).at(h).load().reshape(&[bq * g, dp]).cast(F32);
                             let (k, v) = load_kv(cfg, slot_buf, h, c * csz, csz);
-                            // Rows past the fetched ones hold stale data: zero V so 0 · NaN cannot leak.
-                            let v = select(iota(I32, &[csz, dp], 0) + ((c * csz) as i32) < rows, v, 0.0);
-                            let k_pos0 = bkv_idx * bkv as i32 + (c * csz) as i32;
-                            let q_pos0 = kv_len - q_len + bq_idx * bq as i32;
-                            let s =
-                                logits(cfg, qh, k, (q_pos0, k_pos0, k_pos0 - (c * csz) as i32 + rows), (bq * g, csz));
+                            let v = select(fetched, v, 0.0);
+                            let s = logits(cfg, qh, k, visible);
                             let m_prev = m_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
                             let l_prev = l_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
                             let m_new = max(m_prev, s.reduce_max(1));

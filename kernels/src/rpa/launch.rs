@@ -31,7 +31,7 @@ pub fn default_block_sizes(case: RpaCase, page_size: usize, pages_per_seq: usize
     let bq = match case {
         RpaCase::Decode => 1,
         RpaCase::Prefill => chunk.unwrap_or(16).min(32),
-        RpaCase::Mixed => 16,
+        RpaCase::Mixed => 32,
     };
     BlockSizes { bq, bkv, bq_compute: bq, bkv_compute: bkv }
 }
