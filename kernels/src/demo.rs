@@ -111,30 +111,40 @@ impl RpaDemoReport {
     }
 }
 
+/// `(q_len, kv_len)` of the serving batch: 6 decodes, 2 prefill chunks of 32, 4 mixed.
+pub const SERVING_LENS: [(usize, usize); 12] = [
+    (1, 230),
+    (1, 1100),
+    (1, 64),
+    (1, 517),
+    (1, 18),
+    (1, 333),
+    (32, 96),
+    (32, 400),
+    (5, 18),
+    (120, 597),
+    (3, 1229),
+    (17, 40),
+];
+
+/// The serving batch with Llama-3-8B heads (32 q / 8 kv, head_dim 128, bf16, page 16).
+pub fn serving_batch() -> (crate::rpa::reference::RpaInputs, crate::rpa::RpaOptions) {
+    use crate::rpa::testing::{make_batch, BatchSpec};
+    let mut x = make_batch(&BatchSpec::new(&SERVING_LENS, (32, 8), 128, 16, DType::Bf16));
+    x.distribution = [6, 8, 12];
+    let opts =
+        crate::rpa::RpaOptions { sm_scale: 1.0 / (128f64).sqrt(), chunk_prefill_size: Some(32), ..Default::default() };
+    (x, opts)
+}
+
 /// A serving-shaped batch (Llama-3-8B heads: 32 q / 8 kv, head_dim 128, bf16, page 16): 6 decode
 /// sequences, 2 chunked-prefill chunks of 32 tokens and 4 mixed sequences.
 pub fn run_rpa_demo(compile_tpu: bool) -> Result<RpaDemoReport, crate::rpa::validate::RpaError> {
     use crate::rpa::launch::{build, ragged_paged_attention};
     use crate::rpa::reference;
-    use crate::rpa::testing::{make_batch, BatchSpec};
-    use crate::rpa::{RpaCase, RpaOptions};
-    let lens = [
-        (1, 230),
-        (1, 1100),
-        (1, 64),
-        (1, 517),
-        (1, 18),
-        (1, 333),
-        (32, 96),
-        (32, 400),
-        (5, 18),
-        (120, 597),
-        (3, 1229),
-        (17, 40),
-    ];
-    let mut x = make_batch(&BatchSpec::new(&lens, (32, 8), 128, 16, DType::Bf16));
-    x.distribution = [6, 8, 12];
-    let opts = RpaOptions { sm_scale: 1.0 / (128f64).sqrt(), chunk_prefill_size: Some(32), ..Default::default() };
+    use crate::rpa::RpaCase;
+    let (x, opts) = serving_batch();
+    let lens = SERVING_LENS;
     let t = Instant::now();
     for case in [RpaCase::Decode, RpaCase::Prefill, RpaCase::Mixed] {
         build(&x, &opts, case)?;
