@@ -14,6 +14,7 @@
 extern crate self as rpa_dsl;
 
 pub mod array;
+pub mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod frontend;

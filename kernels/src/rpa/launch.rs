@@ -116,8 +116,26 @@ pub fn restore_output(o: &Array, d: usize) -> Array {
     out
 }
 
+/// Where the kernels run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Interpret mode, the reference semantics (reports bytes moved).
+    Interpret,
+    /// XLA's CPU compiler through PJRT (the StableHLO lowering).
+    PjrtCpu,
+}
+
 /// Ragged paged attention on interpret mode: `(output [T, Hq, D], updated cache)`.
 pub fn ragged_paged_attention(x: &RpaInputs, opts: &RpaOptions) -> Result<(Array, Array, RpaReport), RpaError> {
+    ragged_paged_attention_on(Backend::Interpret, x, opts)
+}
+
+/// Ragged paged attention on `backend`: `(output [T, Hq, D], updated cache)`.
+pub fn ragged_paged_attention_on(
+    backend: Backend,
+    x: &RpaInputs,
+    opts: &RpaOptions,
+) -> Result<(Array, Array, RpaReport), RpaError> {
     validate_static(x, opts)?;
     if opts.validate {
         validate_dynamic(x, opts)?;
@@ -143,11 +161,17 @@ pub fn ragged_paged_attention(x: &RpaInputs, opts: &RpaOptions) -> Result<(Array
             kv_new.clone(),
             cache,
         ];
-        let res = run(&kernel, &inputs, &InterpretOptions::default())?;
-        let mut outs = res.outputs.into_iter();
+        let outputs = match backend {
+            Backend::Interpret => {
+                let res = run(&kernel, &inputs, &InterpretOptions::default())?;
+                report.stats.push((case, res.stats));
+                res.outputs
+            }
+            Backend::PjrtCpu => rpa_dsl::cpu::run(&kernel, &inputs)?,
+        };
+        let mut outs = outputs.into_iter();
         q = outs.next().expect("output");
         cache = outs.next().expect("cache");
-        report.stats.push((case, res.stats));
     }
     Ok((restore_output(&q, x.head_dim()), cache, report))
 }

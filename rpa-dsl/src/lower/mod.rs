@@ -2,3 +2,4 @@
 
 pub mod custom_call;
 pub mod mosaic;
+pub mod stablehlo;
