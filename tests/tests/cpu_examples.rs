@@ -40,7 +40,8 @@ fn rpa_on_pjrt_cpu_matches_interpret_mode() {
         x.distribution = [2, 3, 5];
         let opts = RpaOptions { chunk_prefill_size: Some(4), sliding_window: Some(12), ..Default::default() };
         let (out_i, cache_i, _) = ragged_paged_attention_on(Backend::Interpret, &x, &opts).unwrap();
-        let (out_c, cache_c, _) = ragged_paged_attention_on(Backend::PjrtCpu, &x, &opts).unwrap_or_else(|e| panic!("{e}"));
+        let (out_c, cache_c, _) =
+            ragged_paged_attention_on(Backend::PjrtCpu, &x, &opts).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cache_c, cache_i, "the updated cache must be bit-identical");
         let n = 20 * 4 * 128;
         for i in 0..n {

@@ -60,10 +60,14 @@ pub fn check_random_batch(seed: u64) -> Result<String, String> {
         ..Default::default()
     };
     let opts = match opts.mixed_blocks {
-        Some(b) if b.bkv % b.bkv_compute != 0 => RpaOptions { mixed_blocks: Some(BlockSizes { bkv_compute: bkv, ..b }), ..opts },
+        Some(b) if b.bkv % b.bkv_compute != 0 => {
+            RpaOptions { mixed_blocks: Some(BlockSizes { bkv_compute: bkv, ..b }), ..opts }
+        }
         _ => opts,
     };
-    let what = format!("batch {seed}: seqs {lens:?}, heads {heads:?}, head_dim {head_dim}, page {page_size}, {dtype}, {opts:?}");
+    let what = format!(
+        "batch {seed}: seqs {lens:?}, heads {heads:?}, head_dim {head_dim}, page {page_size}, {dtype}, {opts:?}"
+    );
     let (out, cache, _) = ragged_paged_attention(&x, &opts).map_err(|e| format!("{what}\n{e}"))?;
     let (want, want_cache) = reference::ragged_paged_attention(&x, &opts);
     if cache != want_cache {
