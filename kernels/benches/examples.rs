@@ -26,6 +26,26 @@ fn time_build(name: &str, build: &dyn Fn() -> Result<Kernel, KernelError>) -> Ke
     k
 }
 
+/// PJRT-CPU: compile time (StableHLO lowering + XLA) and per-call time (upload, run, download).
+fn time_cpu(name: &str, k: &Kernel, inputs: &[Array]) {
+    let Ok(backend) = rpa_dsl::cpu::CpuBackend::global() else {
+        println!("pjrt-cpu {name:<22} skipped: run scripts/install-plugins");
+        return;
+    };
+    let mlir = rpa_dsl::lower::stablehlo::lower(k).expect("lowers");
+    let t = Instant::now();
+    let exe = backend.compile_uncached(k, mlir).expect("compiles");
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    exe.run(inputs).expect("runs");
+    let iters = 10;
+    let t = Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(exe.run(inputs).unwrap());
+    }
+    let call_ms = t.elapsed().as_secs_f64() * 1e3 / iters as f64;
+    println!("pjrt-cpu {name:<22} compile {compile_ms:>8.1} ms   {call_ms:>8.3} ms/call");
+}
+
 fn time_run(name: &str, k: &Kernel, inputs: &[Array], elements: usize) {
     let opts = InterpretOptions::default();
     run(k, inputs, &opts).expect("runs");
@@ -48,14 +68,22 @@ fn main() {
     let f32s = |shape: &[usize], seed| Array::from_f64(DType::F32, shape, &random_values(shape.iter().product(), seed));
     let rows = 1024;
     let k = time_build("elementwise_add", &|| examples::elementwise_add(rows));
-    time_run("elementwise_add", &k, &[f32s(&[rows, 128], 1), f32s(&[rows, 128], 2)], rows * 128);
+    let inputs = [f32s(&[rows, 128], 1), f32s(&[rows, 128], 2)];
+    time_run("elementwise_add", &k, &inputs, rows * 128);
+    time_cpu("elementwise_add", &k, &inputs);
     let (m, n, kk) = (512, 512, 512);
     let k = time_build("tiled_matmul", &|| examples::tiled_matmul(m, n, kk, 128, 128, 128, DType::F32));
-    time_run("tiled_matmul", &k, &[f32s(&[m, kk], 3), f32s(&[kk, n], 4)], m * n * kk);
+    let inputs = [f32s(&[m, kk], 3), f32s(&[kk, n], 4)];
+    time_run("tiled_matmul", &k, &inputs, m * n * kk);
+    time_cpu("tiled_matmul", &k, &inputs);
     let blocks = 128;
     let k = time_build("double_buffered_scale", &|| examples::double_buffered_scale(blocks));
-    time_run("double_buffered_scale", &k, &[f32s(&[blocks * 8, 128], 5)], blocks * 8 * 128);
+    let inputs = [f32s(&[blocks * 8, 128], 5)];
+    time_run("double_buffered_scale", &k, &inputs, blocks * 8 * 128);
+    time_cpu("double_buffered_scale", &k, &inputs);
     let (r, c) = (512, 512);
     let k = time_build("row_softmax", &|| examples::row_softmax(r, c));
-    time_run("row_softmax", &k, &[f32s(&[r, c], 6)], r * c);
+    let inputs = [f32s(&[r, c], 6)];
+    time_run("row_softmax", &k, &inputs, r * c);
+    time_cpu("row_softmax", &k, &inputs);
 }
