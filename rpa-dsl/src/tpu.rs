@@ -28,9 +28,14 @@ pub fn stablehlo_module(kernel: &Kernel) -> Result<String, KernelError> {
     custom_call::wrap(kernel, &body)
 }
 
-/// Compiles `kernel` for `target` with libtpu (no TPU needed).
+/// Compiles `kernel` for `target` with libtpu (no TPU needed), after rpa's verifier.
 pub fn compile_for(kernel: &Kernel, target: TpuTarget) -> Result<TpuCompiled, KernelError> {
     verify(kernel, target)?;
+    compile_unverified(kernel, target)
+}
+
+/// Like [`compile_for`] without rpa's verifier, so libtpu's own checks (and messages) are seen.
+pub fn compile_unverified(kernel: &Kernel, target: TpuTarget) -> Result<TpuCompiled, KernelError> {
     let body = mosaic::lower(kernel)?;
     let module = custom_call::wrap(kernel, &body)?;
     // Debugging aid: RPA_DUMP_MOSAIC=dir writes each kernel's Mosaic text there.

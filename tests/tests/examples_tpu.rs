@@ -63,7 +63,7 @@ fn vmem_over_budget_is_rejected_before_libtpu_for_v7x_only() {
     compile_for(&k, TpuTarget::V6e).expect("80 MiB fits a v6e");
 }
 
-#[tpu_kernel]
+#[tpu_kernel] // the kernel's location is its name, on the next line: @default-limit-hog
 fn default_limit_hog(
     src: In![f32, [8, 128]],
     dst: Out![f32, [8, 128]],
@@ -76,6 +76,12 @@ fn default_limit_hog(
 
 #[test]
 fn without_vmem_limit_the_default_scoped_limit_applies() {
-    let err = compile_for(&default_limit_hog().unwrap(), TpuTarget::V6e).unwrap_err();
+    let k = default_limit_hog().unwrap();
+    let err = compile_for(&k, TpuTarget::V6e).unwrap_err();
     assert!(err.to_string().contains("default scoped VMEM limit of v6e"), "{err}");
+    // libtpu agrees: without rpa's verifier its own out-of-VMEM error comes back, at the kernel.
+    let err = rpa_dsl::tpu::compile_unverified(&k, TpuTarget::V6e).unwrap_err();
+    assert!(err.to_string().contains("libtpu (v6e) rejected the kernel"), "{err}");
+    assert!(err.to_string().contains("vmem"), "{err}");
+    assert_eq!(err.first().loc.line, line_of(SOURCE, "@default-limit-hog") + 1, "{err}");
 }
