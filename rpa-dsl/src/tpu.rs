@@ -115,3 +115,32 @@ fn with_mosaic_line(message: &str, mosaic: &str) -> String {
         None => message.to_string(),
     }
 }
+
+/// Runs `kernel` on an attached TPU: the same Mosaic module, compiled by a libtpu client and
+/// executed through PJRT. Without a TPU this returns libtpu's client error (nothing is attached on
+/// machines that only compile ahead of time).
+pub fn run(kernel: &Kernel, inputs: &[crate::Array]) -> Result<Vec<crate::Array>, KernelError> {
+    let err = |what: &str, e: String| KernelError::single(&kernel.name, None, kernel.loc, format!("TPU {what}: {e}"));
+    let plugin = pjrt::libtpu().map_err(|e| err("plugin", e.to_string()))?;
+    let client = pjrt::Client::new(&plugin, &[]).map_err(|e| err("client (is a TPU attached?)", e.to_string()))?;
+    let device = client.addressable_devices().map_err(|e| err("devices", e.to_string()))?;
+    let device = device.into_iter().next().ok_or_else(|| err("devices", "no addressable TPU device".into()))?;
+    let kind = device.kind().unwrap_or_default();
+    let target = [("v5", TpuTarget::V5e), ("v6", TpuTarget::V6e), ("7", TpuTarget::V7x)]
+        .into_iter()
+        .find(|(k, _)| kind.contains(k))
+        .map_or(TpuTarget::V6e, |(_, t)| t);
+    verify(kernel, target)?;
+    let module = stablehlo_module(kernel)?;
+    let exe = client
+        .compile(&module, &CompileOptions::default())
+        .map_err(|e| map_compiler_error(kernel, target, &e.to_string()))?;
+    let bufs = inputs
+        .iter()
+        .map(|a| client.buffer_from_host(a, &device))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err("upload", e.to_string()))?;
+    let refs: Vec<&pjrt::Buffer> = bufs.iter().collect();
+    let outs = exe.execute(&refs).map_err(|e| err("execute", e.to_string()))?;
+    outs.iter().map(|b| b.to_host().map_err(|e| err("download", e.to_string()))).collect()
+}

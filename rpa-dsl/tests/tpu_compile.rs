@@ -64,3 +64,15 @@ fn the_wrapper_names_the_custom_call_and_aliases() {
     assert!(m.contains("stablehlo.custom_call @tpu_custom_call"), "{m}");
     assert!(m.contains("needs_layout_passes"), "{m}");
 }
+
+/// Execution takes the same path with a libtpu client; this machine has no TPU, so the client
+/// refuses, and the error says so instead of hanging or crashing.
+#[test]
+fn running_without_a_tpu_fails_with_a_clear_error() {
+    let k = blocked_add();
+    let x = rpa_dsl::Array::zeros(DType::F32, &[32, 128]);
+    match rpa_dsl::tpu::run(&k, &[x.clone(), x]) {
+        Err(e) => assert!(e.to_string().contains("TPU client (is a TPU attached?)"), "{e}"),
+        Ok(out) => assert_eq!(out.len(), 1, "ran on an attached TPU"),
+    }
+}
