@@ -175,7 +175,11 @@ impl DType {
     pub fn float_to_bits(self, v: f64) -> u32 {
         match self {
             F32 => (v as f32).to_bits(),
+            // `half`'s f64 conversion drops low bits just above a tie (f32 0x3c6e8001 → 0x3c6e, should
+            // be 0x3c6f); the f32 one rounds correctly, so take it whenever the value is an f32.
+            Bf16 if v as f32 as f64 == v || v.is_nan() => bf16::from_f32(v as f32).to_bits() as u32,
             Bf16 => bf16::from_f64(v).to_bits() as u32,
+            F16 if v as f32 as f64 == v || v.is_nan() => f16::from_f32(v as f32).to_bits() as u32,
             F16 => f16::from_f64(v).to_bits() as u32,
             F8E4M3 => float8::F8E4M3::from_f64(v).to_bits() as u32,
             F8E5M2 => float8::F8E5M2::from_f64(v).to_bits() as u32,
@@ -257,6 +261,13 @@ mod tests {
         assert_eq!(F8E4M3.round(1000.0), 448.0);
         assert!(F32.float_from_bits(F32.poison_bits()).is_nan());
         assert!(F8E4M3.float_from_bits(F8E4M3.poison_bits()).is_nan());
+    }
+
+    #[test]
+    fn bf16_rounds_f32_values_just_above_a_tie_up() {
+        let v = f32::from_bits(0x3c6e_8001) as f64;
+        assert_eq!(Bf16.float_to_bits(v), 0x3c6f);
+        assert_eq!(Bf16.float_to_bits(f32::from_bits(0x3c6e_8000) as f64), 0x3c6e);
     }
 
     #[test]

@@ -3,29 +3,34 @@
 //! StableHLO compiler (here XLA:CPU through PJRT) runs with the semantics of interpret mode.
 //!
 //! - **State.** Every buffer (each operand's array, each BlockSpec'd operand's block buffer, each
-//!   scratch buffer, and one i32 counter per DMA semaphore) is a flat 1-D tensor threaded through the
-//!   program as SSA values. Aliased outputs share their input's buffer; other outputs and scratch
-//!   start as the poison pattern ([`DType::poison_bits`]).
+//!   scratch buffer, and one i32 counter per DMA semaphore) is a tensor of its declared shape
+//!   threaded through the program as SSA values. Aliased outputs share their input's buffer; other
+//!   outputs and scratch start as the poison pattern ([`DType::poison_bits`]).
 //! - **Refs** are a static description (buffer, dtype, max extents, element strides, packing) plus
 //!   runtime scalars (flat offset, dynamic extents, packed row), exactly the views of
-//!   `interpret::memory`. Loads and stores compute the flat index of every element
-//!   (`iota · strides + offset`) and become `gather`/`scatter`; contiguous static windows take a
-//!   `dynamic_slice`/`dynamic_update_slice` fast path. Packed (`bitcast`) views gather the narrow
-//!   elements (or the wide word) and combine them with shifts and masks.
-//! - **Dynamic sizes** (ragged DMAs of `0..=max` rows): a static max-size window masked by
-//!   `iota < size`; masked-out lanes scatter to an out-of-bounds index, which XLA skips. Such windows
-//!   never use `dynamic_slice` (it clamps the start and would shift the window).
+//!   `interpret::memory`. A load or store of a window that is a box of the buffer (in its own shape,
+//!   or of a reshape whose dims are the ratios of the view's strides) is one `dynamic_slice` /
+//!   `dynamic_update_slice` (strided loads add a strided `slice`; packing views a dim of `k` elements
+//!   combined with shifts). Other windows compute the flat position of every row of contiguous
+//!   elements (`iota · strides + offset`) and `gather`/`scatter` rows of the flattened buffer.
+//! - **Dynamic sizes** (ragged DMAs of `0..=max` rows): a static window masked by `iota < size`,
+//!   shrunk to a static bound of the size when one is known (`min(n, 8)`). If the window provably
+//!   fits in the buffer (a static start), it is a box updated with `select`; otherwise rows are
+//!   gathered and scattered, masked-out rows going to an out-of-bounds position, which XLA skips
+//!   (`dynamic_slice` would clamp the start and shift the window).
 //! - **DMAs** copy at `dma_start`; `dma_wait` only takes its bytes off the semaphore counter (for
 //!   race-free programs, which interpret mode checks, this is the same result).
 //! - **Control flow.** `for`/`while` become `stablehlo.while` and `if` becomes `stablehlo.if`,
 //!   carrying the buffers their bodies write and the mutable locals they assign (as in the Mosaic
-//!   lowering). The grid is a `stablehlo.while` over the row-major flattened grid that evaluates the
-//!   index maps, copies input blocks in when their index changes and output blocks out when the next
-//!   step's index differs (or at the last step).
+//!   lowering); an `if` that writes large buffers becomes two loops of at most one trip (XLA copies
+//!   the buffers a conditional passes through, and updates loop-carried ones in place). The grid is
+//!   a `stablehlo.while` over the row-major flattened grid that evaluates the index maps, copies
+//!   input blocks in when their index changes and output blocks out when the next step's index
+//!   differs (or at the last step), predicated with `select`s rather than conditionals.
 //! - **Numerics** follow interpret mode: narrow floats compute in f32 and round after every op (fp8
-//!   saturating to its largest finite value), float → int casts truncate and saturate (NaN → 0),
-//!   integer division truncates, shifts past the width give 0 (or the sign), float max/min propagate
-//!   NaN.
+//!   saturating to its largest finite value, rounded with integer ops), float → int casts truncate
+//!   and saturate (NaN → 0), integer division truncates, shifts past the width give 0 (or the sign),
+//!   float max/min and max/min reductions propagate NaN, `rsqrt` is `1 / sqrt`.
 
 use crate::dtype::DType;
 use crate::error::KernelError;
@@ -34,6 +39,9 @@ use crate::lower::mosaic::sanitize;
 use std::collections::{BTreeSet, HashMap};
 
 type R<T> = Result<T, KernelError>;
+
+/// An `if` whose branches write more than this many bytes of buffers is lowered as loops.
+const IF_AS_LOOPS_BYTES: usize = 64 * 1024;
 
 /// Lowers `kernel` to a StableHLO module whose `@main` takes the scalar-prefetch operands and the
 /// inputs (in parameter order, as whole arrays) and returns the outputs.
@@ -477,6 +485,10 @@ impl<'k> Lowerer<'k> {
     }
 
     fn dyn_slice(&mut self, a: &str, dt: DType, from: &[usize], starts: &[String], sizes: &[usize]) -> String {
+        if sizes == from {
+            // The whole tensor (its starts can only be 0).
+            return a.to_string();
+        }
         let idx_t = vec![tensor_type(DType::I32, &[]); starts.len()];
         self.emit(format!(
             "stablehlo.dynamic_slice {a}, {}, sizes = [{}] : ({}, {}) -> {}",
@@ -497,6 +509,9 @@ impl<'k> Lowerer<'k> {
         ushape: &[usize],
         starts: &[String],
     ) -> String {
+        if ushape == shape {
+            return upd.to_string();
+        }
         let idx_t = vec![tensor_type(DType::I32, &[]); starts.len()];
         self.emit(format!(
             "stablehlo.dynamic_update_slice {a}, {upd}, {} : ({}, {}, {}) -> {}",
@@ -1020,9 +1035,8 @@ impl<'k> Lowerer<'k> {
         let starts = match &r.offset.dynamic {
             None => {
                 let o = r.offset.konst;
-                let starts: Vec<i64> = (0..shape.len())
-                    .map(|i| if i == 0 { o / cs[i] } else { (o / cs[i]) % shape[i] as i64 })
-                    .collect();
+                let starts: Vec<i64> =
+                    (0..shape.len()).map(|i| if i == 0 { o / cs[i] } else { (o / cs[i]) % shape[i] as i64 }).collect();
                 if o < 0 || starts.iter().zip(&sizes).zip(&shape).any(|((&s, &n), &e)| s as usize + n > e) {
                     return None;
                 }
@@ -1032,26 +1046,7 @@ impl<'k> Lowerer<'k> {
             Some(_) if !r.canon => return None,
             Some(_) => {
                 let o = self.lin_name(&r.offset);
-                (0..shape.len())
-                    .map(|i| {
-                        let q = if cs[i] == 1 {
-                            o.clone()
-                        } else {
-                            let k = self.iconst(cs[i]);
-                            self.bin("divide", &o, &k, DType::I32, &[])
-                        };
-                        if i == 0 || shape[i] == 1 {
-                            if shape[i] == 1 && i > 0 {
-                                self.iconst(0)
-                            } else {
-                                q
-                            }
-                        } else {
-                            let k = self.iconst(shape[i] as i64);
-                            self.bin("remainder", &q, &k, DType::I32, &[])
-                        }
-                    })
-                    .collect()
+                self.coords_of(r.buf, &o)
             }
         };
         Some(BoxPlan { shape, sizes, starts })
@@ -1248,6 +1243,13 @@ impl<'k> Lowerer<'k> {
         }
     }
 
+    fn and_masks(&mut self, a: Option<String>, b: Option<String>, shape: &[usize]) -> Option<String> {
+        match (a, b) {
+            (Some(x), Some(y)) => Some(self.bin("and", &x, &y, DType::Bool, shape)),
+            (x, y) => x.or(y),
+        }
+    }
+
     /// Lanes below the runtime size of each dimension that has one, over the leading dims `outer`.
     fn size_mask(&mut self, sizes: &[Option<String>], outer: &[usize]) -> Option<String> {
         let mut mask: Option<String> = None;
@@ -1324,50 +1326,96 @@ impl<'k> Lowerer<'k> {
 
     /// One element of `r` at i32 scalar indices `idx`.
     fn read_at(&mut self, r: &RefVal, idx: &[String]) -> String {
-        let (bdt, len) = (self.bufs[r.buf].dtype, self.bufs[r.buf].len);
+        let bdt = self.bufs[r.buf].dtype;
         let (pos, part) = self.addresses(r, &[], Coords::At(idx));
-        let buf = self.get_flat(r.buf);
-        let one = self.dyn_slice(&buf, bdt, &[len], std::slice::from_ref(&pos), &[1]);
-        let word = self.reshape(&one, bdt, &[1], &[]);
         match r.pack.clone() {
-            Pack::Same => self.view_as(&word, bdt, r.dtype, &[]),
+            Pack::Same => {
+                let e = self.elem_get(r.buf, &pos);
+                self.view_as(&e, bdt, r.dtype, &[])
+            }
             Pack::Wide { k, step } => {
                 let parts: Vec<String> = (0..k)
                     .map(|j| {
                         let p = self.shift_pos(&pos, j as i64 * step, &[]);
-                        let one = self.dyn_slice(&buf, bdt, &[len], &[p], &[1]);
-                        self.reshape(&one, bdt, &[1], &[])
+                        self.elem_get(r.buf, &p)
                     })
                     .collect();
                 self.pack_wide(&parts, bdt, r.dtype, &[])
             }
-            Pack::Narrow { .. } => self.narrow_part(&word, bdt, r.dtype, &part.expect("narrow part"), &[]),
+            Pack::Narrow { .. } => {
+                let word = self.elem_get(r.buf, &pos);
+                self.narrow_part(&word, bdt, r.dtype, &part.expect("narrow part"), &[])
+            }
         }
     }
 
     /// Writes one element of `r` at i32 scalar indices `idx`.
     fn write_at(&mut self, r: &RefVal, idx: &[String], val: &str) {
-        let (bdt, len) = (self.bufs[r.buf].dtype, self.bufs[r.buf].len);
+        let bdt = self.bufs[r.buf].dtype;
         let (pos, part) = self.addresses(r, &[], Coords::At(idx));
-        let mut buf = self.get_flat(r.buf);
-        let elems: Vec<(String, String)> = match r.pack.clone() {
-            Pack::Same => vec![(pos, self.view_as(val, r.dtype, bdt, &[]))],
+        match r.pack.clone() {
+            Pack::Same => {
+                let e = self.view_as(val, r.dtype, bdt, &[]);
+                self.elem_set(r.buf, &pos, &e);
+            }
             Pack::Wide { k, step } => {
                 let parts = self.unpack_wide(val, r.dtype, bdt, k, &[]);
-                parts.into_iter().enumerate().map(|(j, e)| (self.shift_pos(&pos, j as i64 * step, &[]), e)).collect()
+                for (j, e) in parts.iter().enumerate() {
+                    let p = self.shift_pos(&pos, j as i64 * step, &[]);
+                    self.elem_set(r.buf, &p, e);
+                }
             }
             Pack::Narrow { .. } => {
-                let one = self.dyn_slice(&buf, bdt, &[len], std::slice::from_ref(&pos), &[1]);
-                let word = self.reshape(&one, bdt, &[1], &[]);
+                let word = self.elem_get(r.buf, &pos);
                 let new = self.set_narrow_part(&word, bdt, val, r.dtype, &part.expect("narrow part"), &[]);
-                vec![(pos, new)]
+                self.elem_set(r.buf, &pos, &new);
             }
-        };
-        for (p, e) in elems {
-            let one = self.reshape(&e, bdt, &[], &[1]);
-            buf = self.dyn_update(&buf, &one, bdt, &[len], &[1], &[p]);
         }
-        self.put_flat(r.buf, &buf);
+    }
+
+    /// The canonical coordinates of flat position `pos` (an i32 scalar) of buffer `b`.
+    fn coords_of(&mut self, b: usize, pos: &str) -> Vec<String> {
+        let shape = self.bufs[b].shape.clone();
+        let strides = row_major(&shape);
+        (0..shape.len())
+            .map(|d| {
+                if shape[d] == 1 {
+                    return self.iconst(0);
+                }
+                let q = if strides[d] == 1 {
+                    pos.to_string()
+                } else {
+                    let c = self.iconst(strides[d]);
+                    self.bin("divide", pos, &c, DType::I32, &[])
+                };
+                if d == 0 {
+                    q
+                } else {
+                    let c = self.iconst(shape[d] as i64);
+                    self.bin("remainder", &q, &c, DType::I32, &[])
+                }
+            })
+            .collect()
+    }
+
+    /// Element `pos` (flat, an i32 scalar) of buffer `b`.
+    fn elem_get(&mut self, b: usize, pos: &str) -> String {
+        let (dt, shape) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
+        let at = self.coords_of(b, pos);
+        let cur = self.cur[b].clone();
+        let ones = vec![1; shape.len()];
+        let one = self.dyn_slice(&cur, dt, &shape, &at, &ones);
+        self.reshape(&one, dt, &ones, &[])
+    }
+
+    /// Sets element `pos` (flat, an i32 scalar) of buffer `b` to the scalar `v`, in place.
+    fn elem_set(&mut self, b: usize, pos: &str, v: &str) {
+        let (dt, shape) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
+        let at = self.coords_of(b, pos);
+        let ones = vec![1; shape.len()];
+        let one = self.reshape(v, dt, &[], &ones);
+        let cur = self.cur[b].clone();
+        self.cur[b] = self.dyn_update(&cur, &one, dt, &shape, &ones, &at);
     }
 
     /// Combines `k` narrow elements (of the buffer dtype) into one `to` element, low bits first.
@@ -1535,10 +1583,7 @@ impl<'k> Lowerer<'k> {
                 let mut v = self.reshape(&v, bdt, &logical, &b.sizes);
                 let nd = self.get_as(r.buf, &b.shape);
                 let lanes = if dynamic { self.size_mask(sizes, w) } else { None };
-                let mask = match (mask, lanes) {
-                    (Some(m), Some(l)) => Some(self.bin("and", m, &l, DType::Bool, w)),
-                    (m, l) => m.map(str::to_string).or(l),
-                };
+                let mask = self.and_masks(mask.map(str::to_string), lanes, w);
                 if let Some(m) = mask {
                     let old = self.dyn_slice(&nd, bdt, &b.shape, &b.starts, &b.sizes);
                     let m = self.spread(&m, DType::Bool, w, &logical);
@@ -1667,16 +1712,12 @@ impl<'k> Lowerer<'k> {
 
     fn sem_add(&mut self, sem: &SemVal, bytes: &Lin, sign: i64) {
         let Some(sb) = self.sem_buf else { return };
-        let len = self.bufs[sb].len;
         let idx = self.lin_name(&sem.base);
-        let buf = self.get_flat(sb);
-        let old = self.dyn_slice(&buf, DType::I32, &[len], std::slice::from_ref(&idx), &[1]);
+        let old = self.elem_get(sb, &idx);
         let delta = self.lin_add(&Lin::k(0), bytes, sign);
         let delta = self.lin_name(&delta);
-        let delta = self.reshape(&delta, DType::I32, &[], &[1]);
-        let new = self.bin("add", &old, &delta, DType::I32, &[1]);
-        let buf = self.dyn_update(&buf, &new, DType::I32, &[len], &[1], &[idx]);
-        self.put_flat(sb, &buf);
+        let new = self.bin("add", &old, &delta, DType::I32, &[]);
+        self.elem_set(sb, &idx, &new);
     }
 
     /// Bytes a ref holds at run time.
@@ -2756,7 +2797,28 @@ impl<'k> Lowerer<'k> {
                     Some(Lv::T { konst: Some(k), .. }) => Cond::Static(*k != 0),
                     _ => Cond::Dyn(self.tensor(*cond)),
                 };
-                self.region_if(c, &bufs, &vars, &mut |s| s.block(then_body), &mut |s| s.block(else_body))?;
+                // XLA:CPU copies every buffer a conditional passes through, in both branches: an `if`
+                // that writes large buffers becomes two loops of at most one trip each (`while c`
+                // then `while !c`), whose carried buffers XLA updates in place.
+                let bytes: usize = bufs.iter().map(|&b| self.bufs[b].len * self.bufs[b].dtype.bytes()).sum();
+                match c {
+                    Cond::Dyn(c) if bytes > IF_AS_LOOPS_BYTES => {
+                        let not_c = self.un("not", &c, DType::Bool, &[]);
+                        for (flag, body) in [(c, then_body), (not_c, else_body)] {
+                            if body.insts.is_empty() {
+                                continue;
+                            }
+                            let extra = [(flag, tensor_type(DType::Bool, &[]))];
+                            let mut test = |_: &mut Self, a: &[String]| Ok(a[0].clone());
+                            let mut run = |s: &mut Self, _: &[String]| {
+                                s.block(body)?;
+                                Ok(vec![s.splat(DType::Bool, &[], 0.0)])
+                            };
+                            self.region_while(&extra, &bufs, &vars, &mut test, &mut run)?;
+                        }
+                    }
+                    c => self.region_if(c, &bufs, &vars, &mut |s| s.block(then_body), &mut |s| s.block(else_body))?,
+                }
             }
             Op::While { cond_body, cond, body } => {
                 let bufs = self.writes(&[cond_body, body]);
