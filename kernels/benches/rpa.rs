@@ -5,47 +5,9 @@
 use rpa_dsl::DType;
 use rpa_kernels::rpa::launch::ragged_paged_attention;
 use rpa_kernels::rpa::reference::RpaInputs;
-use rpa_kernels::rpa::testing::{make_batch, BatchSpec};
+use rpa_kernels::rpa::testing::{make_batch, BatchSpec, DECODE_KV, MIXED, PREFILL};
 use rpa_kernels::rpa::RpaOptions;
 use std::time::Instant;
-
-const DECODE_KV: [usize; 16] = [18, 129, 597, 122, 64, 322, 463, 181, 1107, 123, 31, 18, 1229, 229, 87, 1328];
-const PREFILL: [(usize, usize); 16] = [
-    (5, 18),
-    (15, 129),
-    (120, 597),
-    (100, 122),
-    (21, 64),
-    (32, 322),
-    (251, 463),
-    (40, 181),
-    (64, 1107),
-    (99, 123),
-    (10, 31),
-    (5, 18),
-    (3, 1229),
-    (120, 229),
-    (9, 87),
-    (2, 1328),
-];
-const MIXED: [(usize, usize); 16] = [
-    (5, 18),
-    (1, 129),
-    (120, 597),
-    (1, 122),
-    (1, 64),
-    (32, 322),
-    (251, 463),
-    (1, 181),
-    (1, 1107),
-    (99, 123),
-    (1, 31),
-    (5, 18),
-    (3, 1229),
-    (117, 229),
-    (1, 87),
-    (1, 1328),
-];
 
 /// Every K/V row read once, the queries read and the outputs written once, the new K/V written once.
 fn minimum_bytes(x: &RpaInputs, lens: &[(usize, usize)]) -> u64 {

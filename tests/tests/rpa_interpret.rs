@@ -6,7 +6,7 @@ use rpa_dsl::{Array, DType};
 use rpa_kernels::rpa::launch::ragged_paged_attention;
 use rpa_kernels::rpa::layout::cache_index;
 use rpa_kernels::rpa::reference::{self, RpaInputs};
-use rpa_kernels::rpa::testing::{make_batch, BatchSpec};
+use rpa_kernels::rpa::testing::{make_batch, BatchSpec, DECODE_KV, MIXED, PREFILL};
 use rpa_kernels::rpa::validate::RpaError;
 use rpa_kernels::rpa::{BlockSizes, RpaOptions};
 
@@ -51,43 +51,6 @@ fn spec(seq_lens: &[(usize, usize)], heads: (usize, usize), d: usize, ps: usize,
 }
 
 const BASIC: [(usize, usize); 3] = [(192, 328), (128, 180), (64, 255)];
-const DECODE_KV: [usize; 16] = [18, 129, 597, 122, 64, 322, 463, 181, 1107, 123, 31, 18, 1229, 229, 87, 1328];
-const PREFILL: [(usize, usize); 16] = [
-    (5, 18),
-    (15, 129),
-    (120, 597),
-    (100, 122),
-    (21, 64),
-    (32, 322),
-    (251, 463),
-    (40, 181),
-    (64, 1107),
-    (99, 123),
-    (10, 31),
-    (5, 18),
-    (3, 1229),
-    (120, 229),
-    (9, 87),
-    (2, 1328),
-];
-const MIXED: [(usize, usize); 16] = [
-    (5, 18),
-    (1, 129),
-    (120, 597),
-    (1, 122),
-    (1, 64),
-    (32, 322),
-    (251, 463),
-    (1, 181),
-    (1, 1107),
-    (99, 123),
-    (1, 31),
-    (5, 18),
-    (3, 1229),
-    (117, 229),
-    (1, 87),
-    (1, 1328),
-];
 
 fn small_heads_opts() -> RpaOptions {
     RpaOptions { sm_scale: 1.0 / (128f64).sqrt(), ..Default::default() }

@@ -7,6 +7,48 @@ use super::reference::RpaInputs;
 use crate::demo_values::random_values;
 use rpa_dsl::{Array, DType};
 
+// The sequence lists of the upstream RPA tests (tpu-inference v3, jax v2).
+/// kv_len of the upstream `decode_only` list (q_len 1 each).
+pub const DECODE_KV: [usize; 16] = [18, 129, 597, 122, 64, 322, 463, 181, 1107, 123, 31, 18, 1229, 229, 87, 1328];
+/// `(q_len, kv_len)` of the upstream `prefill_only` list.
+pub const PREFILL: [(usize, usize); 16] = [
+    (5, 18),
+    (15, 129),
+    (120, 597),
+    (100, 122),
+    (21, 64),
+    (32, 322),
+    (251, 463),
+    (40, 181),
+    (64, 1107),
+    (99, 123),
+    (10, 31),
+    (5, 18),
+    (3, 1229),
+    (120, 229),
+    (9, 87),
+    (2, 1328),
+];
+/// `(q_len, kv_len)` of the upstream `mixed` list.
+pub const MIXED: [(usize, usize); 16] = [
+    (5, 18),
+    (1, 129),
+    (120, 597),
+    (1, 122),
+    (1, 64),
+    (32, 322),
+    (251, 463),
+    (1, 181),
+    (1, 1107),
+    (99, 123),
+    (1, 31),
+    (5, 18),
+    (3, 1229),
+    (117, 229),
+    (1, 87),
+    (1, 1328),
+];
+
 /// The shape of a batch to build.
 #[derive(Clone, Debug)]
 pub struct BatchSpec {
