@@ -12,6 +12,7 @@ fn main() {
     for _ in 0..iters {
         let t = std::time::Instant::now();
         let (_, _, r) = ragged_paged_attention(&x, &opts).unwrap();
-        println!("{:.1} ms, {} HBM bytes", t.elapsed().as_secs_f64() * 1e3, r.hbm_bytes());
+        let insts: u64 = r.stats.iter().map(|s| s.1.insts).sum();
+        println!("{:.1} ms, {} HBM bytes, {insts} instructions", t.elapsed().as_secs_f64() * 1e3, r.hbm_bytes());
     }
 }

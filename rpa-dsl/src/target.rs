@@ -82,19 +82,35 @@ pub const fn native_tile(dtype: DType) -> (usize, usize) {
     (SUBLANES * dtype.packing(), LANES)
 }
 
-/// Bytes a VMEM buffer of `shape` occupies once its last two dimensions are padded to the native tile.
+/// Rows of the VMEM tile Mosaic gives a buffer whose second-minor dimension is `rows` (its memref
+/// layout inference): the native tile once a full one fits, else the smallest power-of-two multiple
+/// of the packing that covers `rows` (so a `[n, 4, 128]` f32 buffer is not padded to 8 rows).
+pub fn vmem_tile_rows(dtype: DType, rows: usize) -> usize {
+    let (native, _) = native_tile(dtype);
+    if rows >= native {
+        return native;
+    }
+    let mut tile = dtype.packing();
+    while tile < rows.min(SUBLANES.max(dtype.packing())) {
+        tile *= 2;
+    }
+    tile
+}
+
+/// Bytes a VMEM buffer of `shape` occupies once its last two dimensions are padded to its tile
+/// ([`vmem_tile_rows`] × 128 lanes).
 pub fn padded_vmem_bytes(dtype: DType, shape: &[usize]) -> usize {
-    let (sub, lane) = native_tile(dtype);
     let mut dims = shape.to_vec();
     match dims.len() {
         0 => return 4,
         1 => {
             let n = dims[0];
-            dims[0] = n.div_ceil(lane) * lane;
+            dims[0] = n.div_ceil(LANES) * LANES;
         }
         n => {
-            dims[n - 1] = dims[n - 1].div_ceil(lane) * lane;
-            dims[n - 2] = dims[n - 2].div_ceil(sub) * sub;
+            dims[n - 1] = dims[n - 1].div_ceil(LANES) * LANES;
+            let tile = vmem_tile_rows(dtype, dims[n - 2]);
+            dims[n - 2] = dims[n - 2].div_ceil(tile) * tile;
         }
     }
     dims.iter().product::<usize>() * dtype.bytes()
@@ -103,4 +119,22 @@ pub fn padded_vmem_bytes(dtype: DType, shape: &[usize]) -> usize {
 /// Bytes an SMEM buffer occupies: scalars are stored one per 32-bit word.
 pub fn smem_bytes(shape: &[usize]) -> usize {
     shape.iter().product::<usize>().max(1) * 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_second_minor_dims_get_small_tiles() {
+        // Measured with libtpu (v5e, 16 MiB scoped VMEM): an f32 [6000, 4, 128] scratch (11.7 MiB
+        // unpadded, 23.4 MiB with 8-row tiles) compiles, [12000, 4, 128] does not.
+        let rows = |dt, r| vmem_tile_rows(dt, r);
+        assert_eq!([1, 2, 4, 4, 8, 8, 8].map(|r| rows(DType::F32, r)), [1, 2, 4, 4, 8, 8, 8].map(|r: usize| r.max(1)));
+        assert_eq!([1, 3, 4, 9, 12, 16, 40].map(|r| rows(DType::Bf16, r)), [2, 4, 4, 8, 8, 16, 16]);
+        assert_eq!([1, 5, 31, 32].map(|r| rows(DType::I8, r)), [4, 8, 8, 32]);
+        assert_eq!(padded_vmem_bytes(DType::F32, &[6000, 4, 128]), 6000 * 4 * 128 * 4);
+        assert_eq!(padded_vmem_bytes(DType::F32, &[2, 12, 100]), 2 * 16 * 128 * 4);
+        assert_eq!(padded_vmem_bytes(DType::Bf16, &[3, 128]), 4 * 128 * 2);
+    }
 }

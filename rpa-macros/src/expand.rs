@@ -233,6 +233,12 @@ fn operand_binding(prm: &Param, op: &Operand, rw: &mut Rewriter) -> TokenStream 
         (Kind::DmaSems, _) => quote_spanned!(sp=> #p::launch::dma_sems(#name, #shape)),
     };
     let attrs = &prm.attrs;
+    let call = match &op.when {
+        Some(cond) => quote_spanned! {sp=>
+            if #cond { ::core::option::Option::Some(#call) } else { ::core::option::Option::None }
+        },
+        None => call,
+    };
     quote_spanned! {sp=>
         #(#attrs)*
         #[allow(unused_variables)]

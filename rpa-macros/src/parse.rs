@@ -211,6 +211,8 @@ pub struct Operand {
     pub shape: Vec<Expr>,
     pub block: Option<BlockAttr>,
     pub alias: Option<Ident>,
+    /// `#[when(cond)]`: the operand exists only if the comptime `cond` holds (an `Option` in the body).
+    pub when: Option<Expr>,
 }
 
 #[allow(clippy::large_enum_variant)] // a few per kernel
@@ -272,6 +274,7 @@ pub fn param(tokens: TokenStream, errors: &mut Errors) -> Option<Param> {
     let mut comptime = None;
     let mut block = None;
     let mut alias = None;
+    let mut when = None;
     let mut rest = Vec::new();
     for a in attrs {
         if a.path().is_ident("comptime") {
@@ -291,6 +294,11 @@ pub fn param(tokens: TokenStream, errors: &mut Errors) -> Option<Param> {
             match a.parse_args::<Ident>() {
                 Ok(i) => alias = Some((a, i)),
                 Err(_) => errors.at(&a, "write the aliased input's name: `#[alias(q)]`"),
+            }
+        } else if a.path().is_ident("when") {
+            match a.parse_args::<Expr>() {
+                Ok(e) => when = Some((a, e)),
+                Err(_) => errors.at(&a, "write the comptime condition: `#[when(cfg.return_lse)]`"),
             }
         } else {
             rest.push(a);
@@ -329,6 +337,9 @@ pub fn param(tokens: TokenStream, errors: &mut Errors) -> Option<Param> {
         }
         if let Some((a, _)) = &alias {
             errors.at(a, "`#[alias(..)]` applies to `Out<..>` operands, not to `#[comptime]` values");
+        }
+        if let Some((a, _)) = &when {
+            errors.at(a, "`#[when(..)]` makes an operand optional; a `#[comptime]` value is always there");
         }
         let ty = match syn::parse2::<Type>(ty_tokens.clone()) {
             Ok(t) => t,
@@ -384,7 +395,8 @@ pub fn param(tokens: TokenStream, errors: &mut Errors) -> Option<Param> {
         }
         None => None,
     };
-    Some(Param { attrs: rest, ident, kind: ParamKind::Operand(Operand { kind, dtype, shape, block, alias }) })
+    let when = when.map(|(_, e)| e);
+    Some(Param { attrs: rest, ident, kind: ParamKind::Operand(Operand { kind, dtype, shape, block, alias, when }) })
 }
 
 fn parse_block_attr(input: ParseStream) -> syn::Result<BlockAttr> {

@@ -195,3 +195,37 @@ fn index_map_taking_more_indices_than_the_grid_is_reported() {
     let err = too_many_grid_indices().unwrap_err();
     assert!(err.first().message.contains("takes 2 grid indices, but the grid has rank 1"), "{err}");
 }
+
+// ---- `#[when(cond)]`: an operand that exists only when a comptime condition holds ---------------
+
+#[tpu_kernel]
+fn optional_output(
+    #[comptime] with_sum: bool,
+    x: In![f32, [8, 128]],
+    y: Out![f32, [8, 128]],
+    #[when(with_sum)] sum: Out![f32, [8, 128]],
+    buf: Vmem![f32, [8, 128]],
+    sems: DmaSems<1>,
+) {
+    copy(x, buf, sems.at(0)).start_and_wait();
+    copy(buf, y, sems.at(0)).start_and_wait();
+    if let Some(sum) = sum {
+        buf.store(buf.load() + buf.load());
+        copy(buf, sum, sems.at(0)).start_and_wait();
+    }
+}
+
+#[test]
+fn a_when_operand_exists_only_when_its_condition_holds() {
+    let with = optional_output(true).unwrap();
+    let without = optional_output(false).unwrap();
+    let names = |k: &Kernel| k.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&with), ["x", "y", "sum", "buf", "sems"]);
+    assert_eq!(names(&without), ["x", "y", "buf", "sems"]);
+    let dmas = |k: &Kernel| count(k, |op| matches!(op, Op::DmaStart { .. }));
+    assert_eq!((dmas(&with), dmas(&without)), (3, 2));
+    let x = rpa_dsl::Array::from_f64(F32, &[8, 128], &vec![1.5; 1024]);
+    let out = rpa_dsl::interpret::run(&with, &[x], &Default::default()).unwrap().outputs;
+    assert_eq!(out.len(), 2);
+    assert!(out[1].to_f64().iter().all(|&v| v == 3.0));
+}

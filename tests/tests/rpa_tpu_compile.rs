@@ -1,4 +1,6 @@
-//! The RPA kernels' Mosaic AOT-compiles with libtpu for v5e, v6e and v7x (no TPU needed).
+//! The RPA kernels' Mosaic AOT-compiles with libtpu for v5e, v6e and v7x (no TPU needed), for every
+//! feature of the kernel: dtypes (f32, bf16, fp8 e4m3/e5m2 and int8 caches), head dims 64/80/128/240,
+//! GQA shapes, sliding window, soft cap, non-causal, KV-share and the log-sum-exp output.
 
 use rpa_dsl::tpu::compile_for;
 use rpa_dsl::{DType, TpuTarget};
@@ -6,31 +8,50 @@ use rpa_kernels::rpa::launch::build;
 use rpa_kernels::rpa::testing::{make_batch, BatchSpec};
 use rpa_kernels::rpa::{RpaCase, RpaOptions};
 
-fn compile_all(dtype: DType, kv: DType) {
-    let mut spec = BatchSpec::new(&[(5, 40), (1, 33), (16, 64)], (8, 2), 128, 16, dtype);
+fn compile_all(q: DType, kv: DType, heads: (usize, usize), d: usize, opts: RpaOptions) {
+    let mut spec = BatchSpec::new(&[(5, 40), (1, 33), (16, 64)], heads, d, 16, q);
     spec.kv_dtype = kv;
     let x = make_batch(&spec);
-    let opts = RpaOptions { chunk_prefill_size: Some(16), ..Default::default() };
+    let opts = RpaOptions { chunk_prefill_size: Some(16), ..opts };
     for case in [RpaCase::Decode, RpaCase::Prefill, RpaCase::Mixed] {
         let k = build(&x, &opts, case).unwrap();
         for t in TpuTarget::ALL {
-            let c = compile_for(&k, t).unwrap_or_else(|e| panic!("{case:?} {dtype}/{kv} on {t}: {e}"));
+            let c = compile_for(&k, t)
+                .unwrap_or_else(|e| panic!("{case:?} {q}/{kv} heads {heads:?} d {d} {opts:?} on {t}: {e}"));
             assert!(c.code_size > 0, "{c:?}");
         }
     }
 }
 
 #[test]
-fn rpa_f32_compiles_for_every_generation() {
-    compile_all(DType::F32, DType::F32);
+fn rpa_f32_and_bf16_compile_for_every_generation() {
+    compile_all(DType::F32, DType::F32, (8, 2), 128, RpaOptions::default());
+    compile_all(DType::Bf16, DType::Bf16, (8, 2), 128, RpaOptions::default());
 }
 
 #[test]
-fn rpa_bf16_compiles_for_every_generation() {
-    compile_all(DType::Bf16, DType::Bf16);
+fn rpa_quantized_caches_compile_for_every_generation() {
+    for kv in [DType::F8E4M3, DType::F8E5M2, DType::I8] {
+        let opts = RpaOptions { k_scale: Some(0.5), v_scale: Some(0.5), ..Default::default() };
+        compile_all(DType::Bf16, kv, (8, 2), 128, opts);
+    }
 }
 
 #[test]
-fn rpa_fp8_kv_compiles_for_every_generation() {
-    compile_all(DType::Bf16, DType::F8E4M3);
+fn rpa_head_shapes_compile_for_every_generation() {
+    for (heads, d) in [((32, 8), 128), ((12, 2), 80), ((5, 1), 240), ((3, 3), 64), ((4, 1), 64)] {
+        compile_all(DType::Bf16, DType::Bf16, heads, d, RpaOptions::default());
+    }
+}
+
+#[test]
+fn rpa_options_compile_for_every_generation() {
+    for opts in [
+        RpaOptions { sliding_window: Some(128), soft_cap: Some(50.0), ..Default::default() },
+        RpaOptions { causal: false, ..Default::default() },
+        RpaOptions { update_kv_cache: false, ..Default::default() },
+        RpaOptions { return_lse: true, ..Default::default() },
+    ] {
+        compile_all(DType::Bf16, DType::Bf16, (8, 2), 128, opts);
+    }
 }

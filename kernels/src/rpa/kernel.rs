@@ -55,6 +55,8 @@ pub struct RpaConfig {
     /// Static q_len of the prefill case.
     pub chunk_prefill_size: usize,
     pub vmem_limit: Option<usize>,
+    /// Also write the log-sum-exp of each (token, query head)'s logits.
+    pub return_lse: bool,
 }
 
 impl RpaConfig {
@@ -82,6 +84,7 @@ const KV_SLOT: usize = 0; // which bkv slot holds the current kv block
 const Q_SLOT: usize = 1; // which bq slot holds the current q block
 const O_SLOT: usize = 2; // which bo slot the next output block uses
 const KV_ROWS: usize = 3; // [3, 4]: rows fetched into each bkv slot (the wait's byte count)
+const Q_ROWS: usize = 5; // [5, 6]: tokens fetched into each bq slot
 const O_ROWS: usize = 7; // [7, 8]: tokens being sent from each bo slot
 const UPD_ROWS: usize = 9; // [9, 10]: rows being written to the cache from each bkv slot
 const STATE_LEN: usize = 11;
@@ -250,6 +253,72 @@ fn next_kv_block(
     (n_seq, n_bq, n_bkv, valid)
 }
 
+/// Starts fetching the tokens of q block `bq_idx` of `seq` into bq slot `slot` (exact count).
+#[tpu_fn]
+fn start_q_fetch(
+    cfg: &RpaConfig,
+    (kv_lens, cu_q_lens): (Ref<Smem>, Ref<Smem>),
+    (q, bq_buf): (Ref<Hbm>, Ref<Vmem>),
+    (sems, state): (Sems, Ref<Smem>),
+    (seq, bq_idx, slot): (Scalar, Scalar, Scalar),
+) {
+    let bq = cfg.blocks.bq as i32;
+    let (q_start, q_len, _kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
+    let tokens = min(q_len - bq_idx * bq, bq);
+    let block = bq_buf.at(slot).view(&[full_dim(), ds(0, tokens)]);
+    copy(q.view(&[full_dim(), ds(q_start + bq_idx * bq, tokens)]), block, sems.at(SEM_Q).at(slot)).start();
+    state.set(Q_ROWS + slot, tokens);
+}
+
+/// Waits for the q block in `slot`.
+#[tpu_fn]
+fn wait_q_fetch(bq_buf: Ref<Vmem>, sems: Sems, state: Ref<Smem>, slot: Scalar) {
+    let block = bq_buf.at(slot).view(&[full_dim(), ds(0, state.get(Q_ROWS + slot))]);
+    copy(block, block, sems.at(SEM_Q).at(slot)).wait();
+}
+
+/// The q block after `(seq, bq_idx)`: the next one of this sequence, else the first of the next
+/// sequence. `valid` is false at the end of the case.
+#[tpu_fn]
+fn next_q_block(
+    cfg: &RpaConfig,
+    (kv_lens, cu_q_lens): (Ref<Smem>, Ref<Smem>),
+    (seq, bq_idx, seq_end): (Scalar, Scalar, Scalar),
+) -> (Scalar, Scalar, Scalar) {
+    let (_q_start, q_len, _kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
+    let last_of_seq = bq_idx + 1 >= cdiv(q_len, cfg.blocks.bq as i32);
+    let n_seq = select(last_of_seq, seq + 1, seq);
+    let n_bq = select(last_of_seq, 0, bq_idx + 1);
+    (n_seq, n_bq, n_seq < seq_end)
+}
+
+/// Whether a q sub-tile (queries at positions `[q_first, q_last]`) and a kv sub-tile (keys at
+/// `[k_first, k_last]`) have any pair that may attend; if not, their step is skipped.
+#[tpu_fn]
+fn sub_tiles_meet(cfg: &RpaConfig, (q_first, q_last): (Scalar, Scalar), (k_first, k_last): (Scalar, Scalar)) -> Scalar {
+    let not_future =
+        if cfg.causal && cfg.case != RpaCase::Decode { k_first <= q_last } else { Scalar::constant(Bool, 1.0) };
+    match cfg.sliding_window {
+        Some(w) => not_future & (k_last > q_first - w as i32),
+        None => not_future,
+    }
+}
+
+/// Waits for the output block (and log-sum-exp block) still being sent from bo slot `slot`, if any.
+#[tpu_fn]
+fn wait_output(bo_buf: Ref<Vmem>, lse_buf: Option<Ref<Vmem>>, sems: Sems, state: Ref<Smem>, slot: Scalar) {
+    let pending = state.get(O_ROWS + slot);
+    if pending > 0 {
+        let sent = bo_buf.at(slot).view(&[full_dim(), ds(0, pending)]);
+        copy(sent, sent, sems.at(SEM_O).at(slot)).wait();
+        if let Some(lse_buf) = lse_buf {
+            let sent = lse_buf.at(slot).view(&[full_dim(), ds(0, pending)]);
+            copy(sent, sent, sems.at(SEM_O).at(slot)).wait();
+        }
+        state.set(O_ROWS + slot, 0);
+    }
+}
+
 /// Unpacks element `part` of each 32-bit word (the `p` packed dtype values of a cache row) as f32.
 #[tpu_fn]
 fn unpack(words: Tile, part: usize, dtype: DType) -> Tile {
@@ -346,9 +415,11 @@ pub fn rpa_kernel(
         cfg.kv_dtype,
         [cfg.total_pages, cfg.page_size, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]
     ],
+    #[when(cfg.return_lse)] lse: Out![f32, [cfg.num_kv_heads, cfg.max_num_tokens, cfg.group, 128]],
     bkv_buf: Vmem![cfg.kv_dtype, [2, cfg.blocks.bkv, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]],
     bq_buf: Vmem![cfg.q_dtype, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, cfg.head_dim]],
     bo_buf: Vmem![cfg.q_dtype, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, cfg.head_dim]],
+    #[when(cfg.return_lse)] lse_buf: Vmem![f32, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, 128]],
     m_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, 128]],
     l_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, 128]],
     acc_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, cfg.head_dim]],
@@ -373,32 +444,40 @@ pub fn rpa_kernel(
 
     // Prologue: the first kv block and the first q block of the case.
     if seq_begin < seq_end {
+        let zero = Scalar::constant(I32, 0.0);
         let (_qs, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq_begin);
-        let (first, _end) = kv_block_range(cfg, q_len, kv_len, Scalar::constant(I32, 0.0));
-        start_kv_fetch(
-            cfg,
-            smem,
-            hbm,
-            sync,
-            (seq_begin, Scalar::constant(I32, 0.0), first, Scalar::constant(I32, 0.0)),
-        );
+        let (first, _end) = kv_block_range(cfg, q_len, kv_len, zero);
+        start_kv_fetch(cfg, smem, hbm, sync, (seq_begin, zero, first, zero));
+        start_q_fetch(cfg, (kv_lens, cu_q_lens), (q, bq_buf), sync, (seq_begin, zero, zero));
     }
 
     for seq in seq_begin..seq_end {
         let (q_start, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
         let num_bq = cdiv(q_len, bq as i32);
         for bq_idx in 0..num_bq {
-            // The q block: its tokens, fetched with their exact count.
+            // The q block: prefetch the next one into the other slot, wait for this one.
             let q_slot = state.get(Q_SLOT);
+            let (n_seq, n_bq, more_q) = next_q_block(cfg, (kv_lens, cu_q_lens), (seq, bq_idx, seq_end));
+            if more_q {
+                start_q_fetch(cfg, (kv_lens, cu_q_lens), (q, bq_buf), sync, (n_seq, n_bq, 1 - q_slot));
+            }
+            wait_q_fetch(bq_buf, sems, state, q_slot);
             let tok0 = q_start + bq_idx * bq as i32;
-            let tokens = min(q_len - bq_idx * bq as i32, bq as i32);
-            let q_block = bq_buf.at(q_slot).view(&[full_dim(), ds(0, tokens)]);
-            copy(q.view(&[full_dim(), ds(tok0, tokens)]), q_block, sems.at(SEM_Q).at(q_slot)).start_and_wait();
+            let tokens = state.get(Q_ROWS + q_slot);
+            // Position of the q block's first query in its sequence.
+            let q_pos0 = kv_len - q_len + bq_idx * bq as i32;
 
-            // Online softmax state, per kv head.
-            m_ref.store(full(&[hkv, bq * g, 128], f32::NEG_INFINITY, F32));
-            l_ref.store(zeros(&[hkv, bq * g, 128], F32));
-            acc_ref.store(zeros(&[hkv, bq * g, dp], F32));
+            // Online softmax state, per kv head, for the q sub-tiles that hold tokens.
+            let bq_c = cfg.blocks.bq_compute;
+            #[unroll]
+            for qc in 0..bq / bq_c {
+                if qc * bq_c < tokens {
+                    let rows_q = ds(qc * bq_c * g, bq_c * g);
+                    m_ref.view(&[full_dim(), rows_q]).store(full(&[hkv, bq_c * g, 128], f32::NEG_INFINITY, F32));
+                    l_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, 128], F32));
+                    acc_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, dp], F32));
+                }
+            }
 
             let (kv_start, kv_end) = kv_block_range(cfg, q_len, kv_len, bq_idx);
             for bkv_idx in kv_start..kv_end {
@@ -414,36 +493,51 @@ pub fn rpa_kernel(
                 wait_kv_fetch(bkv_buf, sems, state, slot);
                 let rows = state.get(KV_ROWS + slot);
                 let slot_buf = bkv_buf.at(slot);
+                let k_end = bkv_idx * bkv as i32 + rows;
 
+                // Compute sub-tiles: (q sub-tile, kv sub-tile) pairs that hold no visible pair
+                // — past the fetched rows or tokens, in the causal future, before the window — are skipped.
+                let bkv_c = cfg.blocks.bkv_compute;
                 #[unroll]
-                for c in 0..bkv / cfg.blocks.bkv_compute {
-                    let csz = cfg.blocks.bkv_compute;
-                    if c * csz < rows {
-                        let k_pos0 = bkv_idx * bkv as i32 + (c * csz) as i32;
-                        let q_pos0 = kv_len - q_len + bq_idx * bq as i32;
-                        let k_end = bkv_idx * bkv as i32 + rows;
-                        let visible = visibility(cfg, (q_pos0, k_pos0, k_end), (bq * g, csz));
-                        // Rows past the fetched ones hold stale data: V is zeroed there so 0 · NaN cannot leak.
-                        let fetched = iota(I32, &[csz, dp], 0) + ((c * csz) as i32) < rows;
-                        #[unroll]
-                        for h in 0..hkv {
-                            let qh = bq_buf.at(q_slot).at(h).load().reshape(&[bq * g, dp]).cast(F32);
-                            let (k, v) = load_kv(cfg, slot_buf, h, c * csz, csz);
-                            let v = select(fetched, v, 0.0);
-                            let s = logits(cfg, qh, k, visible);
-                            let m_prev = m_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
-                            let l_prev = l_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
-                            let m_new = max(m_prev, s.reduce_max(1));
-                            let p = (s - m_new).exp();
-                            let alpha = (m_prev - m_new).exp();
-                            let l_new = alpha * l_prev + p.reduce_sum(1);
-                            let mut pv = matmul(p, v);
-                            if let Some(vs) = cfg.v_scale {
-                                pv = pv * vs;
+                for c in 0..bkv / bkv_c {
+                    let k_pos0 = bkv_idx * bkv as i32 + (c * bkv_c) as i32;
+                    let k_last = min(k_pos0 + bkv_c as i32, k_end) - 1;
+                    // Rows past the fetched ones hold stale data: V is zeroed there so 0 · NaN cannot leak.
+                    let fetched = iota(I32, &[bkv_c, dp], 0) + ((c * bkv_c) as i32) < rows;
+                    #[unroll]
+                    for qc in 0..bq / bq_c {
+                        let q_first = q_pos0 + (qc * bq_c) as i32;
+                        let q_last = q_pos0 + min(tokens, ((qc + 1) * bq_c) as i32) - 1;
+                        let live = c * bkv_c < rows && qc * bq_c < tokens;
+                        if live && sub_tiles_meet(cfg, (q_first, q_last), (k_pos0, k_last)) {
+                            let visible = visibility(cfg, (q_first, k_pos0, k_end), (bq_c * g, bkv_c));
+                            let rows_q = ds(qc * bq_c * g, bq_c * g);
+                            #[unroll]
+                            for h in 0..hkv {
+                                let qh = bq_buf.at(q_slot).at(h).ds(qc * bq_c, bq_c).load();
+                                let qh = qh.reshape(&[bq_c * g, dp]).cast(F32);
+                                let (k, v) = load_kv(cfg, slot_buf, h, c * bkv_c, bkv_c);
+                                let v = select(fetched, v, 0.0);
+                                let s = logits(cfg, qh, k, visible);
+                                let (m_h, l_h, acc_h) = (
+                                    m_ref.at(h).view(&[rows_q]),
+                                    l_ref.at(h).view(&[rows_q]),
+                                    acc_ref.at(h).view(&[rows_q]),
+                                );
+                                let m_prev = m_h.load().slice(&[0, 0], &[bq_c * g, 1]);
+                                let l_prev = l_h.load().slice(&[0, 0], &[bq_c * g, 1]);
+                                let m_new = max(m_prev, s.reduce_max(1));
+                                let p = (s - m_new).exp();
+                                let alpha = (m_prev - m_new).exp();
+                                let l_new = alpha * l_prev + p.reduce_sum(1);
+                                let mut pv = matmul(p, v);
+                                if let Some(vs) = cfg.v_scale {
+                                    pv = pv * vs;
+                                }
+                                acc_h.store(acc_h.load() * alpha + pv);
+                                m_h.store(m_new.broadcast_to(&[bq_c * g, 128]));
+                                l_h.store(l_new.broadcast_to(&[bq_c * g, 128]));
                             }
-                            acc_ref.at(h).store(acc_ref.at(h).load() * alpha + pv);
-                            m_ref.at(h).store(m_new.broadcast_to(&[bq * g, 128]));
-                            l_ref.at(h).store(l_new.broadcast_to(&[bq * g, 128]));
                         }
                     }
                 }
@@ -465,19 +559,32 @@ pub fn rpa_kernel(
 
             // Finalize the q block: acc / l into the output buffer, then send it.
             let o_slot = state.get(O_SLOT);
-            let pending = state.get(O_ROWS + o_slot);
-            if pending > 0 {
-                let sent = bo_buf.at(o_slot).view(&[full_dim(), ds(0, pending)]);
-                copy(sent, sent, sems.at(SEM_O).at(o_slot)).wait();
-            }
+            wait_output(bo_buf, lse_buf, sems, state, o_slot);
             #[unroll]
-            for h in 0..hkv {
-                let l = l_ref.at(h).load().slice(&[0, 0], &[bq * g, 1]);
-                let out = acc_ref.at(h).load() / l;
-                bo_buf.at(o_slot).at(h).store(out.cast(cfg.q_dtype).reshape(&[bq, g, dp]));
+            for qc in 0..bq / bq_c {
+                if qc * bq_c < tokens {
+                    let rows_q = ds(qc * bq_c * g, bq_c * g);
+                    #[unroll]
+                    for h in 0..hkv {
+                        let l = l_ref.at(h).view(&[rows_q]).load().slice(&[0, 0], &[bq_c * g, 1]);
+                        let out = acc_ref.at(h).view(&[rows_q]).load() / l;
+                        let out = out.cast(cfg.q_dtype).reshape(&[bq_c, g, dp]);
+                        bo_buf.at(o_slot).at(h).ds(qc * bq_c, bq_c).store(out);
+                        if let Some(lse_buf) = lse_buf {
+                            // log Σ exp(s) = m + log l (natural log, of the scaled logits).
+                            let m = m_ref.at(h).view(&[rows_q]).load();
+                            let lse_rows = m + l_ref.at(h).view(&[rows_q]).load().log();
+                            lse_buf.at(o_slot).at(h).ds(qc * bq_c, bq_c).store(lse_rows.reshape(&[bq_c, g, 128]));
+                        }
+                    }
+                }
             }
             let out_block = bo_buf.at(o_slot).view(&[full_dim(), ds(0, tokens)]);
             copy(out_block, o.view(&[full_dim(), ds(tok0, tokens)]), sems.at(SEM_O).at(o_slot)).start();
+            if let (Some(lse), Some(lse_buf)) = (lse, lse_buf) {
+                let lse_block = lse_buf.at(o_slot).view(&[full_dim(), ds(0, tokens)]);
+                copy(lse_block, lse.view(&[full_dim(), ds(tok0, tokens)]), sems.at(SEM_O).at(o_slot)).start();
+            }
             state.set(O_ROWS + o_slot, tokens);
             state.set(O_SLOT, 1 - o_slot);
             state.set(Q_SLOT, 1 - q_slot);
@@ -487,11 +594,8 @@ pub fn rpa_kernel(
     // Epilogue: drain the output sends and cache writes still in flight.
     #[unroll]
     for s in 0..2 {
-        let pending = state.get(O_ROWS + s);
-        if pending > 0 {
-            let sent = bo_buf.at(s).view(&[full_dim(), ds(0, pending)]);
-            copy(sent, sent, sems.at(SEM_O).at(s)).wait();
-        }
-        wait_cache_update(bkv_buf, sems, state, Scalar::constant(I32, s as f64));
+        let slot = Scalar::constant(I32, s as f64);
+        wait_output(bo_buf, lse_buf, sems, state, slot);
+        wait_cache_update(bkv_buf, sems, state, slot);
     }
 }

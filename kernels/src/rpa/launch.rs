@@ -2,11 +2,11 @@
 //! mixed kernels over the same output and cache, and restores the caller's layout.
 
 use super::kernel::{rpa_kernel, RpaConfig};
-use super::layout::{align_to, merge_kv};
+use super::layout::{align_to, merge_kv, quantize};
 use super::reference::RpaInputs;
 use super::validate::{validate_block_sizes, validate_dynamic, validate_static, RpaError};
 use super::{BlockSizes, RpaCase, RpaOptions};
-use rpa_dsl::interpret::{run, InterpretOptions, Stats};
+use rpa_dsl::interpret::{self, InterpretOptions, Stats};
 use rpa_dsl::{Array, DType, Kernel};
 
 /// What a call did, besides its results.
@@ -31,9 +31,12 @@ pub fn default_block_sizes(case: RpaCase, page_size: usize, pages_per_seq: usize
     let bq = match case {
         RpaCase::Decode => 1,
         RpaCase::Prefill => chunk.unwrap_or(16).min(32),
-        RpaCase::Mixed => 32,
+        RpaCase::Mixed => 128,
     };
-    BlockSizes { bq, bkv, bq_compute: bq, bkv_compute: bkv }
+    // q sub-tiles of 8 tokens let the kernel skip the rows of short (decode-like) q blocks and the
+    // causal future at sub-tile granularity.
+    let bq_compute = if bq % 8 == 0 { 8 } else { bq };
+    BlockSizes { bq, bkv, bq_compute, bkv_compute: bkv }
 }
 
 /// The kernel configuration of one case for these inputs.
@@ -69,6 +72,7 @@ pub fn config_for(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig 
         mask_value: opts.mask_value_for(x.queries.dtype()),
         chunk_prefill_size: opts.chunk_prefill_size.unwrap_or(1),
         vmem_limit: opts.vmem_limit,
+        return_lse: opts.return_lse,
     }
 }
 
@@ -84,7 +88,6 @@ pub fn prepare_queries(queries: &Array, hkv: usize, q_scale: Option<f64>, kv_dty
     let (t, hq, d) = (queries.shape()[0], queries.shape()[1], queries.shape()[2]);
     let (g, dp) = (hq / hkv, align_to(d, 128));
     let mut out = Array::zeros(queries.dtype(), &[hkv, t, g, dp]);
-    let (lo, hi) = kv_dtype.finite_range();
     for tok in 0..t {
         for h in 0..hq {
             for x in 0..d {
@@ -93,7 +96,7 @@ pub fn prepare_queries(queries: &Array, hkv: usize, q_scale: Option<f64>, kv_dty
                 match q_scale {
                     None => out.bits_mut()[dst] = queries.bits()[src],
                     // Quantize to the cache dtype (q / q_scale, clipped, rounded), keep the q dtype.
-                    Some(s) => out.set_f64(dst, kv_dtype.round((queries.get_f64(src) / s).clamp(lo, hi))),
+                    Some(s) => out.set_f64(dst, quantize(kv_dtype, queries.get_f64(src) / s)),
                 }
             }
         }
@@ -125,6 +128,18 @@ pub enum Backend {
     PjrtCpu,
 }
 
+/// What a call returns.
+#[derive(Clone, Debug)]
+pub struct RpaOutput {
+    /// `[tokens, Hq, D]` in the query dtype; rows of tokens no sequence owns keep the queries.
+    pub output: Array,
+    /// The updated cache.
+    pub kv_cache: Array,
+    /// With `return_lse`: f32 `[tokens, Hq]`, NaN for tokens no sequence owns.
+    pub lse: Option<Array>,
+    pub report: RpaReport,
+}
+
 /// Ragged paged attention on interpret mode: `(output [T, Hq, D], updated cache)`.
 pub fn ragged_paged_attention(x: &RpaInputs, opts: &RpaOptions) -> Result<(Array, Array, RpaReport), RpaError> {
     ragged_paged_attention_on(Backend::Interpret, x, opts)
@@ -136,6 +151,12 @@ pub fn ragged_paged_attention_on(
     x: &RpaInputs,
     opts: &RpaOptions,
 ) -> Result<(Array, Array, RpaReport), RpaError> {
+    let r = run(backend, x, opts)?;
+    Ok((r.output, r.kv_cache, r.report))
+}
+
+/// Ragged paged attention on `backend`: validates, then chains the decode, prefill and mixed kernels.
+pub fn run(backend: Backend, x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutput, RpaError> {
     validate_static(x, opts)?;
     if opts.validate {
         validate_dynamic(x, opts)?;
@@ -146,6 +167,10 @@ pub fn ragged_paged_attention_on(
     let mut cache = x.kv_cache.clone();
     let prefetch = |v: &[i32]| Array::from_i32(&[v.len()], v);
     let [i, j, k] = x.distribution;
+    let tokens = x.queries.shape()[0];
+    let mut lse = opts
+        .return_lse
+        .then(|| Array::from_f64(DType::F32, &[tokens, x.num_q_heads()], &vec![f64::NAN; tokens * x.num_q_heads()]));
     let mut report = RpaReport::default();
     for (case, lo, hi) in [(RpaCase::Decode, 0, i), (RpaCase::Prefill, i, j), (RpaCase::Mixed, j, k)] {
         if lo >= hi {
@@ -163,7 +188,7 @@ pub fn ragged_paged_attention_on(
         ];
         let outputs = match backend {
             Backend::Interpret => {
-                let res = run(&kernel, &inputs, &InterpretOptions::default())?;
+                let res = interpret::run(&kernel, &inputs, &InterpretOptions::default())?;
                 report.stats.push((case, res.stats));
                 res.outputs
             }
@@ -172,6 +197,22 @@ pub fn ragged_paged_attention_on(
         let mut outs = outputs.into_iter();
         q = outs.next().expect("output");
         cache = outs.next().expect("cache");
+        if let Some(lse) = &mut lse {
+            // This launch wrote the tokens of its sequences.
+            let part = outs.next().expect("lse");
+            let rows = x.cu_q_lens[lo as usize] as usize..x.cu_q_lens[hi as usize] as usize;
+            copy_lse_rows(&part, lse, rows);
+        }
     }
-    Ok((restore_output(&q, x.head_dim()), cache, report))
+    Ok(RpaOutput { output: restore_output(&q, x.head_dim()), kv_cache: cache, lse, report })
+}
+
+/// Kernel layout `[Hkv, T, G, 128]` (lane-replicated) → `[T, Hq]`, for tokens `rows`.
+fn copy_lse_rows(part: &Array, lse: &mut Array, rows: std::ops::Range<usize>) {
+    let (hkv, t, g) = (part.shape()[0], part.shape()[1], part.shape()[2]);
+    for tok in rows {
+        for h in 0..hkv * g {
+            lse.bits_mut()[tok * hkv * g + h] = part.bits()[((h / g * t + tok) * g + h % g) * 128];
+        }
+    }
 }

@@ -11,6 +11,18 @@ pub const fn align_to(x: usize, m: usize) -> usize {
     x.div_ceil(m) * m
 }
 
+/// `v` quantized to `dtype`: clipped to its finite range and rounded (to nearest even; integers
+/// to the nearest integer, ties to even).
+pub fn quantize(dtype: DType, v: f64) -> f64 {
+    let (lo, hi) = dtype.finite_range();
+    let v = v.clamp(lo, hi);
+    if dtype.is_float() {
+        dtype.round(v)
+    } else {
+        v.round_ties_even()
+    }
+}
+
 /// The cache shape `[pages, page_size, cdiv(2·Hkv, packing), packing, align(D, 128)]`.
 pub fn kv_cache_shape(
     total_pages: usize,

@@ -66,6 +66,9 @@ pub struct RpaOptions {
     pub vmem_limit: Option<usize>,
     /// Validate the metadata before every launch (the kernels run without bounds checks).
     pub validate: bool,
+    /// Also return the log-sum-exp `m + ln Σ exp(s - m)` of each (token, query head)'s scaled logits
+    /// (f32 `[tokens, Hq]`), e.g. to merge partial attentions in context-parallel decode.
+    pub return_lse: bool,
 }
 
 impl Default for RpaOptions {
@@ -87,6 +90,7 @@ impl Default for RpaOptions {
             mixed_blocks: None,
             vmem_limit: None,
             validate: true,
+            return_lse: false,
         }
     }
 }

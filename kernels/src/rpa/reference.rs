@@ -1,7 +1,7 @@
 //! The plain-Rust reference of ragged paged attention (f64 accumulation), with tpu-inference v3's
 //! semantics: it writes the new K/V into the cache, then attends over the updated cache.
 
-use super::layout::{cache_index, merge_kv};
+use super::layout::{cache_index, merge_kv, quantize};
 use super::RpaOptions;
 use rpa_dsl::Array;
 
@@ -55,6 +55,21 @@ impl RpaInputs {
 /// causal mask). Output rows of tokens no
 /// sequence owns keep the query values (the kernels write the output in place of the queries).
 pub fn ragged_paged_attention(inputs: &RpaInputs, opts: &RpaOptions) -> (Array, Array) {
+    let r = run(inputs, opts);
+    (r.output, r.kv_cache)
+}
+
+/// The reference's results.
+pub struct ReferenceOutput {
+    pub output: Array,
+    pub kv_cache: Array,
+    /// `[tokens · Hq]`: `ln Σ_j exp(s_j)` over each query's logits (masked ones at `mask_value`,
+    /// as in the kernels); NaN for tokens no sequence owns.
+    pub lse: Vec<f64>,
+}
+
+/// The reference with everything it computes.
+pub fn run(inputs: &RpaInputs, opts: &RpaOptions) -> ReferenceOutput {
     let q_dtype = inputs.queries.dtype();
     let kv_dtype = inputs.kv_cache.dtype();
     let (hq, hkv, d) = (inputs.num_q_heads(), inputs.num_kv_heads(), inputs.head_dim());
@@ -64,13 +79,13 @@ pub fn ragged_paged_attention(inputs: &RpaInputs, opts: &RpaOptions) -> (Array, 
     let shape = inputs.cache_shape();
     let mut cache = inputs.kv_cache.clone();
     let mut out = inputs.queries.clone();
+    let mut lse = vec![f64::NAN; inputs.queries.shape()[0] * hq];
     let new_rows = merge_kv(&inputs.keys, &inputs.values);
     let new_shape = [1, new_rows.shape()[0], shape[2], shape[3], shape[4]];
     let num_seqs = inputs.distribution[2].max(0) as usize;
     let mask_value = opts.mask_value_for(q_dtype);
     let k_scale = opts.k_scale.unwrap_or(1.0);
     let v_scale = opts.v_scale.unwrap_or(1.0);
-    let (kv_min, kv_max) = kv_dtype.finite_range();
     for b in 0..num_seqs {
         let q_start = inputs.cu_q_lens[b] as usize;
         let q_len = (inputs.cu_q_lens[b + 1] - inputs.cu_q_lens[b]) as usize;
@@ -105,7 +120,7 @@ pub fn ragged_paged_attention(inputs: &RpaInputs, opts: &RpaOptions) -> (Array, 
                     .map(|x| {
                         let v = inputs.queries.get_f64(((q_start + i) * hq + h) * d + x);
                         match opts.q_scale {
-                            Some(s) => kv_dtype.round((v / s).clamp(kv_min, kv_max)),
+                            Some(s) => quantize(kv_dtype, v / s),
                             None => v,
                         }
                     })
@@ -131,6 +146,7 @@ pub fn ragged_paged_attention(inputs: &RpaInputs, opts: &RpaOptions) -> (Array, 
                     *s = (*s - m).exp();
                     l += *s;
                 }
+                lse[(q_start + i) * hq + h] = m + l.ln();
                 for x in 0..d {
                     let o = (0..kv_len).map(|j| logits[j] * value(j, kh, x)).sum::<f64>() / l * v_scale;
                     out.set_f64(((q_start + i) * hq + h) * d + x, o);
@@ -138,7 +154,7 @@ pub fn ragged_paged_attention(inputs: &RpaInputs, opts: &RpaOptions) -> (Array, 
             }
         }
     }
-    (out, cache)
+    ReferenceOutput { output: out, kv_cache: cache, lse }
 }
 
 /// Dense attention on plain `[T, H, D]` data, used to cross-check the paged reference.

@@ -2,7 +2,7 @@
 //! each sequence's pages scattered over the cache, and NaN in every cache slot that holds no token
 //! yet (page tails, unused pages, the slots the new tokens will fill).
 
-use super::layout::{align_to, cache_index, kv_cache_shape};
+use super::layout::{align_to, cache_index, kv_cache_shape, quantize};
 use super::reference::RpaInputs;
 use crate::demo_values::random_values;
 use rpa_dsl::{Array, DType};
@@ -125,11 +125,19 @@ pub fn make_batch(spec: &BatchSpec) -> RpaInputs {
         cu_q_lens[b + 1] = cu_q_lens[b];
     }
     let queries = Array::from_f64(spec.q_dtype, &[max_tokens, hq, d], &values(max_tokens * hq * d, spec.seed + 1, 1.0));
-    let keys = Array::from_f64(spec.kv_dtype, &[max_tokens, hkv, d], &values(max_tokens * hkv * d, spec.seed + 2, 1.0));
-    let vals = Array::from_f64(spec.kv_dtype, &[max_tokens, hkv, d], &values(max_tokens * hkv * d, spec.seed + 3, 1.0));
+    // Integer caches hold quantized values: spread them over the dtype's range.
+    let kv_scale = if spec.kv_dtype.is_float() { 1.0 } else { spec.kv_dtype.finite_range().1 };
+    let kv_values = |seed| -> Vec<f64> {
+        values(max_tokens * hkv * d, seed, kv_scale).into_iter().map(|v| quantize(spec.kv_dtype, v)).collect()
+    };
+    let keys = Array::from_f64(spec.kv_dtype, &[max_tokens, hkv, d], &kv_values(spec.seed + 2));
+    let vals = Array::from_f64(spec.kv_dtype, &[max_tokens, hkv, d], &kv_values(spec.seed + 3));
     let shape = kv_cache_shape(total_pages, ps, hkv, d, spec.kv_dtype);
     let mut cache = Array::poison(spec.kv_dtype, &shape);
-    let fill = values(shape.iter().product(), spec.seed + 4, 1.0);
+    let fill: Vec<f64> = values(shape.iter().product(), spec.seed + 4, kv_scale)
+        .into_iter()
+        .map(|v| quantize(spec.kv_dtype, v))
+        .collect();
     for (b, &(q, kv)) in spec.seq_lens.iter().enumerate() {
         for pos in 0..kv - q {
             let page = page_indices[b * pps + pos / ps] as usize;
