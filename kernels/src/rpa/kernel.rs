@@ -87,7 +87,7 @@ const KV_ROWS: usize = 3; // [3, 4]: rows fetched into each bkv slot (the wait's
 const Q_ROWS: usize = 5; // [5, 6]: tokens fetched into each bq slot
 const O_ROWS: usize = 7; // [7, 8]: tokens being sent from each bo slot
 const UPD_ROWS: usize = 9; // [9, 10]: rows being written to the cache from each bkv slot
-const STATE_LEN: usize = 11;
+pub(crate) const STATE_LEN: usize = 11;
 
 // Rows of the semaphore array.
 const SEM_KV: usize = 0;

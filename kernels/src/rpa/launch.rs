@@ -5,9 +5,9 @@ use super::kernel::{rpa_kernel, RpaConfig};
 use super::layout::{align_to, merge_kv, quantize};
 use super::reference::RpaInputs;
 use super::validate::{validate_block_sizes, validate_dynamic, validate_static, RpaError};
-use super::{BlockSizes, RpaCase, RpaOptions};
+use super::{blocks, BlockSizes, RpaCase, RpaOptions};
 use rpa_dsl::interpret::{self, InterpretOptions, Stats};
-use rpa_dsl::{Array, DType, Kernel};
+use rpa_dsl::{Array, DType, Kernel, TpuTarget};
 
 /// What a call did, besides its results.
 #[derive(Clone, Debug, Default)]
@@ -23,38 +23,42 @@ impl RpaReport {
     }
 }
 
-/// Default block sizes: valid for every shape (bkv and its sub-tile are whole pages, bq divides
-/// into its sub-tile), sized for interpret mode and small batches.
-pub fn default_block_sizes(case: RpaCase, page_size: usize, pages_per_seq: usize, chunk: Option<usize>) -> BlockSizes {
-    let pages = (128 / page_size).clamp(1, pages_per_seq.max(1));
-    let bkv = pages * page_size;
-    let bq = match case {
-        RpaCase::Decode => 1,
-        RpaCase::Prefill => chunk.unwrap_or(16).min(32),
-        RpaCase::Mixed => 128,
-    };
-    // q sub-tiles of 8 tokens let the kernel skip the rows of short (decode-like) q blocks and the
-    // causal future at sub-tile granularity.
-    let bq_compute = if bq % 8 == 0 { 8 } else { bq };
-    BlockSizes { bq, bkv, bq_compute, bkv_compute: bkv }
+/// The kernel configuration of one case for these inputs, with the host backends' default block
+/// sizes where `opts` gives none.
+pub fn config_for(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
+    let mut cfg = base_config(x, opts, case);
+    cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| blocks::default_block_sizes(&cfg));
+    cfg
 }
 
-/// The kernel configuration of one case for these inputs.
-pub fn config_for(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
-    let (hq, hkv, d) = (x.num_q_heads(), x.num_kv_heads(), x.head_dim());
-    let blocks = match case {
+/// The configuration for a TPU generation: upstream's block-size heuristic where `opts` gives
+/// none, and a scoped VMEM limit raised when the blocks need it (unless `opts` sets one).
+pub fn config_for_target(x: &RpaInputs, opts: &RpaOptions, case: RpaCase, target: TpuTarget) -> RpaConfig {
+    let mut cfg = base_config(x, opts, case);
+    cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| blocks::tpu_block_sizes(target, &cfg));
+    cfg.vmem_limit = opts.vmem_limit.or_else(|| blocks::tpu_vmem_limit(target, &cfg));
+    cfg
+}
+
+fn case_blocks(opts: &RpaOptions, case: RpaCase) -> Option<BlockSizes> {
+    match case {
         RpaCase::Decode => opts.decode_blocks,
         RpaCase::Prefill => opts.prefill_blocks,
         RpaCase::Mixed => opts.mixed_blocks,
     }
-    .unwrap_or_else(|| default_block_sizes(case, x.page_size(), x.pages_per_seq(), opts.chunk_prefill_size));
+}
+
+/// Everything but the block sizes (which start as single tokens and pages).
+fn base_config(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
+    let (hq, hkv, d) = (x.num_q_heads(), x.num_kv_heads(), x.head_dim());
+    let page = x.page_size();
     RpaConfig {
         case,
-        blocks,
+        blocks: BlockSizes { bq: 1, bkv: page, bq_compute: 1, bkv_compute: page },
         max_num_seqs: x.max_num_seqs(),
         pages_per_seq: x.pages_per_seq(),
         total_pages: x.kv_cache.shape()[0],
-        page_size: x.page_size(),
+        page_size: page,
         max_num_tokens: x.queries.shape()[0],
         num_kv_heads: hkv,
         group: hq / hkv,
@@ -74,6 +78,18 @@ pub fn config_for(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig 
         vmem_limit: opts.vmem_limit,
         return_lse: opts.return_lse,
     }
+}
+
+/// Builds the kernel of one case for a TPU generation (see [`config_for_target`]).
+pub fn build_for_target(
+    x: &RpaInputs,
+    opts: &RpaOptions,
+    case: RpaCase,
+    target: TpuTarget,
+) -> Result<Kernel, RpaError> {
+    let cfg = config_for_target(x, opts, case, target);
+    validate_block_sizes(case, cfg.blocks, cfg.page_size)?;
+    Ok(rpa_kernel(&cfg)?)
 }
 
 /// Builds the kernel of one case.

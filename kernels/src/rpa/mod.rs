@@ -4,6 +4,7 @@
 //! This module holds the public options, the cache layout helpers, the plain-Rust reference and
 //! the input validation. The kernels themselves are written in the DSL.
 
+pub mod blocks;
 pub mod fuzz;
 pub mod kernel;
 pub mod launch;

@@ -1,0 +1,87 @@
+//! Block sizes `(bq, bkv, bq_compute, bkv_compute)`: the defaults of the host backends, upstream's
+//! per-generation heuristic for TPUs (rpa.md §3.2), and the VMEM and SMEM a configuration needs.
+
+use super::kernel::{RpaConfig, STATE_LEN};
+use super::{BlockSizes, RpaCase};
+use rpa_dsl::target::{padded_vmem_bytes, MIB};
+use rpa_dsl::{DType, TpuTarget};
+
+/// VMEM bytes of the kernel's scratch buffers for `cfg` (tiles padded as Mosaic pads them; equal to
+/// what the verifier counts for the built kernel).
+pub fn vmem_bytes(cfg: &RpaConfig) -> usize {
+    let BlockSizes { bq, bkv, .. } = cfg.blocks;
+    let (hkv, g, dp) = (cfg.num_kv_heads, cfg.group, cfg.head_dim);
+    let kv = padded_vmem_bytes(cfg.kv_dtype, &[2, bkv, cfg.row_words(), cfg.kv_dtype.packing(), dp]);
+    let q_and_o = 2 * padded_vmem_bytes(cfg.q_dtype, &[2, hkv, bq, g, dp]);
+    let m_and_l = 2 * padded_vmem_bytes(DType::F32, &[hkv, bq * g, 128]);
+    let acc = padded_vmem_bytes(DType::F32, &[hkv, bq * g, dp]);
+    let lse = if cfg.return_lse { padded_vmem_bytes(DType::F32, &[2, hkv, bq, g, 128]) } else { 0 };
+    kv + q_and_o + m_and_l + acc + lse
+}
+
+/// SMEM bytes: the scalar-prefetched metadata and the pipeline state, one word per scalar.
+pub fn smem_bytes(cfg: &RpaConfig) -> usize {
+    let seqs = cfg.max_num_seqs;
+    4 * (seqs + seqs * cfg.pages_per_seq + (seqs + 1) + 3 + STATE_LEN)
+}
+
+/// VMEM the host defaults stay within, so that they also fit v5e's default scoped VMEM (16 MiB).
+const HOST_VMEM_BUDGET: usize = 12 * MIB;
+
+/// Default block sizes of the host backends (interpret mode, PJRT-CPU): kv blocks of 128 tokens in
+/// whole pages; decode q blocks of one token; prefill q blocks of the chunk and mixed q blocks of
+/// 128 tokens, halved until they fit the budget (fewer q blocks means each kv block is fetched fewer times),
+/// computed in sub-tiles of 8 tokens so that short q blocks and the causal future cost nothing.
+pub fn default_block_sizes(cfg: &RpaConfig) -> BlockSizes {
+    let ps = cfg.page_size;
+    let bkv = (128 / ps).clamp(1, cfg.pages_per_seq.max(1)) * ps;
+    let sized = |bq: usize| BlockSizes { bq, bkv, bq_compute: if bq.is_multiple_of(8) { 8 } else { bq }, bkv_compute: bkv };
+    match cfg.case {
+        RpaCase::Decode => sized(1),
+        RpaCase::Prefill | RpaCase::Mixed => {
+            let largest = if cfg.case == RpaCase::Prefill { cfg.chunk_prefill_size.clamp(1, 128) } else { 128 };
+            let fits = |b: &BlockSizes| vmem_bytes(&RpaConfig { blocks: *b, ..cfg.clone() }) <= HOST_VMEM_BUDGET;
+            let halvings = std::iter::successors(Some(largest), |&bq| (bq > 1).then_some(bq / 2));
+            halvings.map(sized).find(fits).unwrap_or(sized(1))
+        }
+    }
+}
+
+/// Upstream's default block sizes for a TPU generation (tpu-inference v3 `get_default_block_sizes`),
+/// adjusted to the divisibility rules the heuristic can break: `bq_compute` divides `bq`, kv sizes
+/// are whole pages and `bkv_compute` divides `bkv`.
+pub fn tpu_block_sizes(target: TpuTarget, cfg: &RpaConfig) -> BlockSizes {
+    let ps = cfg.page_size;
+    let max_kv = cfg.pages_per_seq * ps;
+    let pages = |tokens: usize| (tokens / ps).clamp(1, cfg.pages_per_seq.max(1)) * ps;
+    // A kv fetch of about 16 MiB at peak: tokens of 2·Hkv heads (rounded to a power of two).
+    let combined = (2 * cfg.num_kv_heads).next_power_of_two();
+    let peak = 16 * MIB * cfg.kv_dtype.packing() / 4 / cfg.head_dim / combined;
+    let g = cfg.group.next_power_of_two();
+    let max_q = match cfg.case {
+        RpaCase::Decode => 1,
+        RpaCase::Prefill => cfg.chunk_prefill_size,
+        RpaCase::Mixed => cfg.max_num_tokens,
+    }
+    .next_power_of_two();
+    let (bq, bkv, bq_c, bkv_c) = match (cfg.case, target) {
+        (RpaCase::Decode, _) => (1, peak.min(max_kv), 1, peak.min(max_kv)),
+        (_, TpuTarget::V7x) => {
+            ((2048 / g).min(max_q / 2), 2048.min(max_kv / 2), (1024 / g).min(max_q / 2), 512.min(max_kv / 2))
+        }
+        _ => ((1024 / g).min(max_q / 2), 1024.min(max_kv), (512 / g).min(max_q), 512.min(max_kv / 2)),
+    };
+    let bq_compute = bq_c.clamp(1, bq.max(1));
+    let bq = (bq.max(1) / bq_compute) * bq_compute;
+    let bkv_compute = pages(bkv_c).min(pages(bkv));
+    let bkv = (pages(bkv) / bkv_compute) * bkv_compute;
+    BlockSizes { bq, bkv, bq_compute, bkv_compute }
+}
+
+/// The scoped VMEM limit a TPU launch of `cfg` needs: `None` while the kernel's buffers take at most
+/// half the generation's default (the rest is left to Mosaic's temporaries — the logits and
+/// probabilities of a compute sub-tile live in VMEM too), else the whole VMEM, as upstream's
+/// `vmem_limit_bytes` default does.
+pub fn tpu_vmem_limit(target: TpuTarget, cfg: &RpaConfig) -> Option<usize> {
+    (vmem_bytes(cfg) > target.default_scoped_vmem_bytes() / 2).then(|| target.vmem_bytes())
+}

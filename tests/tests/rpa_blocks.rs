@@ -1,0 +1,83 @@
+//! Block sizes: the VMEM/SMEM estimates equal what the verifier counts, every default is valid, and
+//! upstream's per-generation heuristic gives kernels that libtpu compiles for a Llama-3-8B shape.
+
+use rpa_dsl::ir::verify::{smem_usage, vmem_usage};
+use rpa_dsl::tpu::compile_for;
+use rpa_dsl::{DType, TpuTarget};
+use rpa_kernels::rpa::blocks::{default_block_sizes, smem_bytes, tpu_block_sizes, vmem_bytes};
+use rpa_kernels::rpa::kernel::rpa_kernel;
+use rpa_kernels::rpa::launch::{build_for_target, config_for, config_for_target};
+use rpa_kernels::rpa::reference::RpaInputs;
+use rpa_kernels::rpa::testing::{make_batch, BatchSpec};
+use rpa_kernels::rpa::validate::validate_block_sizes;
+use rpa_kernels::rpa::{RpaCase, RpaOptions};
+
+const CASES: [RpaCase; 3] = [RpaCase::Decode, RpaCase::Prefill, RpaCase::Mixed];
+
+fn batch(heads: (usize, usize), d: usize, page: usize, q: DType, kv: DType, lens: &[(usize, usize)]) -> RpaInputs {
+    let mut s = BatchSpec::new(lens, heads, d, page, q);
+    s.kv_dtype = kv;
+    make_batch(&s)
+}
+
+#[test]
+fn estimates_equal_the_verifiers_count() {
+    let lens = [(5, 40), (1, 33), (16, 64)];
+    for (heads, d, q, kv) in [
+        ((8, 2), 128, DType::F32, DType::F32),
+        ((32, 8), 128, DType::Bf16, DType::Bf16),
+        ((12, 2), 80, DType::Bf16, DType::F8E4M3),
+        ((5, 1), 240, DType::F32, DType::I8),
+        ((3, 3), 64, DType::Bf16, DType::Bf16),
+    ] {
+        let x = batch(heads, d, 16, q, kv, &lens);
+        for return_lse in [false, true] {
+            let opts = RpaOptions { chunk_prefill_size: Some(16), return_lse, ..Default::default() };
+            for case in CASES {
+                let cfg = config_for(&x, &opts, case);
+                let k = rpa_kernel(&cfg).unwrap();
+                assert_eq!(vmem_bytes(&cfg), vmem_usage(&k), "{}", cfg.name());
+                assert_eq!(smem_bytes(&cfg), smem_usage(&k), "{}", cfg.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn defaults_are_valid_and_fit_every_generation() {
+    for (heads, d, page, pages_per_seq) in [((32, 8), 128, 16, 64), ((8, 1), 64, 8, 3), ((64, 8), 256, 32, 40)] {
+        let lens: Vec<(usize, usize)> = vec![(7, 7), (1, page * pages_per_seq)];
+        let x = batch(heads, d, page, DType::Bf16, DType::Bf16, &lens);
+        let opts = RpaOptions { chunk_prefill_size: Some(64), ..Default::default() };
+        for case in CASES {
+            let cfg = config_for(&x, &opts, case);
+            assert_eq!(cfg.blocks, default_block_sizes(&cfg));
+            validate_block_sizes(case, cfg.blocks, page).unwrap();
+            assert!(vmem_bytes(&cfg) <= 12 << 20, "{} needs {} bytes of VMEM", cfg.name(), vmem_bytes(&cfg));
+            for t in TpuTarget::ALL {
+                let tc = config_for_target(&x, &opts, case, t);
+                assert_eq!(tc.blocks, tpu_block_sizes(t, &tc));
+                validate_block_sizes(case, tc.blocks, page).unwrap();
+                let limit = tc.vmem_limit.unwrap_or(t.default_scoped_vmem_bytes());
+                assert!(vmem_bytes(&tc) <= limit && limit <= t.vmem_bytes(), "{} on {t}", tc.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn upstream_heuristic_on_a_llama_3_8b_shape_compiles_for_every_generation() {
+    // Hq 32, Hkv 8, D 128, bf16, page 16, 2048-token contexts, 256 query tokens per step.
+    let mut lens = vec![(128, 1024), (64, 2048)];
+    lens.extend((0..62).map(|i| (1, 100 + 31 * i)));
+    let x = batch((32, 8), 128, 16, DType::Bf16, DType::Bf16, &lens);
+    let opts = RpaOptions { chunk_prefill_size: Some(64), ..Default::default() };
+    for t in TpuTarget::ALL {
+        for case in CASES {
+            let k = build_for_target(&x, &opts, case, t).unwrap();
+            let cfg = config_for_target(&x, &opts, case, t);
+            let c = compile_for(&k, t).unwrap_or_else(|e| panic!("{} ({:?}) on {t}: {e}", cfg.name(), cfg.vmem_limit));
+            assert!(c.code_size > 0);
+        }
+    }
+}
