@@ -55,3 +55,23 @@ fn rpa_options_compile_for_every_generation() {
         compile_all(DType::Bf16, DType::Bf16, (8, 2), 128, opts);
     }
 }
+
+#[test]
+fn rpa_on_a_tpu_runs_or_says_that_no_tpu_is_attached() {
+    use rpa_kernels::rpa::launch::{run, Backend};
+    use rpa_kernels::rpa::reference;
+    let x = make_batch(&BatchSpec::new(&[(5, 40), (1, 33)], (8, 2), 128, 16, DType::Bf16));
+    let opts = RpaOptions::default();
+    match run(Backend::Tpu(TpuTarget::V6e), &x, &opts) {
+        Ok(got) => {
+            // On a machine with a TPU: the same answers as the reference.
+            let want = reference::run(&x, &opts);
+            assert_eq!(got.kv_cache, want.kv_cache);
+            for i in 0..6 * 8 * 128 {
+                let (a, b) = (got.output.get_f64(i), want.output.get_f64(i));
+                assert!((a - b).abs() <= 2e-2 * (1.0 + b.abs()), "element {i}: {a} vs {b}");
+            }
+        }
+        Err(e) => assert!(e.to_string().contains("is a TPU attached?"), "{e}"),
+    }
+}

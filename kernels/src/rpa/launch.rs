@@ -142,6 +142,8 @@ pub enum Backend {
     Interpret,
     /// XLA's CPU compiler through PJRT (the StableHLO lowering).
     PjrtCpu,
+    /// An attached TPU of this generation, through libtpu (upstream's block-size heuristic).
+    Tpu(TpuTarget),
 }
 
 /// What a call returns.
@@ -192,7 +194,10 @@ pub fn run(backend: Backend, x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutp
         if lo >= hi {
             continue;
         }
-        let kernel = build(x, opts, case)?;
+        let kernel = match backend {
+            Backend::Tpu(target) => build_for_target(x, opts, case, target)?,
+            _ => build(x, opts, case)?,
+        };
         let inputs = vec![
             prefetch(&x.kv_lens),
             prefetch(&x.page_indices),
@@ -209,6 +214,7 @@ pub fn run(backend: Backend, x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutp
                 res.outputs
             }
             Backend::PjrtCpu => rpa_dsl::cpu::run(&kernel, &inputs)?,
+            Backend::Tpu(_) => rpa_dsl::tpu::run(&kernel, &inputs)?,
         };
         let mut outs = outputs.into_iter();
         q = outs.next().expect("output");
