@@ -185,3 +185,54 @@ fn static_rules_reject_bad_shapes_and_block_sizes() {
     let b = BlockSizes { bq: 64, bkv: 256, bq_compute: 32, bkv_compute: 128 };
     assert!(validate_block_sizes(RpaCase::Mixed, b, 16).is_ok());
 }
+
+/// Each dynamic rule broken in turn, through the public entry point: the named error comes back
+/// before any kernel is built or launched (a launch error would be `RpaError::Kernel`).
+#[test]
+fn every_dynamic_rule_broken_in_turn_is_refused_before_launch() {
+    use rpa_kernels::rpa::launch::{run, Backend};
+    let (x, opts) = ok_batch();
+    let pps = x.pages_per_seq();
+    type Breaker = fn(&mut RpaInputs, usize);
+    let cases: [(&str, Breaker, Option<usize>, &str); 10] = [
+        ("q_len = 0", |y, _| y.cu_q_lens[2] = y.cu_q_lens[1], Some(1), "cu_q_lens"),
+        ("cu_q_lens past the tokens", |y, _| y.cu_q_lens[3] = 1000, Some(2), "cu_q_lens"),
+        ("kv_len < q_len", |y, _| y.kv_lens[2] = 3, Some(2), "kv_lens"),
+        ("kv_len needs too many pages", |y, pps| y.kv_lens[1] = (4 * pps + 1) as i32, Some(1), "kv_lens"),
+        ("page id past the cache", |y, pps| y.page_indices[pps] = 10_000, Some(1), "page_indices"),
+        ("negative page id", |y, _| y.page_indices[0] = -1, Some(0), "page_indices"),
+        ("written page shared", |y, pps| y.page_indices[2 * pps] = y.page_indices[pps], Some(2), "page_indices"),
+        ("distribution not ordered", |y, _| y.distribution = [2, 1, 3], None, "distribution"),
+        ("distribution past max_num_seqs", |y, _| y.distribution = [0, 0, 100], None, "distribution"),
+        ("prefill bucket without chunk size", |y, _| y.distribution = [0, 1, 3], None, "distribution"),
+    ];
+    for (what, breaker, seq, field) in cases {
+        let mut y = x.clone();
+        breaker(&mut y, pps);
+        for backend in [Backend::Interpret, Backend::PjrtCpu] {
+            match (run(backend, &y, &opts), seq) {
+                (Err(RpaError::Sequence { seq: s, field: f, .. }), Some(want)) if s == want && f == field => {}
+                (Err(RpaError::Batch { field: f, .. }), None) if f == field => {}
+                (other, _) => panic!("{what} on {backend:?}: expected {field} of {seq:?}, got {:?}", other.err()),
+            }
+        }
+    }
+}
+
+/// With validation switched off (trusted callers), bad metadata reaches the kernel: interpret mode
+/// still refuses the out-of-bounds DMA with an error at the kernel's source line — never a panic
+/// or a write outside the cache.
+#[test]
+fn unvalidated_bad_metadata_is_caught_by_interpret_mode() {
+    use rpa_kernels::rpa::launch::{run, Backend};
+    let (mut x, opts) = ok_batch();
+    x.page_indices[0] = 10_000;
+    let opts = RpaOptions { validate: false, ..opts };
+    match run(Backend::Interpret, &x, &opts) {
+        Err(RpaError::Kernel(e)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("kernels/src/rpa/kernel.rs:") && msg.contains("rpa_mixed"), "{msg}");
+        }
+        other => panic!("expected a kernel error, got {:?}", other.err()),
+    }
+}
