@@ -12,9 +12,12 @@
 //!    next q block or the next sequence) is already on its way into the other VMEM slot; q blocks and
 //!    output blocks are double-buffered the same way.
 //! 4. **Online softmax** — FlashAttention's running max `m`, sum `l` and accumulator, per kv head,
-//!    with the GQA query heads of a kv head folded into the matmul rows.
+//!    with the GQA query heads of a kv head folded into the matmul rows. Blocks are computed in
+//!    (q sub-tile, kv sub-tile) pairs; pairs with no visible (query, key) pair are skipped.
 //! 5. **Fused KV-cache update** — after the last q block that uses a kv block, its new rows are
 //!    written from VMEM into their cache pages; a slot is not refilled before that write has landed.
+//! 6. **Finalize** — `acc / l` per q block into a double-buffered output block, sent with its exact
+//!    token count; optionally the log-sum-exp `m + ln l` per (token, head) as well.
 //!
 //! Layouts (prepared by the launcher): queries and output `[Hkv, T, G, Dp]` (kv-head-major, head_dim
 //! padded to 128 lanes), new K/V merged like cache rows `[T, C/p, p, Dp]`, the cache
@@ -396,6 +399,26 @@ fn logits(cfg: &RpaConfig, q: Tile, k: Tile, visible: Tile) -> Tile {
     select(visible, s, cfg.mask_value as f32)
 }
 
+/// One FlashAttention step: the running max `m`, sum `l` and accumulator of a q sub-tile's rows
+/// absorb the logits `s` and values `v` of one kv sub-tile (`m`, `l` are lane-replicated).
+#[tpu_fn]
+fn online_softmax_step(cfg: &RpaConfig, s: Tile, v: Tile, m_ref: Ref<Vmem>, l_ref: Ref<Vmem>, acc_ref: Ref<Vmem>) {
+    let rows = s.shape()[0];
+    let m_prev = m_ref.load().slice(&[0, 0], &[rows, 1]);
+    let l_prev = l_ref.load().slice(&[0, 0], &[rows, 1]);
+    let m_new = max(m_prev, s.reduce_max(1));
+    let p = (s - m_new).exp();
+    let alpha = (m_prev - m_new).exp();
+    let l_new = alpha * l_prev + p.reduce_sum(1);
+    let mut pv = matmul(p, v);
+    if let Some(vs) = cfg.v_scale {
+        pv = pv * vs;
+    }
+    acc_ref.store(acc_ref.load() * alpha + pv);
+    m_ref.store(m_new.broadcast_to(&[rows, 128]));
+    l_ref.store(l_new.broadcast_to(&[rows, 128]));
+}
+
 /// Ragged paged attention over the sequences of one case, with the fused KV-cache update.
 #[tpu_kernel(name = cfg.name(), vmem_limit = cfg.vmem_limit)]
 pub fn rpa_kernel(
@@ -519,24 +542,8 @@ pub fn rpa_kernel(
                                 let (k, v) = load_kv(cfg, slot_buf, h, c * bkv_c, bkv_c);
                                 let v = select(fetched, v, 0.0);
                                 let s = logits(cfg, qh, k, visible);
-                                let (m_h, l_h, acc_h) = (
-                                    m_ref.at(h).view(&[rows_q]),
-                                    l_ref.at(h).view(&[rows_q]),
-                                    acc_ref.at(h).view(&[rows_q]),
-                                );
-                                let m_prev = m_h.load().slice(&[0, 0], &[bq_c * g, 1]);
-                                let l_prev = l_h.load().slice(&[0, 0], &[bq_c * g, 1]);
-                                let m_new = max(m_prev, s.reduce_max(1));
-                                let p = (s - m_new).exp();
-                                let alpha = (m_prev - m_new).exp();
-                                let l_new = alpha * l_prev + p.reduce_sum(1);
-                                let mut pv = matmul(p, v);
-                                if let Some(vs) = cfg.v_scale {
-                                    pv = pv * vs;
-                                }
-                                acc_h.store(acc_h.load() * alpha + pv);
-                                m_h.store(m_new.broadcast_to(&[bq_c * g, 128]));
-                                l_h.store(l_new.broadcast_to(&[bq_c * g, 128]));
+                                let (m_h, l_h) = (m_ref.at(h).view(&[rows_q]), l_ref.at(h).view(&[rows_q]));
+                                online_softmax_step(cfg, s, v, m_h, l_h, acc_ref.at(h).view(&[rows_q]));
                             }
                         }
                     }
