@@ -6,7 +6,7 @@ use super::layout::{align_to, merge_kv, quantize};
 use super::reference::RpaInputs;
 use super::validate::{validate_block_sizes, validate_dynamic, validate_static, RpaError};
 use super::{blocks, BlockSizes, RpaCase, RpaOptions};
-use rpa_dsl::interpret::{self, InterpretOptions, Stats};
+use rpa_dsl::interpret::{self, Event, InterpretOptions, Stats};
 use rpa_dsl::{Array, DType, Kernel, TpuTarget};
 
 /// What a call did, besides its results.
@@ -14,6 +14,8 @@ use rpa_dsl::{Array, DType, Kernel, TpuTarget};
 pub struct RpaReport {
     /// Interpret-mode counters of each launched kernel (decode, prefill, mixed).
     pub stats: Vec<(RpaCase, Stats)>,
+    /// Interpret-mode event traces of each launched kernel (with [`run_traced`]).
+    pub traces: Vec<(RpaCase, String, Vec<Event>)>,
 }
 
 impl RpaReport {
@@ -175,6 +177,21 @@ pub fn ragged_paged_attention_on(
 
 /// Ragged paged attention on `backend`: validates, then chains the decode, prefill and mixed kernels.
 pub fn run(backend: Backend, x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutput, RpaError> {
+    launch(backend, x, opts, &InterpretOptions::default())
+}
+
+/// [`run`] on interpret mode, recording each kernel's event trace (DMA streams and compute) into
+/// `report.traces` — see `rpa_dsl::interpret::trace::chrome_trace_json`.
+pub fn run_traced(x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutput, RpaError> {
+    launch(Backend::Interpret, x, opts, &InterpretOptions { trace: true, ..Default::default() })
+}
+
+fn launch(
+    backend: Backend,
+    x: &RpaInputs,
+    opts: &RpaOptions,
+    interpret: &InterpretOptions,
+) -> Result<RpaOutput, RpaError> {
     validate_static(x, opts)?;
     if opts.validate {
         validate_dynamic(x, opts)?;
@@ -209,8 +226,11 @@ pub fn run(backend: Backend, x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutp
         ];
         let outputs = match backend {
             Backend::Interpret => {
-                let res = interpret::run(&kernel, &inputs, &InterpretOptions::default())?;
+                let res = interpret::run(&kernel, &inputs, interpret)?;
                 report.stats.push((case, res.stats));
+                if interpret.trace {
+                    report.traces.push((case, kernel.name.clone(), res.events));
+                }
                 res.outputs
             }
             Backend::PjrtCpu => rpa_dsl::cpu::run(&kernel, &inputs)?,
