@@ -7,3 +7,13 @@ pub fn line_of(source: &str, marker: &str) -> u32 {
     assert_eq!(hits.len(), 2, "marker {marker:?} must appear once in the code and once in the test");
     hits[0] as u32 + 1
 }
+
+/// The book (`docs/`): every Rust code block of every chapter is a doctest of this crate, so the
+/// book cannot drift from the code (`cargo test -p rpa-tests --doc`).
+#[cfg(doctest)]
+pub mod book {
+    #[doc = include_str!("../../docs/01-getting-started.md")]
+    pub struct GettingStarted;
+    #[doc = include_str!("../../docs/02-concepts.md")]
+    pub struct Concepts;
+}
