@@ -16,4 +16,6 @@ pub mod book {
     pub struct GettingStarted;
     #[doc = include_str!("../../docs/02-concepts.md")]
     pub struct Concepts;
+    #[doc = include_str!("../../docs/03-op-reference.md")]
+    pub struct OpReference;
 }

@@ -477,6 +477,15 @@ pub fn program_id(axis: usize) -> Scalar {
     Scalar::from_value(emit(Op::ProgramId { axis }, Loc::caller(), Type::Scalar(DType::I32)))
 }
 
+/// Records `message` with each `{}` replaced by the next scalar's value when it runs: interpret
+/// mode collects the lines (`Outcome::prints`); the compiled backends drop them.
+#[track_caller]
+pub fn debug_print(message: &str, args: &[Scalar]) {
+    let loc = Loc::caller();
+    let args = args.iter().map(|a| a.0.read(loc)).collect();
+    emit0(Op::DebugPrint { message: message.to_string(), args }, loc);
+}
+
 /// The grid's extent along `axis`.
 #[track_caller]
 pub fn num_programs(axis: usize) -> Scalar {
