@@ -18,4 +18,8 @@ pub mod book {
     pub struct Concepts;
     #[doc = include_str!("../../docs/03-op-reference.md")]
     pub struct OpReference;
+    #[doc = include_str!("../../docs/04-debugging.md")]
+    pub struct Debugging;
+    #[doc = include_str!("../../docs/05-rpa-walkthrough.md")]
+    pub struct RpaWalkthrough;
 }
