@@ -85,3 +85,19 @@ fn without_vmem_limit_the_default_scoped_limit_applies() {
     assert!(err.to_string().contains("vmem"), "{err}");
     assert_eq!(err.first().loc.line, line_of(SOURCE, "@default-limit-hog") + 1, "{err}");
 }
+
+#[tpu_kernel]
+fn narrow_infinities(o: Out![bf16, [16, 128]], buf: Vmem![bf16, [16, 128]], sem: DmaSems<1>) {
+    buf.store(full(&[16, 128], f32::NEG_INFINITY, Bf16));
+    copy(buf, o, sem.at(0)).start_and_wait();
+}
+
+#[test]
+fn narrow_float_infinities_are_spelled_at_their_width() {
+    let k = narrow_infinities().unwrap();
+    let mosaic = rpa_dsl::lower::mosaic::lower(&k).unwrap();
+    assert!(mosaic.contains("0xFF80 : bf16"), "{mosaic}");
+    for t in TpuTarget::ALL {
+        compile_for(&k, t).unwrap_or_else(|e| panic!("{t}: {e}"));
+    }
+}

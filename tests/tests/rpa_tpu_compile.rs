@@ -51,6 +51,7 @@ fn rpa_options_compile_for_every_generation() {
         RpaOptions { causal: false, ..Default::default() },
         RpaOptions { update_kv_cache: false, ..Default::default() },
         RpaOptions { return_lse: true, ..Default::default() },
+        RpaOptions { acc_dtype: Some(DType::Bf16), ..Default::default() },
     ] {
         compile_all(DType::Bf16, DType::Bf16, (8, 2), 128, opts);
     }

@@ -13,8 +13,8 @@ pub fn vmem_bytes(cfg: &RpaConfig) -> usize {
     let (hkv, g, dp) = (cfg.num_kv_heads, cfg.group, cfg.head_dim);
     let kv = padded_vmem_bytes(cfg.kv_dtype, &[2, bkv, cfg.row_words(), cfg.kv_dtype.packing(), dp]);
     let q_and_o = 2 * padded_vmem_bytes(cfg.q_dtype, &[2, hkv, bq, g, dp]);
-    let m_and_l = 2 * padded_vmem_bytes(DType::F32, &[hkv, bq * g, 128]);
-    let acc = padded_vmem_bytes(DType::F32, &[hkv, bq * g, dp]);
+    let m_and_l = 2 * padded_vmem_bytes(cfg.acc_dtype, &[hkv, bq * g, 128]);
+    let acc = padded_vmem_bytes(cfg.acc_dtype, &[hkv, bq * g, dp]);
     let lse = if cfg.return_lse { padded_vmem_bytes(DType::F32, &[2, hkv, bq, g, 128]) } else { 0 };
     kv + q_and_o + m_and_l + acc + lse
 }
@@ -35,7 +35,8 @@ const HOST_VMEM_BUDGET: usize = 12 * MIB;
 pub fn default_block_sizes(cfg: &RpaConfig) -> BlockSizes {
     let ps = cfg.page_size;
     let bkv = (128 / ps).clamp(1, cfg.pages_per_seq.max(1)) * ps;
-    let sized = |bq: usize| BlockSizes { bq, bkv, bq_compute: if bq.is_multiple_of(8) { 8 } else { bq }, bkv_compute: bkv };
+    let sized =
+        |bq: usize| BlockSizes { bq, bkv, bq_compute: if bq.is_multiple_of(8) { 8 } else { bq }, bkv_compute: bkv };
     match cfg.case {
         RpaCase::Decode => sized(1),
         RpaCase::Prefill | RpaCase::Mixed => {

@@ -55,6 +55,8 @@ pub struct RpaConfig {
     pub sliding_window: Option<usize>,
     pub soft_cap: Option<f64>,
     pub mask_value: f64,
+    /// Dtype of `m`, `l` and the accumulator in VMEM (computation is f32).
+    pub acc_dtype: DType,
     /// Static q_len of the prefill case.
     pub chunk_prefill_size: usize,
     pub vmem_limit: Option<usize>,
@@ -404,8 +406,8 @@ fn logits(cfg: &RpaConfig, q: Tile, k: Tile, visible: Tile) -> Tile {
 #[tpu_fn]
 fn online_softmax_step(cfg: &RpaConfig, s: Tile, v: Tile, m_ref: Ref<Vmem>, l_ref: Ref<Vmem>, acc_ref: Ref<Vmem>) {
     let rows = s.shape()[0];
-    let m_prev = m_ref.load().slice(&[0, 0], &[rows, 1]);
-    let l_prev = l_ref.load().slice(&[0, 0], &[rows, 1]);
+    let m_prev = m_ref.load().slice(&[0, 0], &[rows, 1]).cast(F32);
+    let l_prev = l_ref.load().slice(&[0, 0], &[rows, 1]).cast(F32);
     let m_new = max(m_prev, s.reduce_max(1));
     let p = (s - m_new).exp();
     let alpha = (m_prev - m_new).exp();
@@ -414,9 +416,10 @@ fn online_softmax_step(cfg: &RpaConfig, s: Tile, v: Tile, m_ref: Ref<Vmem>, l_re
     if let Some(vs) = cfg.v_scale {
         pv = pv * vs;
     }
-    acc_ref.store(acc_ref.load() * alpha + pv);
-    m_ref.store(m_new.broadcast_to(&[rows, 128]));
-    l_ref.store(l_new.broadcast_to(&[rows, 128]));
+    let acc = cfg.acc_dtype;
+    acc_ref.store((acc_ref.load().cast(F32) * alpha + pv).cast(acc));
+    m_ref.store(m_new.broadcast_to(&[rows, 128]).cast(acc));
+    l_ref.store(l_new.broadcast_to(&[rows, 128]).cast(acc));
 }
 
 /// Ragged paged attention over the sequences of one case, with the fused KV-cache update.
@@ -443,9 +446,9 @@ pub fn rpa_kernel(
     bq_buf: Vmem![cfg.q_dtype, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, cfg.head_dim]],
     bo_buf: Vmem![cfg.q_dtype, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, cfg.head_dim]],
     #[when(cfg.return_lse)] lse_buf: Vmem![f32, [2, cfg.num_kv_heads, cfg.blocks.bq, cfg.group, 128]],
-    m_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, 128]],
-    l_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, 128]],
-    acc_ref: Vmem![f32, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, cfg.head_dim]],
+    m_ref: Vmem![cfg.acc_dtype, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, 128]],
+    l_ref: Vmem![cfg.acc_dtype, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, 128]],
+    acc_ref: Vmem![cfg.acc_dtype, [cfg.num_kv_heads, cfg.blocks.bq * cfg.group, cfg.head_dim]],
     sems: DmaSems<4, 2>,
     state: Smem![i32, [STATE_LEN]],
 ) {
@@ -496,9 +499,10 @@ pub fn rpa_kernel(
             for qc in 0..bq / bq_c {
                 if qc * bq_c < tokens {
                     let rows_q = ds(qc * bq_c * g, bq_c * g);
-                    m_ref.view(&[full_dim(), rows_q]).store(full(&[hkv, bq_c * g, 128], f32::NEG_INFINITY, F32));
-                    l_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, 128], F32));
-                    acc_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, dp], F32));
+                    let acc = cfg.acc_dtype;
+                    m_ref.view(&[full_dim(), rows_q]).store(full(&[hkv, bq_c * g, 128], f32::NEG_INFINITY, acc));
+                    l_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, 128], acc));
+                    acc_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, dp], acc));
                 }
             }
 
@@ -573,14 +577,14 @@ pub fn rpa_kernel(
                     let rows_q = ds(qc * bq_c * g, bq_c * g);
                     #[unroll]
                     for h in 0..hkv {
-                        let l = l_ref.at(h).view(&[rows_q]).load().slice(&[0, 0], &[bq_c * g, 1]);
-                        let out = acc_ref.at(h).view(&[rows_q]).load() / l;
+                        let l = l_ref.at(h).view(&[rows_q]).load().slice(&[0, 0], &[bq_c * g, 1]).cast(F32);
+                        let out = acc_ref.at(h).view(&[rows_q]).load().cast(F32) / l;
                         let out = out.cast(cfg.q_dtype).reshape(&[bq_c, g, dp]);
                         bo_buf.at(o_slot).at(h).ds(qc * bq_c, bq_c).store(out);
                         if let Some(lse_buf) = lse_buf {
                             // log Σ exp(s) = m + log l (natural log, of the scaled logits).
-                            let m = m_ref.at(h).view(&[rows_q]).load();
-                            let lse_rows = m + l_ref.at(h).view(&[rows_q]).load().log();
+                            let m = m_ref.at(h).view(&[rows_q]).load().cast(F32);
+                            let lse_rows = m + l_ref.at(h).view(&[rows_q]).load().cast(F32).log();
                             lse_buf.at(o_slot).at(h).ds(qc * bq_c, bq_c).store(lse_rows.reshape(&[bq_c, g, 128]));
                         }
                     }

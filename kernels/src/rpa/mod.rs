@@ -52,8 +52,9 @@ pub struct RpaOptions {
     pub soft_cap: Option<f64>,
     /// Value of masked logits; default: the most negative finite value of `acc_dtype`.
     pub mask_value: Option<f64>,
-    /// Dtype of the softmax statistics and accumulator (`out_dtype` upstream); default f32 for f32
-    /// queries, else bf16.
+    /// Dtype the softmax statistics and the accumulator are kept in between steps (`out_dtype`
+    /// upstream, which defaults to bf16 for bf16 queries to save VPU work); default f32, which keeps
+    /// outputs within a few bf16 ulps of the f64 reference.
     pub acc_dtype: Option<DType>,
     /// Quantize queries to the cache dtype with this scale (`q / q_scale`, clipped).
     pub q_scale: Option<f64>,
@@ -97,13 +98,14 @@ impl Default for RpaOptions {
 }
 
 impl RpaOptions {
-    /// The accumulator dtype for queries of `q_dtype`.
-    pub fn acc_dtype_for(&self, q_dtype: DType) -> DType {
-        self.acc_dtype.unwrap_or(if q_dtype == DType::F32 { DType::F32 } else { DType::Bf16 })
+    /// The dtype of the softmax statistics and accumulator.
+    pub fn acc_dtype(&self) -> DType {
+        self.acc_dtype.unwrap_or(DType::F32)
     }
 
-    /// The mask value for queries of `q_dtype`.
-    pub fn mask_value_for(&self, q_dtype: DType) -> f64 {
-        self.mask_value.unwrap_or(self.acc_dtype_for(q_dtype).finite_range().0)
+    /// The value of masked logits: `mask_value`, else the most negative finite value of the
+    /// accumulator dtype.
+    pub fn mask_value(&self) -> f64 {
+        self.mask_value.unwrap_or(self.acc_dtype().finite_range().0)
     }
 }

@@ -70,7 +70,6 @@ pub struct ReferenceOutput {
 
 /// The reference with everything it computes.
 pub fn run(inputs: &RpaInputs, opts: &RpaOptions) -> ReferenceOutput {
-    let q_dtype = inputs.queries.dtype();
     let kv_dtype = inputs.kv_cache.dtype();
     let (hq, hkv, d) = (inputs.num_q_heads(), inputs.num_kv_heads(), inputs.head_dim());
     let g = hq / hkv;
@@ -83,7 +82,7 @@ pub fn run(inputs: &RpaInputs, opts: &RpaOptions) -> ReferenceOutput {
     let new_rows = merge_kv(&inputs.keys, &inputs.values);
     let new_shape = [1, new_rows.shape()[0], shape[2], shape[3], shape[4]];
     let num_seqs = inputs.distribution[2].max(0) as usize;
-    let mask_value = opts.mask_value_for(q_dtype);
+    let mask_value = opts.mask_value();
     let k_scale = opts.k_scale.unwrap_or(1.0);
     let v_scale = opts.v_scale.unwrap_or(1.0);
     for b in 0..num_seqs {

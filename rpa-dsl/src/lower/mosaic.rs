@@ -73,7 +73,7 @@ fn loc_str(l: &Loc) -> String {
     format!("loc({:?}:{}:{})", l.file, l.line, l.col)
 }
 
-fn float_lit(v: f64) -> String {
+fn float_lit(dtype: DType, v: f64) -> String {
     if v.is_finite() {
         // MLIR float literals need a decimal point: `2e0` → `2.0e0`.
         let s = format!("{v:e}");
@@ -82,9 +82,8 @@ fn float_lit(v: f64) -> String {
             _ => s,
         }
     } else {
-        // Hex bit patterns of f64 are accepted for any float type width by the parser only when
-        // they match the width, so spell infinities and NaN through their f32 pattern.
-        format!("0x{:08X}", (v as f32).to_bits())
+        // Infinities and NaN as hex bit patterns, which MLIR accepts only at the type's width.
+        format!("0x{:0width$X}", dtype.float_to_bits(v), width = dtype.bits() / 4)
     }
 }
 
@@ -248,7 +247,7 @@ impl<'k> Emitter<'k> {
     fn constant(&mut self, dt: DType, v: f64, loc: &str) -> String {
         let t = self.tmp();
         let lit = if dt.is_float() {
-            float_lit(v)
+            float_lit(dt, v)
         } else if dt == DType::Bool {
             (v != 0.0).to_string()
         } else {
@@ -325,7 +324,7 @@ impl<'k> Emitter<'k> {
                 let lit = match value {
                     Literal::Int(i) if *dtype == DType::Bool => (*i != 0).to_string(),
                     Literal::Int(i) => i.to_string(),
-                    Literal::Float(f) => float_lit(*f),
+                    Literal::Float(f) => float_lit(*dtype, *f),
                 };
                 let ty = if *dtype == DType::Bool { String::new() } else { format!(" : {}", elem(*dtype)) };
                 self.line(&format!("{res} = arith.constant {lit}{ty} {l}"));
@@ -792,7 +791,7 @@ impl<'k> Emitter<'k> {
         }
         let t = self.tmp();
         let lit = if dt.is_float() {
-            float_lit(v)
+            float_lit(dt, v)
         } else if dt == DType::Bool {
             (v != 0.0).to_string()
         } else {
