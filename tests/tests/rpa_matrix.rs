@@ -307,3 +307,19 @@ fn bf16_softmax_statistics_and_accumulator() {
     let errs = check(&x, &RpaOptions { acc_dtype: Some(DType::Bf16), ..small_heads_opts() });
     assert!(errs[0] > 0.0, "bf16 statistics change the rounding");
 }
+
+#[test]
+fn contexts_past_32k_tokens_keep_exact_positions() {
+    // Positions are i32 everywhere (upstream once overflowed int16 iotas past 32767 tokens).
+    let lens = [(1, 40_000), (5, 33_000)];
+    let x = make_batch(&spec(&lens, (2, 1), 128, 64, DType::F32));
+    for opts in [small_heads_opts(), RpaOptions { sliding_window: Some(1000), ..small_heads_opts() }] {
+        let got = run(Backend::Interpret, &x, &opts).unwrap();
+        let want = reference::run(&x, &opts);
+        assert_eq!(got.kv_cache, want.kv_cache);
+        for i in 0..6 * 2 * 128 {
+            let (a, b) = (got.output.get_f64(i), want.output.get_f64(i));
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "element {i}: kernel {a}, reference {b}");
+        }
+    }
+}
