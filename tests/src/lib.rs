@@ -12,6 +12,8 @@ pub fn line_of(source: &str, marker: &str) -> u32 {
 /// book cannot drift from the code (`cargo test -p rpa-tests --doc`).
 #[cfg(doctest)]
 pub mod book {
+    #[doc = include_str!("../../README.md")]
+    pub struct Readme;
     #[doc = include_str!("../../docs/01-getting-started.md")]
     pub struct GettingStarted;
     #[doc = include_str!("../../docs/02-concepts.md")]
