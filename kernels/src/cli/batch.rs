@@ -1,0 +1,741 @@
+//! A ragged batch from command-line flags, a JSON file (the same fields) or a directory of `.npy`
+//! files, with the options of the call.
+//!
+//! Sequences go to the three kernels by `distribution`: `q_len == 1` to decode, `q_len == chunk` to
+//! chunked prefill (with `--chunk`), the rest to mixed — in that order, so sequences given in
+//! another order are reordered (stably) and the batch says so.
+
+use super::npy;
+use super::CliError;
+use crate::rpa::layout::{cache_index, merge_kv};
+use crate::rpa::reference::RpaInputs;
+use crate::rpa::testing::{make_batch, BatchSpec};
+use crate::rpa::{BlockSizes, RpaOptions};
+use rpa_dsl::DType;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `q_len:kv_len` pairs, comma-separated: `1:230,32:96,5:18`.
+pub fn parse_seqs(s: &str) -> Result<Vec<(usize, usize)>, String> {
+    let mut seqs = Vec::new();
+    for (i, item) in s.split(',').map(str::trim).enumerate() {
+        let (q, kv) = item
+            .split_once(':')
+            .ok_or_else(|| format!("sequence {i}: `{item}` is not `q_len:kv_len` (e.g. `1:230,32:96`)"))?;
+        let num = |v: &str, what: &str| {
+            v.trim().parse::<usize>().map_err(|_| format!("sequence {i}: {what} `{v}` is not a non-negative integer"))
+        };
+        let (q, kv) = (num(q, "q_len")?, num(kv, "kv_len")?);
+        seqs.push(check_seq(i, q, kv)?);
+    }
+    Ok(seqs)
+}
+
+fn check_seq(i: usize, q: usize, kv: usize) -> Result<(usize, usize), String> {
+    if q == 0 {
+        return Err(format!("sequence {i}: q_len must be at least 1"));
+    }
+    if kv < q {
+        return Err(format!("sequence {i}: kv_len {kv} is smaller than q_len {q} (kv_len counts the new tokens)"));
+    }
+    Ok((q, kv))
+}
+
+/// `Hq:Hkv` (also `Hq/Hkv`): query heads and KV heads, `Hq` a multiple of `Hkv`.
+pub fn parse_heads(s: &str) -> Result<(usize, usize), String> {
+    let (q, kv) = s.split_once([':', '/']).ok_or_else(|| format!("`{s}` is not `q_heads:kv_heads` (e.g. `32:8`)"))?;
+    let num = |v: &str| v.trim().parse::<usize>().map_err(|_| format!("`{v}` is not a positive integer"));
+    check_heads((num(q)?, num(kv)?))
+}
+
+fn check_heads((q, kv): (usize, usize)) -> Result<(usize, usize), String> {
+    if q == 0 || kv == 0 || q % kv != 0 {
+        return Err(format!("{q} query heads are not a positive multiple of {kv} KV heads"));
+    }
+    Ok((q, kv))
+}
+
+/// A dtype by its command-line name (`f32`, `bf16`, `fp8e4m3`, `fp8e5m2`, `int8`) or its rpa name.
+pub fn parse_dtype(name: &str) -> Option<DType> {
+    match name {
+        "fp8e4m3" | "fp8" => Some(DType::F8E4M3),
+        "fp8e5m2" => Some(DType::F8E5M2),
+        "int8" => Some(DType::I8),
+        _ => DType::from_name(name),
+    }
+}
+
+/// The command-line name of a dtype (inverse of [`parse_dtype`] for the cache dtypes).
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F8E4M3 => "fp8e4m3",
+        DType::F8E5M2 => "fp8e5m2",
+        DType::I8 => "int8",
+        d => d.name(),
+    }
+}
+
+/// Query dtypes of `--dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryDtype {
+    F32,
+    Bf16,
+}
+
+/// Cache dtypes of `--kv-dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KvDtype {
+    F32,
+    Bf16,
+    Fp8e4m3,
+    Fp8e5m2,
+    Int8,
+}
+
+impl QueryDtype {
+    pub fn dtype(self) -> DType {
+        match self {
+            QueryDtype::F32 => DType::F32,
+            QueryDtype::Bf16 => DType::Bf16,
+        }
+    }
+}
+
+impl KvDtype {
+    pub fn dtype(self) -> DType {
+        match self {
+            KvDtype::F32 => DType::F32,
+            KvDtype::Bf16 => DType::Bf16,
+            KvDtype::Fp8e4m3 => DType::F8E4M3,
+            KvDtype::Fp8e5m2 => DType::F8E5M2,
+            KvDtype::Int8 => DType::I8,
+        }
+    }
+}
+
+/// The batch flags shared by `run`, `trace`, `ir`, `mosaic`, `stablehlo` and `compile`. Flags
+/// given on the command line override the fields of an `--input` file.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct BatchArgs {
+    /// Sequences as q_len:kv_len pairs (kv_len includes the q_len new tokens), e.g. 1:230,32:96,5:18
+    #[arg(long, value_name = "Q:KV,...", value_parser = parse_seqs, help_heading = "Batch")]
+    // A fully qualified `Vec`: one value parsed by `parse_seqs`, not a list of values to clap.
+    pub seqs: Option<::std::vec::Vec<(usize, usize)>>,
+    /// Read the batch from a JSON file (the fields of these flags) or a directory of .npy files
+    /// (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution)
+    #[arg(long, value_name = "FILE|DIR", help_heading = "Batch")]
+    pub input: Option<PathBuf>,
+    /// Query heads and KV heads [default: 32:8]
+    #[arg(long, value_name = "HQ:HKV", value_parser = parse_heads, help_heading = "Batch")]
+    pub heads: Option<(usize, usize)>,
+    /// Head dimension [default: 128]
+    #[arg(long, value_name = "D", help_heading = "Batch")]
+    pub head_dim: Option<usize>,
+    /// Tokens per KV-cache page [default: 16]
+    #[arg(long, value_name = "N", help_heading = "Batch")]
+    pub page_size: Option<usize>,
+    /// Query (and output) dtype [default: bf16]
+    #[arg(long, value_enum, help_heading = "Batch")]
+    pub dtype: Option<QueryDtype>,
+    /// KV-cache dtype [default: the query dtype]; int8 caches get k/v scales of 1/127, fp8 of 1
+    #[arg(long, value_enum, help_heading = "Batch")]
+    pub kv_dtype: Option<KvDtype>,
+    /// Keep only the N most recent keys (including the token itself)
+    #[arg(long, value_name = "N", help_heading = "Batch")]
+    pub sliding_window: Option<usize>,
+    /// Soft-cap the logits: cap · tanh(s / cap)
+    #[arg(long, value_name = "X", help_heading = "Batch")]
+    pub soft_cap: Option<f64>,
+    /// No causal mask: every query sees all kv_len keys
+    #[arg(long, help_heading = "Batch")]
+    pub non_causal: bool,
+    /// KV-share: the new tokens' K/V are already in the cache; the kernels only read it
+    #[arg(long, help_heading = "Batch")]
+    pub kv_share: bool,
+    /// Also return the log-sum-exp of every (token, query head)
+    #[arg(long, help_heading = "Batch")]
+    pub lse: bool,
+    /// Static q_len of the chunked-prefill bucket (sequences with q_len == N go to the prefill kernel)
+    #[arg(long, value_name = "N", help_heading = "Batch")]
+    pub chunk: Option<usize>,
+    /// Softmax scale [default: 1/sqrt(head_dim)]
+    #[arg(long, value_name = "X", help_heading = "Batch")]
+    pub sm_scale: Option<f64>,
+    /// Scale of the stored keys (quantized caches)
+    #[arg(long, value_name = "X", help_heading = "Batch")]
+    pub k_scale: Option<f64>,
+    /// Scale of the stored values (quantized caches)
+    #[arg(long, value_name = "X", help_heading = "Batch")]
+    pub v_scale: Option<f64>,
+    /// Block sizes of every kernel instead of the backend's defaults, in tokens: BQ,BKV or
+    /// BQ,BKV,BQ_COMPUTE,BKV_COMPUTE (the decode kernel keeps q blocks of 1)
+    #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
+    pub blocks: Option<::std::vec::Vec<usize>>,
+    /// Scoped VMEM limit of the kernels in MiB [default: the generation's default, raised when the
+    /// blocks need it]
+    #[arg(long, value_name = "MIB", help_heading = "Batch")]
+    pub vmem_limit_mib: Option<usize>,
+    /// Seed of the random batch data [default: 1234]
+    #[arg(long, help_heading = "Batch")]
+    pub seed: Option<u64>,
+}
+
+/// `BQ,BKV` or `BQ,BKV,BQ_COMPUTE,BKV_COMPUTE` (positive).
+pub fn parse_blocks(s: &str) -> Result<Vec<usize>, String> {
+    let v = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>().map_err(|_| format!("`{p}` is not a positive integer")))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_blocks(&v)?;
+    Ok(v)
+}
+
+fn check_blocks(v: &[usize]) -> Result<(), String> {
+    if !matches!(v.len(), 2 | 4) || v.contains(&0) {
+        return Err(format!("block sizes must be BQ,BKV or BQ,BKV,BQ_COMPUTE,BKV_COMPUTE (positive), got {v:?}"));
+    }
+    Ok(())
+}
+
+/// The fields of a batch (the JSON form of the flags: `{"seqs": "1:230,32:96", "heads": "32:8",
+/// "dtype": "bf16", "chunk": 32, ...}`; `seqs` and `heads` may also be arrays: `[[1, 230], [32, 96]]`,
+/// `[32, 8]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(deserialize_with = "de_seqs")]
+    pub seqs: Vec<(usize, usize)>,
+    #[serde(deserialize_with = "de_heads")]
+    pub heads: (usize, usize),
+    pub head_dim: usize,
+    pub page_size: usize,
+    pub dtype: Option<String>,
+    pub kv_dtype: Option<String>,
+    pub sliding_window: Option<usize>,
+    pub soft_cap: Option<f64>,
+    pub non_causal: bool,
+    pub kv_share: bool,
+    pub lse: bool,
+    pub chunk: Option<usize>,
+    pub sm_scale: Option<f64>,
+    pub k_scale: Option<f64>,
+    pub v_scale: Option<f64>,
+    /// `[bq, bkv]` or `[bq, bkv, bq_compute, bkv_compute]`.
+    pub blocks: Option<Vec<usize>>,
+    pub vmem_limit_mib: Option<usize>,
+    pub seed: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            seqs: Vec::new(),
+            heads: (32, 8),
+            head_dim: 128,
+            page_size: 16,
+            dtype: None,
+            kv_dtype: None,
+            sliding_window: None,
+            soft_cap: None,
+            non_causal: false,
+            kv_share: false,
+            lse: false,
+            chunk: None,
+            sm_scale: None,
+            k_scale: None,
+            v_scale: None,
+            blocks: None,
+            vmem_limit_mib: None,
+            seed: 1234,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextOr<T> {
+    Text(String),
+    Value(T),
+}
+
+fn de_seqs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(usize, usize)>, D::Error> {
+    match TextOr::<Vec<(usize, usize)>>::deserialize(d)? {
+        TextOr::Text(s) => parse_seqs(&s),
+        TextOr::Value(v) => v.iter().enumerate().map(|(i, &(q, kv))| check_seq(i, q, kv)).collect(),
+    }
+    .map_err(serde::de::Error::custom)
+}
+
+fn de_heads<'de, D: Deserializer<'de>>(d: D) -> Result<(usize, usize), D::Error> {
+    match TextOr::<(usize, usize)>::deserialize(d)? {
+        TextOr::Text(s) => parse_heads(&s),
+        TextOr::Value(h) => check_heads(h),
+    }
+    .map_err(serde::de::Error::custom)
+}
+
+/// Where a batch came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Flags,
+    Json(PathBuf),
+    NpyDir(PathBuf),
+}
+
+impl BatchArgs {
+    /// The batch's fields: the defaults, then the `--input` JSON file (or a directory's optional
+    /// `batch.json`), then the flags. Without `--seqs` or `--input`, `default_seqs` (or a usage error).
+    pub fn config(&self, default_seqs: Option<&str>) -> Result<(BatchConfig, Source), CliError> {
+        let (mut c, source) = match &self.input {
+            None => (BatchConfig::default(), Source::Flags),
+            Some(p) if p.is_dir() => {
+                let json = p.join("batch.json");
+                let c = if json.exists() { read_config(&json)? } else { BatchConfig::default() };
+                (c, Source::NpyDir(p.clone()))
+            }
+            Some(p) => (read_config(p)?, Source::Json(p.clone())),
+        };
+        if matches!(source, Source::NpyDir(_)) {
+            let given = [
+                ("--seqs", self.seqs.is_some()),
+                ("--heads", self.heads.is_some()),
+                ("--head-dim", self.head_dim.is_some()),
+                ("--page-size", self.page_size.is_some()),
+                ("--seed", self.seed.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|g| g.1) {
+                return Err(CliError::Usage(format!(
+                    "{flag} shapes a generated batch; the .npy files of --input {} have their own",
+                    self.input.as_ref().map_or(String::new(), |p| p.display().to_string())
+                )));
+            }
+        }
+        if let Some(s) = &self.seqs {
+            c.seqs = s.clone();
+        }
+        macro_rules! over {
+            ($($f:ident),*) => { $(if let Some(v) = self.$f { c.$f = v; })* };
+        }
+        over!(heads, head_dim, page_size, seed);
+        macro_rules! over_opt {
+            ($($f:ident),*) => { $(if self.$f.is_some() { c.$f = self.$f; })* };
+        }
+        over_opt!(sliding_window, soft_cap, chunk, sm_scale, k_scale, v_scale, vmem_limit_mib);
+        if self.blocks.is_some() {
+            c.blocks.clone_from(&self.blocks);
+        }
+        if let Some(d) = self.dtype {
+            c.dtype = Some(dtype_name(d.dtype()).into());
+        }
+        if let Some(d) = self.kv_dtype {
+            c.kv_dtype = Some(dtype_name(d.dtype()).into());
+        }
+        c.non_causal |= self.non_causal;
+        c.kv_share |= self.kv_share;
+        c.lse |= self.lse;
+        if c.seqs.is_empty() && !matches!(source, Source::NpyDir(_)) {
+            match default_seqs {
+                Some(d) => c.seqs = parse_seqs(d).expect("default sequences parse"),
+                None if matches!(source, Source::Json(_)) => {
+                    return Err(CliError::Failed(format!("{}: no `seqs`", self.input.as_ref().unwrap().display())))
+                }
+                None => return Err(CliError::Usage("give the batch with --seqs Q:KV,... or --input FILE|DIR".into())),
+            }
+        }
+        Ok((c, source))
+    }
+
+    /// The batch ([`BatchArgs::config`], then [`Batch::from_config`] or [`Batch::from_npy_dir`]).
+    pub fn load(&self, default_seqs: Option<&str>) -> Result<Batch, CliError> {
+        let (config, source) = self.config(default_seqs)?;
+        match source {
+            Source::NpyDir(dir) => Batch::from_npy_dir(&dir, config),
+            s => Batch::from_config(config, s),
+        }
+    }
+}
+
+fn read_config(path: &Path) -> Result<BatchConfig, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
+}
+
+/// Which kernel a sequence of `q_len` goes to: 0 decode, 1 prefill, 2 mixed.
+pub fn bucket(q_len: usize, chunk: Option<usize>) -> usize {
+    if q_len == 1 {
+        0
+    } else if Some(q_len) == chunk {
+        1
+    } else {
+        2
+    }
+}
+
+/// A batch ready to launch.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub inputs: RpaInputs,
+    pub opts: RpaOptions,
+    /// The fields (`seqs` in launch order, dtypes filled in).
+    pub config: BatchConfig,
+    /// Sequences per kernel: decode, prefill, mixed.
+    pub buckets: [usize; 3],
+    /// Set when the sequences were reordered for the kernels.
+    pub reordered: Option<String>,
+    pub source: Source,
+}
+
+fn fmt_seqs(seqs: &[(usize, usize)]) -> String {
+    seqs.iter().map(|(q, kv)| format!("{q}:{kv}")).collect::<Vec<_>>().join(",")
+}
+
+fn usize_check(ok: bool, msg: &str) -> Result<(), CliError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::Usage(msg.to_string()))
+    }
+}
+
+/// Options of a call from the batch fields.
+fn options(c: &BatchConfig, head_dim: usize, kv_dtype: DType) -> RpaOptions {
+    let (k, v) = match kv_dtype {
+        DType::I8 => (Some(1.0 / 127.0), Some(1.0 / 127.0)),
+        DType::F8E4M3 | DType::F8E5M2 => (Some(1.0), Some(1.0)),
+        _ => (None, None),
+    };
+    let blocks = c.blocks.as_ref().map(|b| match b[..] {
+        [bq, bkv, bqc, bkvc] => BlockSizes { bq, bkv, bq_compute: bqc, bkv_compute: bkvc },
+        _ => BlockSizes { bq: b[0], bkv: b[1], bq_compute: b[0], bkv_compute: b[1] },
+    });
+    RpaOptions {
+        decode_blocks: blocks.map(|b| BlockSizes { bq: 1, bq_compute: 1, ..b }),
+        prefill_blocks: blocks,
+        mixed_blocks: blocks,
+        vmem_limit: c.vmem_limit_mib.map(|m| m << 20),
+        causal: !c.non_causal,
+        update_kv_cache: !c.kv_share,
+        sm_scale: c.sm_scale.unwrap_or(1.0 / (head_dim as f64).sqrt()),
+        sliding_window: c.sliding_window,
+        soft_cap: c.soft_cap,
+        k_scale: c.k_scale.or(k),
+        v_scale: c.v_scale.or(v),
+        chunk_prefill_size: c.chunk,
+        return_lse: c.lse,
+        ..Default::default()
+    }
+}
+
+impl Batch {
+    /// Builds the random batch of `config` (as the upstream tests do: pages scattered over the
+    /// cache, NaN in every slot that holds no token yet).
+    pub fn from_config(mut config: BatchConfig, source: Source) -> Result<Batch, CliError> {
+        let c = &config;
+        usize_check(c.head_dim > 0, "--head-dim must be positive")?;
+        usize_check(c.page_size > 0, "--page-size must be positive")?;
+        usize_check(c.chunk != Some(0), "--chunk must be positive")?;
+        usize_check(c.sliding_window != Some(0), "--sliding-window must be positive")?;
+        usize_check(!c.seqs.is_empty(), "the batch has no sequences")?;
+        check_heads(c.heads).map_err(CliError::Usage)?;
+        if let Some(b) = &c.blocks {
+            check_blocks(b).map_err(CliError::Usage)?;
+        }
+        let resolve = |name: &Option<String>, what: &str| match name {
+            None => Ok(None),
+            Some(n) => parse_dtype(n).map(Some).ok_or_else(|| CliError::Usage(format!("unknown {what} `{n}`"))),
+        };
+        let q_dtype = resolve(&c.dtype, "dtype")?.unwrap_or(DType::Bf16);
+        let kv_dtype = resolve(&c.kv_dtype, "kv dtype")?.unwrap_or(q_dtype);
+        let mut seqs = c.seqs.clone();
+        seqs.sort_by_key(|s| bucket(s.0, c.chunk));
+        let reordered = (seqs != c.seqs).then(|| {
+            format!(
+                "sequences reordered decode → prefill → mixed for the kernels: {} (given: {})",
+                fmt_seqs(&seqs),
+                fmt_seqs(&c.seqs)
+            )
+        });
+        let mut spec = BatchSpec::new(&seqs, c.heads, c.head_dim, c.page_size, q_dtype);
+        spec.kv_dtype = kv_dtype;
+        spec.seed = c.seed;
+        let mut x = make_batch(&spec);
+        let count = |b| seqs.iter().filter(|s| bucket(s.0, c.chunk) == b).count();
+        let buckets = [count(0), count(1), count(2)];
+        x.distribution = [buckets[0] as i32, (buckets[0] + buckets[1]) as i32, seqs.len() as i32];
+        let opts = options(c, c.head_dim, kv_dtype);
+        if !opts.update_kv_cache {
+            write_new_kv(&mut x);
+        }
+        config.seqs = seqs;
+        config.dtype = Some(dtype_name(q_dtype).into());
+        config.kv_dtype = Some(dtype_name(kv_dtype).into());
+        Ok(Batch { inputs: x, opts, config, buckets, reordered, source })
+    }
+
+    /// Reads a batch saved as `.npy` files (see [`Batch::save_inputs`]); the options come from
+    /// `config` (the flags and the directory's optional `batch.json`).
+    pub fn from_npy_dir(dir: &Path, mut config: BatchConfig) -> Result<Batch, CliError> {
+        let failed = |m: String| CliError::Failed(format!("{}: {m}", dir.display()));
+        let read = |name: &str| npy::read(&dir.join(format!("{name}.npy"))).map_err(CliError::Failed);
+        let want = |name: &Option<String>| name.as_deref().and_then(parse_dtype);
+        let queries =
+            read("queries")?.to_array(want(&config.dtype)).map_err(|e| failed(format!("queries.npy: {e}")))?;
+        let cache_npy = read("kv_cache")?;
+        let kv_want = want(&config.kv_dtype);
+        if kv_want.is_none() && matches!(cache_npy.kind, npy::NpyKind::U8 | npy::NpyKind::Bits8) {
+            return Err(failed(
+                "kv_cache.npy holds raw 8-bit values: say which dtype with --kv-dtype fp8e4m3|fp8e5m2".into(),
+            ));
+        }
+        let kv_cache = cache_npy.to_array(kv_want).map_err(|e| failed(format!("kv_cache.npy: {e}")))?;
+        let kv_dtype = kv_cache.dtype();
+        let keys = read("keys")?.to_array(Some(kv_dtype)).map_err(|e| failed(format!("keys.npy: {e}")))?;
+        let values = read("values")?.to_array(Some(kv_dtype)).map_err(|e| failed(format!("values.npy: {e}")))?;
+        for (name, a, rank) in
+            [("queries", &queries, 3), ("keys", &keys, 3), ("values", &values, 3), ("kv_cache", &kv_cache, 5)]
+        {
+            if a.shape().len() != rank {
+                return Err(failed(format!("{name}.npy must be {rank}-D, got shape {:?}", a.shape())));
+            }
+        }
+        let ints = |name: &str| read(name)?.to_i32().map_err(|e| failed(format!("{name}.npy: {e}")));
+        let (kv_lens, page_indices, cu_q_lens) = (ints("kv_lens")?, ints("page_indices")?, ints("cu_q_lens")?);
+        let distribution: [i32; 3] = ints("distribution")?
+            .try_into()
+            .map_err(|v: Vec<i32>| failed(format!("distribution.npy must hold 3 values, got {}", v.len())))?;
+        let n = distribution[2];
+        if n < 0 || n as usize > kv_lens.len() || n as usize >= cu_q_lens.len() {
+            return Err(failed(format!(
+                "distribution[2] = {n} sequences, but kv_lens has {} and cu_q_lens {} entries",
+                kv_lens.len(),
+                cu_q_lens.len()
+            )));
+        }
+        let n = n as usize;
+        let seqs: Vec<(usize, usize)> =
+            (0..n).map(|b| ((cu_q_lens[b + 1] - cu_q_lens[b]).max(0) as usize, kv_lens[b].max(0) as usize)).collect();
+        let x = RpaInputs { queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution };
+        let (i, j) = (distribution[0].clamp(0, n as i32) as usize, distribution[1].clamp(0, n as i32) as usize);
+        let buckets = [i, j.saturating_sub(i), n.saturating_sub(j.max(i))];
+        config.seqs = seqs;
+        config.heads = (x.queries.shape()[1], x.keys.shape()[1]);
+        config.head_dim = x.head_dim();
+        config.page_size = x.page_size();
+        config.dtype = Some(dtype_name(x.queries.dtype()).into());
+        config.kv_dtype = Some(dtype_name(kv_dtype).into());
+        let opts = options(&config, x.head_dim(), kv_dtype);
+        Ok(Batch { inputs: x, opts, config, buckets, reordered: None, source: Source::NpyDir(dir.to_path_buf()) })
+    }
+
+    /// Writes the inputs as `.npy` files and the options as `batch.json` into `dir`, so that
+    /// `--input dir` reruns the same call.
+    pub fn save_inputs(&self, dir: &Path) -> Result<Vec<PathBuf>, String> {
+        let x = &self.inputs;
+        let mut files = Vec::new();
+        let mut put = |name: &str, f: &dyn Fn(&Path) -> Result<(), String>| {
+            let p = dir.join(name);
+            f(&p)?;
+            files.push(p);
+            Ok::<(), String>(())
+        };
+        put("queries.npy", &|p| npy::write_array(p, &x.queries))?;
+        put("keys.npy", &|p| npy::write_array(p, &x.keys))?;
+        put("values.npy", &|p| npy::write_array(p, &x.values))?;
+        put("kv_cache.npy", &|p| npy::write_array(p, &x.kv_cache))?;
+        put("kv_lens.npy", &|p| npy::write_i32(p, &[x.kv_lens.len()], &x.kv_lens))?;
+        let (seqs, pps) = (x.max_num_seqs(), x.pages_per_seq());
+        put("page_indices.npy", &|p| npy::write_i32(p, &[seqs, pps], &x.page_indices))?;
+        put("cu_q_lens.npy", &|p| npy::write_i32(p, &[x.cu_q_lens.len()], &x.cu_q_lens))?;
+        put("distribution.npy", &|p| npy::write_i32(p, &[3], &x.distribution))?;
+        let json = serde_json::to_string_pretty(&self.config).expect("serializable");
+        put("batch.json", &|p| std::fs::write(p, &json).map_err(|e| format!("{}: {e}", p.display())))?;
+        Ok(files)
+    }
+
+    /// `(q_len, kv_len)` of the sequences, in launch order.
+    pub fn seqs(&self) -> &[(usize, usize)] {
+        &self.config.seqs
+    }
+
+    /// New tokens and context tokens of the batch.
+    pub fn tokens(&self) -> (usize, usize) {
+        (self.seqs().iter().map(|s| s.0).sum(), self.seqs().iter().map(|s| s.1).sum())
+    }
+
+    /// One line: sequences per kernel, tokens, heads, dtypes, page size.
+    pub fn describe(&self) -> String {
+        let x = &self.inputs;
+        let (q, kv) = self.tokens();
+        let [d, p, m] = self.buckets;
+        let chunk = self.opts.chunk_prefill_size.map_or(String::new(), |c| format!(" of {c}"));
+        format!(
+            "{} sequences ({d} decode, {p} prefill chunk{}{chunk}, {m} mixed), {q} new tokens, {kv} context tokens; \
+             heads {}/{}, head_dim {}, {} queries, {} cache, page {}",
+            self.seqs().len(),
+            if p == 1 { "" } else { "s" },
+            x.num_q_heads(),
+            x.num_kv_heads(),
+            x.head_dim(),
+            x.queries.dtype(),
+            dtype_name(x.kv_cache.dtype()),
+            x.page_size()
+        )
+    }
+
+    /// The options that differ from a plain causal call, one line.
+    pub fn describe_options(&self) -> String {
+        let o = &self.opts;
+        let mut parts =
+            vec![if o.causal { "causal" } else { "non-causal" }.to_string(), format!("sm_scale {:.6}", o.sm_scale)];
+        if !o.update_kv_cache {
+            parts.push("KV-share (no cache update)".into());
+        }
+        if let Some(w) = o.sliding_window {
+            parts.push(format!("sliding window {w}"));
+        }
+        if let Some(c) = o.soft_cap {
+            parts.push(format!("soft cap {c}"));
+        }
+        if let (Some(k), Some(v)) = (o.k_scale, o.v_scale) {
+            parts.push(format!("k_scale {k:.6}, v_scale {v:.6}"));
+        }
+        if let Some(b) = o.mixed_blocks {
+            parts.push(format!("blocks bq {}, bkv {} (computed {}×{})", b.bq, b.bkv, b.bq_compute, b.bkv_compute));
+        }
+        if let Some(v) = o.vmem_limit {
+            parts.push(format!("VMEM limit {} MiB", v >> 20));
+        }
+        if o.return_lse {
+            parts.push("log-sum-exp returned".into());
+        }
+        parts.join(", ")
+    }
+
+    /// The minimum HBM traffic of the call (see [`minimum_bytes`]).
+    pub fn minimum_bytes(&self) -> u64 {
+        minimum_bytes(&self.inputs, &self.opts, self.seqs())
+    }
+
+    /// The output error bound (`|kernel - reference| <= tol · (1 + |reference|)`) for the dtypes.
+    pub fn tolerance(&self) -> f64 {
+        crate::rpa::fuzz::tolerance(self.inputs.queries.dtype(), self.inputs.kv_cache.dtype())
+    }
+}
+
+/// The minimum HBM traffic of a call: every K/V row the attention can see read once (with a
+/// sliding window only the rows inside some query's window), the queries read and the outputs
+/// written once, the new K/V written once (unless KV-share), and the log-sum-exp written when asked.
+/// Equals `minimum_bytes` of `kernels/benches/rpa.rs` for causal calls without a window.
+pub fn minimum_bytes(x: &RpaInputs, opts: &RpaOptions, seqs: &[(usize, usize)]) -> u64 {
+    let (hq, hkv, d) = (x.num_q_heads(), x.num_kv_heads(), x.head_dim());
+    let kv_row = 2 * hkv * d * x.kv_cache.dtype().bytes();
+    let q_row = hq * d * x.queries.dtype().bytes();
+    let visible = |&(q, kv): &(usize, usize)| opts.sliding_window.map_or(kv, |w| kv.min(q + w - 1));
+    let kv: usize = seqs.iter().map(visible).sum();
+    let q: usize = seqs.iter().map(|s| s.0).sum();
+    let new_kv = if opts.update_kv_cache { q * kv_row } else { 0 };
+    let lse = if opts.return_lse { q * hq * 4 } else { 0 };
+    (kv * kv_row + 2 * q * q_row + new_kv + lse) as u64
+}
+
+/// Writes the new tokens' K/V into their cache slots (a KV-share batch reads them from there).
+fn write_new_kv(x: &mut RpaInputs) {
+    let shape = x.cache_shape();
+    let rows = merge_kv(&x.keys, &x.values);
+    let rows_shape = [1, rows.shape()[0], shape[2], shape[3], shape[4]];
+    let (ps, pps) = (x.page_size(), x.pages_per_seq());
+    for b in 0..x.distribution[2] as usize {
+        let q0 = x.cu_q_lens[b] as usize;
+        let q = x.cu_q_lens[b + 1] as usize - q0;
+        let kv = x.kv_lens[b] as usize;
+        for i in 0..q {
+            let pos = kv - q + i;
+            let page = x.page_indices[b * pps + pos / ps] as usize;
+            for c in 0..shape[2] * shape[3] {
+                for e in 0..shape[4] {
+                    x.kv_cache.bits_mut()[cache_index(&shape, page, pos % ps, c, e)] =
+                        rows.bits()[cache_index(&rows_shape, 0, q0 + i, c, e)];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_seqs_and_heads() {
+        assert_eq!(parse_seqs("1:230, 32:96,5:18").unwrap(), vec![(1, 230), (32, 96), (5, 18)]);
+        assert!(parse_seqs("1:x").unwrap_err().contains("kv_len"));
+        assert!(parse_seqs("5:3").unwrap_err().contains("smaller"));
+        assert!(parse_seqs("0:3").is_err());
+        assert!(parse_seqs("1:3,").is_err());
+        assert!(parse_seqs("13").is_err());
+        assert_eq!(parse_heads("32:8").unwrap(), (32, 8));
+        assert_eq!(parse_heads("6/2").unwrap(), (6, 2));
+        assert!(parse_heads("6:4").is_err());
+        assert!(parse_heads("6:0").is_err());
+    }
+
+    #[test]
+    fn json_config_accepts_text_or_arrays_and_rejects_unknown_fields() {
+        let a: BatchConfig = serde_json::from_str(r#"{"seqs": "1:20,4:8", "heads": "4:2", "chunk": 4}"#).unwrap();
+        let b: BatchConfig =
+            serde_json::from_str(r#"{"seqs": [[1, 20], [4, 8]], "heads": [4, 2], "chunk": 4}"#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.head_dim, 128);
+        assert!(serde_json::from_str::<BatchConfig>(r#"{"seqs": "1:20", "sequences": 3}"#).is_err());
+        assert!(serde_json::from_str::<BatchConfig>(r#"{"seqs": [[4, 2]]}"#).is_err());
+        let back: BatchConfig = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn sequences_are_reordered_by_kernel() {
+        let config = BatchConfig {
+            seqs: vec![(7, 20), (1, 9), (4, 8), (1, 5)],
+            heads: (4, 2),
+            chunk: Some(4),
+            dtype: Some("f32".into()),
+            ..Default::default()
+        };
+        let b = Batch::from_config(config, Source::Flags).unwrap();
+        assert_eq!(b.seqs(), &[(1, 9), (1, 5), (4, 8), (7, 20)]);
+        assert_eq!(b.inputs.distribution, [2, 3, 4]);
+        assert_eq!(b.buckets, [2, 1, 1]);
+        assert!(b.reordered.as_deref().unwrap().contains("1:9,1:5,4:8,7:20"));
+        assert_eq!(b.inputs.kv_lens[..4], [9, 5, 8, 20]);
+        // Without a chunk every non-decode sequence is mixed; an ordered batch is not reordered.
+        let config = BatchConfig { seqs: vec![(1, 9), (4, 8)], heads: (4, 2), ..Default::default() };
+        let b = Batch::from_config(config, Source::Flags).unwrap();
+        assert_eq!((b.inputs.distribution, b.reordered), ([1, 1, 2], None));
+        assert_eq!(b.inputs.queries.dtype(), DType::Bf16);
+    }
+
+    #[test]
+    fn minimum_bytes_counts_rows_once() {
+        let config = BatchConfig {
+            seqs: vec![(1, 64), (8, 40)],
+            heads: (4, 2),
+            dtype: Some("f32".into()),
+            ..Default::default()
+        };
+        let b = Batch::from_config(config, Source::Flags).unwrap();
+        let (kv_row, q_row) = (2 * 2 * 128 * 4, 4 * 128 * 4);
+        assert_eq!(b.minimum_bytes(), (104 * kv_row + 2 * 9 * q_row + 9 * kv_row) as u64);
+        let windowed = RpaOptions { sliding_window: Some(10), update_kv_cache: false, ..b.opts.clone() };
+        assert_eq!(minimum_bytes(&b.inputs, &windowed, b.seqs()), ((10 + 17) * kv_row + 2 * 9 * q_row) as u64);
+    }
+
+    #[test]
+    fn kv_share_puts_the_new_rows_in_the_cache() {
+        let config = BatchConfig { seqs: vec![(3, 20)], heads: (2, 1), kv_share: true, ..Default::default() };
+        let b = Batch::from_config(config.clone(), Source::Flags).unwrap();
+        let plain = Batch::from_config(BatchConfig { kv_share: false, ..config }, Source::Flags).unwrap();
+        let updated = crate::rpa::reference::ragged_paged_attention(&plain.inputs, &plain.opts).1;
+        assert_eq!(b.inputs.kv_cache, updated);
+        assert!(!b.opts.update_kv_cache);
+    }
+}
