@@ -48,6 +48,14 @@ pub fn default_block_sizes(cfg: &RpaConfig) -> BlockSizes {
     }
 }
 
+/// Default block sizes of PJRT-CPU: the host defaults without q sub-tiles. Every sub-tile is
+/// unrolled per kv head into the program, and XLA:CPU's compile time grows with it; the wasted
+/// rows cost little at run time there.
+pub fn cpu_block_sizes(cfg: &RpaConfig) -> BlockSizes {
+    let b = default_block_sizes(cfg);
+    BlockSizes { bq_compute: b.bq, ..b }
+}
+
 /// Upstream's default block sizes for a TPU generation (tpu-inference v3 `get_default_block_sizes`),
 /// adjusted to the divisibility rules the heuristic can break: `bq_compute` divides `bq`, kv sizes
 /// are whole pages and `bkv_compute` divides `bkv`.

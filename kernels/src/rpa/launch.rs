@@ -214,7 +214,13 @@ fn launch(
         }
         let kernel = match backend {
             Backend::Tpu(target) => build_for_target(x, opts, case, target)?,
-            _ => build(x, opts, case)?,
+            Backend::PjrtCpu => {
+                let mut cfg = base_config(x, opts, case);
+                cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| blocks::cpu_block_sizes(&cfg));
+                validate_block_sizes(case, cfg.blocks, cfg.page_size)?;
+                rpa_kernel(&cfg)?
+            }
+            Backend::Interpret => build(x, opts, case)?,
         };
         let inputs = vec![
             prefetch(&x.kv_lens),
