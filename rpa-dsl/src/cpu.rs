@@ -10,6 +10,9 @@
 //!
 //! Compiles are slow (tens to hundreds of milliseconds), so executables are cached per process,
 //! keyed by the lowered module text.
+//!
+//! Any other StableHLO module (text with a `func.func @main`) runs the same way with [`run_module`],
+//! e.g. a plain dense reference to compare a kernel with.
 
 use crate::array::Array;
 use crate::error::KernelError;
@@ -27,6 +30,21 @@ pub struct CpuBackend {
     device: Device,
     options: CompileOptions,
     cache: Mutex<HashMap<u64, Vec<Arc<CpuKernel>>>>,
+    modules: Mutex<HashMap<u64, Vec<Arc<CpuModule>>>>,
+}
+
+/// A StableHLO module compiled for XLA:CPU (see [`CpuBackend::compile_module`]).
+pub struct CpuModule {
+    mlir: String,
+    exe: LoadedExecutable,
+    client: Client,
+    device: Device,
+}
+
+impl std::fmt::Debug for CpuModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuModule").field("bytes", &self.mlir.len()).finish_non_exhaustive()
+    }
 }
 
 /// A kernel compiled for XLA:CPU.
@@ -84,7 +102,13 @@ impl CpuBackend {
             .into_iter()
             .next()
             .ok_or_else(|| pjrt::PjrtError::usage("the XLA:CPU client has no device"))?;
-        Ok(CpuBackend { client, device, options, cache: Mutex::new(HashMap::new()) })
+        Ok(CpuBackend {
+            client,
+            device,
+            options,
+            cache: Mutex::new(HashMap::new()),
+            modules: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The process-wide backend (created on first use).
@@ -122,12 +146,12 @@ impl CpuBackend {
         cache.get(&key)?.iter().find(|k| k.mlir == mlir).cloned()
     }
 
-    /// Compiles `kernel`'s lowered module `mlir` without looking at the cache (for benchmarks).
-    pub fn compile_uncached(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
+    /// Compiles a module with the backend's options; a flag the plugin does not know is dropped.
+    fn compile_text(&self, mlir: &str) -> Result<LoadedExecutable, pjrt::PjrtError> {
         let mut options = self.options.clone();
-        let exe = loop {
-            match self.client.compile(&mlir, &options) {
-                Ok(exe) => break exe,
+        loop {
+            match self.client.compile(mlir, &options) {
+                Ok(exe) => return Ok(exe),
                 Err(e) => {
                     // "No such compile option: 'name'": a flag of another XLA version.
                     let unknown =
@@ -137,12 +161,45 @@ impl CpuBackend {
                         options.env_option_overrides.retain(|(k, _)| k != name);
                     }
                     if options.env_option_overrides.len() == before {
-                        let msg = format!("XLA:CPU failed to compile the StableHLO lowering: {e}");
-                        return Err(kernel_error(kernel, msg));
+                        return Err(e);
                     }
                 }
             }
+        }
+    }
+
+    /// Compiles a StableHLO module (text with a `func.func @main`), reusing a cached executable for
+    /// the same text.
+    pub fn compile_module(&self, mlir: &str) -> Result<Arc<CpuModule>, String> {
+        let mut h = DefaultHasher::new();
+        mlir.hash(&mut h);
+        let key = h.finish();
+        let cached = |modules: &HashMap<u64, Vec<Arc<CpuModule>>>| {
+            modules.get(&key).and_then(|v| v.iter().find(|m| m.mlir == mlir).cloned())
         };
+        if let Some(m) = cached(&self.modules.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(m);
+        }
+        let exe = self.compile_text(mlir).map_err(|e| format!("XLA:CPU failed to compile the module: {e}"))?;
+        let module = Arc::new(CpuModule {
+            mlir: mlir.to_string(),
+            exe,
+            client: self.client.clone(),
+            device: self.device.clone(),
+        });
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cached(&modules) {
+            return Ok(m);
+        }
+        modules.entry(key).or_default().push(module.clone());
+        Ok(module)
+    }
+
+    /// Compiles `kernel`'s lowered module `mlir` without looking at the cache (for benchmarks).
+    pub fn compile_uncached(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
+        let exe = self
+            .compile_text(&mlir)
+            .map_err(|e| kernel_error(kernel, format!("XLA:CPU failed to compile the StableHLO lowering: {e}")))?;
         let inputs = kernel
             .inputs()
             .map(|p| {
@@ -202,16 +259,38 @@ impl CpuKernel {
                 )));
             }
         }
-        let pjrt = |what: &str, e: pjrt::PjrtError| self.err(format!("XLA:CPU {what}: {e}"));
-        let bufs = inputs
-            .iter()
-            .map(|a| self.client.buffer_from_host(a, &self.device))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| pjrt("upload", e))?;
-        let refs: Vec<&pjrt::Buffer> = bufs.iter().collect();
-        let outs = self.exe.execute(&refs).map_err(|e| pjrt("execute", e))?;
-        outs.iter().map(|b| b.to_host().map_err(|e| pjrt("download", e))).collect()
+        execute(&self.client, &self.device, &self.exe, inputs).map_err(|e| self.err(e))
     }
+}
+
+/// Uploads `inputs`, executes (donating the fresh input buffers, so that outputs aliasing an
+/// input are updated in place) and downloads the outputs.
+fn execute(client: &Client, device: &Device, exe: &LoadedExecutable, inputs: &[Array]) -> Result<Vec<Array>, String> {
+    let pjrt = |what: &str, e: pjrt::PjrtError| format!("XLA:CPU {what}: {e}");
+    let bufs = inputs
+        .iter()
+        .map(|a| client.buffer_from_host(a, device))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pjrt("upload", e))?;
+    let outs = exe.execute_donating(bufs).map_err(|e| pjrt("execute", e))?;
+    outs.iter().map(|b| b.to_host().map_err(|e| pjrt("download", e))).collect()
+}
+
+impl CpuModule {
+    /// The module text that was compiled.
+    pub fn mlir(&self) -> &str {
+        &self.mlir
+    }
+
+    /// Uploads `inputs` (the arguments of `@main`, in order), executes and downloads the results.
+    pub fn run(&self, inputs: &[Array]) -> Result<Vec<Array>, String> {
+        execute(&self.client, &self.device, &self.exe, inputs)
+    }
+}
+
+/// Compiles (cached) and runs a StableHLO module on XLA:CPU with the process-wide [`CpuBackend`].
+pub fn run_module(mlir: &str, inputs: &[Array]) -> Result<Vec<Array>, String> {
+    CpuBackend::global()?.compile_module(mlir)?.run(inputs)
 }
 
 /// Runs `kernel` on XLA:CPU with the process-wide [`CpuBackend`] (compiles are cached).

@@ -5,6 +5,7 @@
 //! the input validation. The kernels themselves are written in the DSL.
 
 pub mod blocks;
+pub mod dense;
 pub mod fuzz;
 pub mod kernel;
 pub mod launch;

@@ -1,6 +1,9 @@
 //! The interpreter rule of every op, and the grid loop.
 
-use super::memory::{is_init, read_bits, row_major_strides, write_bits, Addr, Buffer, Footprint, Pack, View};
+use super::matmul::{matmul_f32, matmul_i64};
+use super::memory::{
+    is_init, read_bits, row_major_strides, run_positions, write_bits, Addr, Buffer, Footprint, Pack, View,
+};
 use super::value::*;
 use super::{BlockState, Event, EventKind, InterpretOptions, Outcome, Stats};
 use crate::array::Array;
@@ -233,7 +236,7 @@ impl<'k> Machine<'k> {
         Ok(())
     }
 
-    pub fn finish(self) -> R<Outcome> {
+    pub fn finish(mut self) -> R<Outcome> {
         if let Some(d) = self.pending.iter().find(|d| d.bytes > 0) {
             let name = self.sem_names[d.sem].clone();
             return Err(self.err(
@@ -256,14 +259,13 @@ impl<'k> Machine<'k> {
                 ),
             ));
         }
-        let outputs = self
-            .outputs
-            .iter()
-            .map(|&id| {
-                let b = &self.bufs[id];
-                Array::from_bits(b.dtype, &b.shape, b.bits.clone())
-            })
-            .collect();
+        let mut outputs = Vec::with_capacity(self.outputs.len());
+        for (i, &id) in self.outputs.iter().enumerate() {
+            let b = &mut self.bufs[id];
+            // The buffer's bits move into the output unless a later output is the same buffer.
+            let bits = if self.outputs[i + 1..].contains(&id) { b.bits.clone() } else { std::mem::take(&mut b.bits) };
+            outputs.push(Array::from_bits(b.dtype, &b.shape, bits));
+        }
         Ok(Outcome { outputs, stats: self.stats, events: self.events, prints: self.prints })
     }
 
@@ -366,16 +368,14 @@ impl<'k> Machine<'k> {
             }
             Op::Unary { op, x } => {
                 let dt = self.dtype(*x);
-                let (d, _) = self.data(*x);
-                let out = match d {
-                    Data::F(mut v) => {
-                        for e in v.iter_mut() {
-                            *e = unary_f(*op, *e);
-                        }
+                let xv = self.vv(*x);
+                let out = match &xv.data {
+                    Data::F(v) => {
+                        let mut v: Vec<f32> = v.iter().map(|&e| unary_f(*op, e)).collect();
                         round_vec(dt, &mut v);
                         Data::F(v)
                     }
-                    Data::I(v) => Data::I(v.into_iter().map(|e| unary_i(*op, dt, e)).collect()),
+                    Data::I(v) => Data::I(v.iter().map(|&e| unary_i(*op, dt, e)).collect()),
                 };
                 self.tick(out.len());
                 let v = self.vector_or_scalar(self.result_shape(inst), out);
@@ -384,27 +384,32 @@ impl<'k> Machine<'k> {
             Op::Binary { op, lhs, rhs } => {
                 let dt = self.dtype(*lhs);
                 let shape = self.result_shape(inst);
-                let out = self
-                    .binary(*op, dt, *lhs, *rhs, shape.as_deref().unwrap_or(&[]))
-                    .map_err(|m| self.err(loc, inst.op.name(), m))?;
-                self.tick(out.len());
-                let v = self.vector_or_scalar(shape, out);
+                let v = match (self.val(*lhs), self.val(*rhs), &shape) {
+                    // Scalar arithmetic (most of the control flow) without building vectors.
+                    (&Val::I(a), &Val::I(b), None) => {
+                        Val::I(binary_i(*op, dt, a, b).map_err(|m| self.err(loc, inst.op.name(), m))?)
+                    }
+                    (&Val::F(a), &Val::F(b), None) => Val::F(round_f(dt, binary_f(*op, a, b))),
+                    _ => {
+                        let out = self
+                            .binary(*op, dt, *lhs, *rhs, shape.as_deref().unwrap_or(&[]))
+                            .map_err(|m| self.err(loc, inst.op.name(), m))?;
+                        self.vector_or_scalar(shape, out)
+                    }
+                };
+                self.tick(match &v {
+                    Val::V(vv) => vv.data.len(),
+                    _ => 1,
+                });
                 self.set(inst, v);
             }
             Op::Compare { op, lhs, rhs } => {
                 let shape = self.result_shape(inst);
                 let out_shape = shape.clone().unwrap_or_default();
-                let (a, ash) = self.data(*lhs);
-                let (b, bsh) = self.data(*rhs);
-                let out = match (a, b) {
-                    (Data::F(a), Data::F(b)) => {
-                        let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
-                        a.iter().zip(&b).map(|(x, y)| compare(*op, x, y) as i64).collect()
-                    }
-                    (Data::I(a), Data::I(b)) => {
-                        let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
-                        a.iter().zip(&b).map(|(x, y)| compare(*op, x, y) as i64).collect()
-                    }
+                let (a, b) = (self.vv(*lhs), self.vv(*rhs));
+                let out = match (&a.data, &b.data) {
+                    (Data::F(x), Data::F(y)) => compare_vec(*op, (x, &a.shape), (y, &b.shape), &out_shape),
+                    (Data::I(x), Data::I(y)) => compare_vec(*op, (x, &a.shape), (y, &b.shape), &out_shape),
                     _ => unreachable!("type rule: compare operands share a dtype"),
                 };
                 self.tick(out_shape.iter().product());
@@ -414,26 +419,12 @@ impl<'k> Machine<'k> {
             Op::Select { cond, on_true, on_false } => {
                 let shape = self.result_shape(inst);
                 let out_shape = shape.clone().unwrap_or_default();
-                let (c, csh) = self.data(*cond);
-                let c = match c {
-                    Data::I(c) => expand(&c, &csh, &out_shape),
-                    Data::F(_) => unreachable!("type rule: select condition is bool"),
-                };
-                let (a, ash) = self.data(*on_true);
-                let (b, bsh) = self.data(*on_false);
-                let out = match (a, b) {
-                    (Data::F(a), Data::F(b)) => {
-                        let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
-                        Data::F(
-                            c.iter().zip(a.iter().zip(&b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect(),
-                        )
-                    }
-                    (Data::I(a), Data::I(b)) => {
-                        let (a, b) = (expand(&a, &ash, &out_shape), expand(&b, &bsh, &out_shape));
-                        Data::I(
-                            c.iter().zip(a.iter().zip(&b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect(),
-                        )
-                    }
+                let (c, a, b) = (self.vv(*cond), self.vv(*on_true), self.vv(*on_false));
+                let Data::I(cd) = &c.data else { unreachable!("type rule: select condition is bool") };
+                let cond = (cd.as_slice(), c.shape.as_slice());
+                let out = match (&a.data, &b.data) {
+                    (Data::F(x), Data::F(y)) => Data::F(select_vec(cond, (x, &a.shape), (y, &b.shape), &out_shape)),
+                    (Data::I(x), Data::I(y)) => Data::I(select_vec(cond, (x, &a.shape), (y, &b.shape), &out_shape)),
                     _ => unreachable!("type rule: select operands share a dtype"),
                 };
                 self.tick(out.len());
@@ -442,41 +433,56 @@ impl<'k> Machine<'k> {
             }
             Op::Cast { x, to } => {
                 let from = self.dtype(*x);
-                let (d, _) = self.data(*x);
-                let out = match (d, to.is_float()) {
-                    (Data::F(v), true) => {
-                        Data::F(v.into_iter().map(|e| cast_scalar(from, *to, e as f64, 0).0).collect())
+                let xv = self.vv(*x);
+                let out = match &xv.data {
+                    // f32 → f32 is the identity: share the data.
+                    Data::F(_) if from == DType::F32 && *to == DType::F32 => None,
+                    Data::F(v) if from.is_float() && *to == DType::F32 => {
+                        Some(Data::F(v.iter().map(|&e| e as f64 as f32).collect()))
                     }
-                    (Data::F(v), false) => {
-                        Data::I(v.into_iter().map(|e| cast_scalar(from, *to, e as f64, 0).1).collect())
+                    Data::F(v) if to.is_float() => {
+                        Some(Data::F(v.iter().map(|&e| cast_scalar(from, *to, e as f64, 0).0).collect()))
                     }
-                    (Data::I(v), true) => Data::F(v.into_iter().map(|e| cast_scalar(from, *to, 0.0, e).0).collect()),
-                    (Data::I(v), false) => Data::I(v.into_iter().map(|e| cast_scalar(from, *to, 0.0, e).1).collect()),
+                    Data::F(v) => Some(Data::I(v.iter().map(|&e| cast_scalar(from, *to, e as f64, 0).1).collect())),
+                    Data::I(v) if to.is_float() => {
+                        Some(Data::F(v.iter().map(|&e| cast_scalar(from, *to, 0.0, e).0).collect()))
+                    }
+                    Data::I(v) => Some(Data::I(v.iter().map(|&e| cast_scalar(from, *to, 0.0, e).1).collect())),
                 };
-                self.tick(out.len());
-                let v = self.vector_or_scalar(self.result_shape(inst), out);
+                self.tick(xv.data.len());
+                let shape = self.result_shape(inst);
+                let v = match (out, shape, self.val(*x)) {
+                    (None, Some(_), Val::V(_)) => Val::V(xv),
+                    (None, shape, _) => self.vector_or_scalar(shape, xv.data.clone()),
+                    (Some(out), shape, _) => self.vector_or_scalar(shape, out),
+                };
                 self.set(inst, v);
             }
             Op::Bitcast { x, to } => {
                 let from = self.dtype(*x);
-                let (d, shape) = self.data(*x);
-                let bits = to_bits(from, &d);
-                let out_bits = repack(&bits, from, *to, &shape);
+                let xv = self.vv(*x);
+                let bits = to_bits(from, &xv.data);
+                let out_bits = repack(&bits, from, *to, &xv.shape);
                 let out = from_bits(*to, &out_bits);
                 let v = self.vector_or_scalar(self.result_shape(inst), out);
                 self.set(inst, v);
             }
             Op::Iota { shape, dim, .. } => {
-                let strides = row_major_strides(shape);
                 let n: usize = shape.iter().product();
-                let data = (0..n).map(|i| ((i / strides[*dim] as usize) % shape[*dim]) as i64).collect();
+                let inner: usize = shape[dim + 1..].iter().product();
+                let mut data = Vec::with_capacity(n);
+                while data.len() < n {
+                    for i in 0..shape[*dim] {
+                        data.extend(std::iter::repeat_n(i as i64, inner));
+                    }
+                }
                 self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data: Data::I(data) })));
             }
             Op::Broadcast { x, shape } => {
-                let (d, sh) = self.data(*x);
-                let data = match d {
-                    Data::F(v) => Data::F(expand(&v, &sh, shape)),
-                    Data::I(v) => Data::I(expand(&v, &sh, shape)),
+                let xv = self.vv(*x);
+                let data = match &xv.data {
+                    Data::F(v) => Data::F(expand(v, &xv.shape, shape)),
+                    Data::I(v) => Data::I(expand(v, &xv.shape, shape)),
                 };
                 self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data })));
             }
@@ -486,30 +492,31 @@ impl<'k> Machine<'k> {
                 self.tick(0);
             }
             Op::Slice { x, start, shape } => {
-                let (d, sh) = self.data(*x);
+                let xv = self.vv(*x);
+                let (d, sh) = (&xv.data, &xv.shape);
                 let view = View {
                     buf: 0,
                     dtype: DType::F32,
                     shape: shape.clone(),
-                    strides: row_major_strides(&sh),
-                    offset: start.iter().zip(row_major_strides(&sh)).map(|(&s, st)| s as isize * st).sum(),
+                    strides: row_major_strides(sh),
+                    offset: start.iter().zip(row_major_strides(sh)).map(|(&s, st)| s as isize * st).sum(),
                     pack: Pack::Same,
                 };
-                let data = gather(&d, &view);
+                let data = gather(d, &view);
                 self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data })));
             }
             Op::Concat { xs, axis } => {
-                let parts: Vec<(Data, Vec<usize>)> = xs.iter().map(|x| self.data(*x)).collect();
+                let parts: Vec<Rc<VecVal>> = xs.iter().map(|x| self.vv(*x)).collect();
                 let out_shape = self.result_shape(inst).expect("vector");
                 let outer: usize = out_shape[..*axis].iter().product();
                 let inner: usize = out_shape[axis + 1..].iter().product();
-                let data = match &parts[0].0 {
+                let data = match &parts[0].data {
                     Data::F(_) => {
                         let mut out = Vec::with_capacity(out_shape.iter().product());
                         for o in 0..outer {
-                            for (d, sh) in &parts {
-                                let chunk = sh[*axis] * inner;
-                                if let Data::F(v) = d {
+                            for p in &parts {
+                                let chunk = p.shape[*axis] * inner;
+                                if let Data::F(v) = &p.data {
                                     out.extend_from_slice(&v[o * chunk..(o + 1) * chunk]);
                                 }
                             }
@@ -519,9 +526,9 @@ impl<'k> Machine<'k> {
                     Data::I(_) => {
                         let mut out = Vec::with_capacity(out_shape.iter().product());
                         for o in 0..outer {
-                            for (d, sh) in &parts {
-                                let chunk = sh[*axis] * inner;
-                                if let Data::I(v) = d {
+                            for p in &parts {
+                                let chunk = p.shape[*axis] * inner;
+                                if let Data::I(v) = &p.data {
                                     out.extend_from_slice(&v[o * chunk..(o + 1) * chunk]);
                                 }
                             }
@@ -538,47 +545,28 @@ impl<'k> Machine<'k> {
                 let outer: usize = sh[..*axis].iter().product();
                 let n = sh[*axis];
                 let inner: usize = sh[axis + 1..].iter().product();
+                let dims = (outer, n, inner);
                 let out = match &xv.data {
                     Data::F(v) => {
-                        let mut out = vec![0f32; outer * inner];
-                        for o in 0..outer {
-                            for i in 0..inner {
-                                let mut acc = match op {
-                                    ReduceOp::Sum => 0.0,
-                                    ReduceOp::Max => f32::NEG_INFINITY,
-                                    ReduceOp::Min => f32::INFINITY,
-                                };
-                                for j in 0..n {
-                                    let e = v[(o * n + j) * inner + i];
-                                    acc = match op {
-                                        ReduceOp::Sum => acc + e,
-                                        ReduceOp::Max => binary_f(BinaryOp::Max, acc, e),
-                                        ReduceOp::Min => binary_f(BinaryOp::Min, acc, e),
-                                    };
-                                }
-                                out[o * inner + i] = acc;
+                        let mut out = match op {
+                            ReduceOp::Sum => reduce_axis(v, dims, 0.0, |a, e| a + e),
+                            ReduceOp::Max => {
+                                reduce_axis(v, dims, f32::NEG_INFINITY, |a, e| binary_f(BinaryOp::Max, a, e))
                             }
-                        }
+                            ReduceOp::Min => reduce_axis(v, dims, f32::INFINITY, |a, e| binary_f(BinaryOp::Min, a, e)),
+                        };
                         round_vec(dt, &mut out);
                         Data::F(out)
                     }
+                    // (Starting from the identity is starting from the first element.)
+                    Data::I(_) if n == 0 => Data::I(vec![0; outer * inner]),
                     Data::I(v) => {
-                        let mut out = vec![0i64; outer * inner];
-                        for o in 0..outer {
-                            for i in 0..inner {
-                                let mut acc: Option<i64> = None;
-                                for j in 0..n {
-                                    let e = v[(o * n + j) * inner + i];
-                                    acc = Some(match (op, acc) {
-                                        (_, None) => e,
-                                        (ReduceOp::Sum, Some(a)) => a.wrapping_add(e),
-                                        (ReduceOp::Max, Some(a)) => a.max(e),
-                                        (ReduceOp::Min, Some(a)) => a.min(e),
-                                    });
-                                }
-                                out[o * inner + i] = dt.wrap(acc.unwrap_or(0));
-                            }
-                        }
+                        let mut out = match op {
+                            ReduceOp::Sum => reduce_axis(v, dims, 0, i64::wrapping_add),
+                            ReduceOp::Max => reduce_axis(v, dims, i64::MIN, i64::max),
+                            ReduceOp::Min => reduce_axis(v, dims, i64::MAX, i64::min),
+                        };
+                        wrap_vec(dt, &mut out);
                         Data::I(out)
                     }
                 };
@@ -597,17 +585,8 @@ impl<'k> Machine<'k> {
                         Data::F(c)
                     }
                     (Data::I(a), Data::I(b)) => {
-                        let mut c = vec![0i64; m * n];
-                        for i in 0..m {
-                            for j in 0..n {
-                                let mut s = 0i64;
-                                for t in 0..kk {
-                                    let bv = if *transpose_rhs { b[j * kk + t] } else { b[t * n + j] };
-                                    s = s.wrapping_add(a[i * kk + t].wrapping_mul(bv));
-                                }
-                                c[i * n + j] = acc.wrap(s);
-                            }
-                        }
+                        let mut c = matmul_i64(a, b, m, kk, n, *transpose_rhs);
+                        wrap_vec(*acc, &mut c);
                         Data::I(c)
                     }
                     _ => unreachable!("type rule: matmul operands are both float or both int"),
@@ -791,28 +770,13 @@ impl<'k> Machine<'k> {
 
     fn binary(&self, op: BinaryOp, dt: DType, lhs: ValueId, rhs: ValueId, out_shape: &[usize]) -> Result<Data, String> {
         let (av, bv) = (self.vv(lhs), self.vv(rhs));
-        let (ash, bsh) = (&av.shape, &bv.shape);
         Ok(match (&av.data, &bv.data) {
             (Data::F(a), Data::F(b)) => {
-                let mut out: Vec<f32> = if ash == bsh {
-                    a.iter().zip(b.iter()).map(|(&x, &y)| binary_f(op, x, y)).collect()
-                } else if b.len() == 1 && ash == out_shape {
-                    let y = b[0];
-                    a.iter().map(|&x| binary_f(op, x, y)).collect()
-                } else if a.len() == 1 && bsh == out_shape {
-                    let x = a[0];
-                    b.iter().map(|&y| binary_f(op, x, y)).collect()
-                } else {
-                    let (a, b) = (expand(a, ash, out_shape), expand(b, bsh, out_shape));
-                    a.iter().zip(&b).map(|(&x, &y)| binary_f(op, x, y)).collect()
-                };
+                let mut out = binary_f_vec(op, (a, &av.shape), (b, &bv.shape), out_shape);
                 round_vec(dt, &mut out);
                 Data::F(out)
             }
-            (Data::I(a), Data::I(b)) => {
-                let (a, b) = (expand(a, ash, out_shape), expand(b, bsh, out_shape));
-                Data::I(a.iter().zip(&b).map(|(&x, &y)| binary_i(op, dt, x, y)).collect::<Result<_, _>>()?)
-            }
+            (Data::I(a), Data::I(b)) => Data::I(binary_i_vec(op, dt, (a, &av.shape), (b, &bv.shape), out_shape)?),
             _ => unreachable!("type rule: binary operands share a dtype"),
         })
     }
@@ -952,16 +916,14 @@ impl<'k> Machine<'k> {
     fn race(&self, v: &View, check_src: bool) -> Option<&PendingDma> {
         let span = v.span()?;
         let hit = |fp: &Footprint| fp.span.is_some_and(|(a, b)| a <= span.1 && span.0 <= b);
-        let candidates: Vec<&PendingDma> = self
+        let mut candidates = self
             .pending
             .iter()
             .filter(|p| (p.dst.buf == v.buf && hit(&p.dst_fp)) || (check_src && p.src_buf == v.buf && hit(&p.src_fp)))
-            .collect();
-        if candidates.is_empty() {
-            return None;
-        }
+            .peekable();
+        candidates.peek()?;
         let fp = Footprint::of(v);
-        candidates.into_iter().find(|p| {
+        candidates.find(|p| {
             (p.dst.buf == v.buf && p.dst_fp.overlaps(&fp))
                 || (check_src && p.src_buf == v.buf && p.src_fp.overlaps(&fp))
         })
@@ -981,39 +943,15 @@ impl<'k> Machine<'k> {
                 ));
             }
         }
-        let n = v.len();
-        let mut any_init = n == 0;
-        let data = if v.dtype.is_float() {
-            let mut out = Vec::with_capacity(n);
-            if v.dtype == DType::F32 && v.pack == Pack::Same {
-                v.for_each(|_, a| {
-                    if let Addr::One(p) = a {
-                        any_init |= buf.init[p];
-                        out.push(f32::from_bits(buf.bits[p]));
-                    }
-                });
-            } else {
-                v.for_each(|_, a| {
-                    any_init |= is_init(&buf.init, a);
-                    out.push(v.dtype.float_from_bits(read_bits(&buf.bits, a, v.dtype)) as f32);
-                });
-            }
-            Data::F(out)
-        } else {
-            let mut out = Vec::with_capacity(n);
-            v.for_each(|_, a| {
-                any_init |= is_init(&buf.init, a);
-                out.push(v.dtype.int_from_bits(read_bits(&buf.bits, a, v.dtype)));
-            });
-            Data::I(out)
-        };
+        let (data, any_init) = buf.load(v);
         if self.opts.uninit_reads_are_errors && !any_init {
             return Err(self.err(
                 loc,
                 op,
                 format!(
                     "reads only uninitialised memory of `{}` ({} elements): nothing was stored or copied there yet",
-                    buf.name, n
+                    buf.name,
+                    v.len()
                 ),
             ));
         }
@@ -1033,23 +971,7 @@ impl<'k> Machine<'k> {
                 ));
             }
         }
-        let dtype = v.dtype;
-        let buf = &mut self.bufs[v.buf];
-        let (bits, init) = (&mut buf.bits, &mut buf.init);
-        match d {
-            Data::F(vals) => v.for_each(|i, a| {
-                if mask.is_none_or(|m| m[i] != 0) {
-                    let b = if dtype == DType::F32 { vals[i].to_bits() } else { dtype.float_to_bits(vals[i] as f64) };
-                    write_bits(bits, init, a, dtype, b);
-                }
-            }),
-            Data::I(vals) => v.for_each(|i, a| {
-                if mask.is_none_or(|m| m[i] != 0) {
-                    write_bits(bits, init, a, dtype, dtype.int_to_bits(vals[i]));
-                }
-            }),
-        }
-        let _ = loc;
+        self.bufs[v.buf].store(v, d, mask);
         Ok(())
     }
 
@@ -1074,34 +996,12 @@ impl<'k> Machine<'k> {
 
     /// Reads a view's elements (bits and initialisation) in row-major order.
     fn snapshot(&self, v: &View) -> (Vec<u32>, Vec<bool>) {
-        let buf = &self.bufs[v.buf];
-        let mut bits = Vec::with_capacity(v.len());
-        let mut init = Vec::with_capacity(v.len());
-        v.for_each(|_, a| {
-            bits.push(read_bits(&buf.bits, a, v.dtype));
-            init.push(is_init(&buf.init, a));
-        });
-        (bits, init)
+        self.bufs[v.buf].snapshot(v)
     }
 
     /// Writes elements into a view, keeping their initialisation state.
     fn land(&mut self, v: &View, bits: &[u32], init: &[bool]) {
-        let dtype = v.dtype;
-        let buf = &mut self.bufs[v.buf];
-        let (b, ini) = (&mut buf.bits, &mut buf.init);
-        v.for_each(|i, a| {
-            write_bits(b, ini, a, dtype, bits[i]);
-            if !init[i] {
-                match a {
-                    Addr::One(p) | Addr::Part { pos: p, .. } => ini[p] = false,
-                    Addr::Wide { pos, k, step, .. } => {
-                        for j in 0..k {
-                            ini[(pos as isize + j as isize * step) as usize] = false;
-                        }
-                    }
-                }
-            }
-        });
+        self.bufs[v.buf].land(v, bits, init)
     }
 
     fn single_sem(&self, sem: ValueId, loc: Loc, op: &str) -> R<usize> {
@@ -1238,26 +1138,22 @@ fn strided_view(v: &View, strides: &[usize], shape: &[usize]) -> View {
     }
 }
 
+/// The elements of an unpacked view over flat data `d`.
 fn gather(d: &Data, v: &View) -> Data {
+    fn pick<T: Copy>(x: &[T], v: &View) -> Vec<T> {
+        let mut out = Vec::with_capacity(v.len());
+        v.runs(|_, p, len, s| {
+            if s == 1 {
+                out.extend_from_slice(&x[p..p + len]);
+            } else {
+                out.extend(run_positions(p, len, s).map(|q| x[q]));
+            }
+        });
+        out
+    }
     match d {
-        Data::F(x) => {
-            let mut out = Vec::with_capacity(v.len());
-            v.for_each(|_, a| {
-                if let Addr::One(p) = a {
-                    out.push(x[p])
-                }
-            });
-            Data::F(out)
-        }
-        Data::I(x) => {
-            let mut out = Vec::with_capacity(v.len());
-            v.for_each(|_, a| {
-                if let Addr::One(p) = a {
-                    out.push(x[p])
-                }
-            });
-            Data::I(out)
-        }
+        Data::F(x) => Data::F(pick(x, v)),
+        Data::I(x) => Data::I(pick(x, v)),
     }
 }
 
@@ -1317,52 +1213,4 @@ fn repack(bits: &[u32], from: DType, to: DType, shape: &[usize]) -> Vec<u32> {
         }
         out
     }
-}
-
-/// `a[m,k] @ b[k,n]` (or `b[n,k]ᵀ`) in f32, with the inner loops over contiguous memory.
-fn matmul_f32(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, transpose_rhs: bool) -> Vec<f32> {
-    let mut c = vec![0f32; m * n];
-    if transpose_rhs {
-        for i in 0..m {
-            let ar = &a[i * k..(i + 1) * k];
-            for j in 0..n {
-                let br = &b[j * k..(j + 1) * k];
-                c[i * n + j] = dot_f32(ar, br);
-            }
-        }
-    } else {
-        for i in 0..m {
-            let cr = &mut c[i * n..(i + 1) * n];
-            for t in 0..k {
-                let av = a[i * k + t];
-                if av == 0.0 {
-                    // 0 · x is 0 unless x is NaN or infinite: keep IEEE semantics for those rows.
-                    if b[t * n..(t + 1) * n].iter().all(|x| x.is_finite()) {
-                        continue;
-                    }
-                }
-                for (cv, &bv) in cr.iter_mut().zip(&b[t * n..(t + 1) * n]) {
-                    *cv += av * bv;
-                }
-            }
-        }
-    }
-    c
-}
-
-#[inline]
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent partial sums let the compiler vectorise the loop.
-    let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        for l in 0..8 {
-            acc[l] += a[c * 8 + l] * b[c * 8 + l];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        s += a[i] * b[i];
-    }
-    s
 }

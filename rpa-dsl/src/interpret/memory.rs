@@ -1,10 +1,12 @@
 //! Interpret-mode memory: separate buffers per memory space, element bit patterns, initialisation
 //! tracking, and views (slices, reshapes and TPU-style packing bitcasts) over them.
 
+use super::value::Data;
 use crate::dtype::DType;
 use crate::ir::MemSpace;
 
 /// One allocation: an operand, a block buffer, or a scratch buffer.
+#[derive(Clone)]
 pub(crate) struct Buffer {
     pub name: String,
     pub space: MemSpace,
@@ -158,6 +160,43 @@ impl View {
         }
     }
 
+    /// Calls `f(flat, pos, len, stride)` for each run of an unpacked (`Pack::Same`) view, in
+    /// row-major order: view elements `flat..flat + len` are base elements `pos + j·stride`.
+    /// Unit dims are dropped and dims contiguous with their inner neighbour merged, so a contiguous
+    /// view is one run.
+    pub fn runs(&self, mut f: impl FnMut(usize, usize, usize, isize)) {
+        debug_assert_eq!(self.pack, Pack::Same);
+        let n = self.len();
+        if n == 0 {
+            return;
+        }
+        let mut dims: Vec<(usize, isize)> = Vec::with_capacity(self.shape.len());
+        for (&e, &s) in self.shape.iter().zip(&self.strides) {
+            match dims.last_mut() {
+                _ if e == 1 => {}
+                Some(last) if last.1 == s * e as isize => *last = (last.0 * e, s),
+                _ => dims.push((e, s)),
+            }
+        }
+        let (len, stride) = dims.pop().unwrap_or((1, 1));
+        let mut idx = vec![0usize; dims.len()];
+        let mut pos = self.offset;
+        for r in 0..n / len {
+            f(r * len, pos as usize, len, stride);
+            let mut d = dims.len();
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                pos += dims[d].1;
+                if idx[d] < dims[d].0 {
+                    break;
+                }
+                pos -= dims[d].1 * dims[d].0 as isize;
+                idx[d] = 0;
+            }
+        }
+    }
+
     /// The smallest and largest base element this view touches (for bounds and overlap checks).
     pub fn span(&self) -> Option<(isize, isize)> {
         if self.len() == 0 {
@@ -238,6 +277,146 @@ impl View {
             return None;
         }
         Some(View { shape: shape.to_vec(), strides: new_strides, ..self.clone() })
+    }
+}
+
+/// The base positions of a run `(pos, len, stride)` of [`View::runs`].
+#[inline]
+pub(crate) fn run_positions(pos: usize, len: usize, stride: isize) -> impl Iterator<Item = usize> {
+    (0..len).map(move |j| (pos as isize + j as isize * stride) as usize)
+}
+
+impl Buffer {
+    /// A view's elements as vector data (row-major), and whether any of them has been written
+    /// (`true` for an empty view).
+    pub fn load(&self, v: &View) -> (Data, bool) {
+        let dtype = v.dtype;
+        let mut any_init = v.len() == 0;
+        let data = match dtype {
+            DType::F32 => Data::F(self.gather(v, &mut any_init, f32::from_bits)),
+            _ if dtype.is_float() => Data::F(self.gather(v, &mut any_init, |b| dtype.float_from_bits(b) as f32)),
+            _ => Data::I(self.gather(v, &mut any_init, |b| dtype.int_from_bits(b))),
+        };
+        (data, any_init)
+    }
+
+    /// A view's elements decoded by `decode`; sets `any_init` if one of them has been written.
+    fn gather<T>(&self, v: &View, any_init: &mut bool, decode: impl Fn(u32) -> T) -> Vec<T> {
+        let mut out = Vec::with_capacity(v.len());
+        if v.pack != Pack::Same {
+            v.for_each(|_, a| {
+                *any_init |= is_init(&self.init, a);
+                out.push(decode(read_bits(&self.bits, a, v.dtype)));
+            });
+            return out;
+        }
+        v.runs(|_, p, len, s| {
+            if s == 1 {
+                *any_init = *any_init || self.init[p..p + len].contains(&true);
+                out.extend(self.bits[p..p + len].iter().map(|&b| decode(b)));
+            } else {
+                for q in run_positions(p, len, s) {
+                    *any_init |= self.init[q];
+                    out.push(decode(self.bits[q]));
+                }
+            }
+        });
+        out
+    }
+
+    /// Stores vector data into a view (where `mask` is non-zero), marking the elements written.
+    pub fn store(&mut self, v: &View, d: &Data, mask: Option<&[i64]>) {
+        let dtype = v.dtype;
+        match d {
+            Data::F(x) if dtype == DType::F32 => self.scatter(v, x, mask, f32::to_bits),
+            Data::F(x) => self.scatter(v, x, mask, |e| dtype.float_to_bits(e as f64)),
+            Data::I(x) => self.scatter(v, x, mask, |e| dtype.int_to_bits(e)),
+        }
+    }
+
+    fn scatter<T: Copy>(&mut self, v: &View, vals: &[T], mask: Option<&[i64]>, encode: impl Fn(T) -> u32) {
+        let (bits, init) = (&mut self.bits, &mut self.init);
+        let on = |i: usize| mask.is_none_or(|m| m[i] != 0);
+        if v.pack != Pack::Same {
+            v.for_each(|i, a| {
+                if on(i) {
+                    write_bits(bits, init, a, v.dtype, encode(vals[i]));
+                }
+            });
+            return;
+        }
+        v.runs(|i, p, len, s| {
+            if s == 1 && mask.is_none() {
+                for (b, &x) in bits[p..p + len].iter_mut().zip(&vals[i..i + len]) {
+                    *b = encode(x);
+                }
+                init[p..p + len].fill(true);
+            } else {
+                for (j, q) in run_positions(p, len, s).enumerate() {
+                    if on(i + j) {
+                        bits[q] = encode(vals[i + j]);
+                        init[q] = true;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Reads a view's elements (bits and initialisation) in row-major order.
+    pub fn snapshot(&self, v: &View) -> (Vec<u32>, Vec<bool>) {
+        let mut bits = Vec::with_capacity(v.len());
+        let mut init = Vec::with_capacity(v.len());
+        if v.pack == Pack::Same {
+            v.runs(|_, p, len, s| {
+                if s == 1 {
+                    bits.extend_from_slice(&self.bits[p..p + len]);
+                    init.extend_from_slice(&self.init[p..p + len]);
+                } else {
+                    for q in run_positions(p, len, s) {
+                        bits.push(self.bits[q]);
+                        init.push(self.init[q]);
+                    }
+                }
+            });
+        } else {
+            v.for_each(|_, a| {
+                bits.push(read_bits(&self.bits, a, v.dtype));
+                init.push(is_init(&self.init, a));
+            });
+        }
+        (bits, init)
+    }
+
+    /// Writes elements into a view, keeping their initialisation state (a landing DMA or copy).
+    pub fn land(&mut self, v: &View, bits: &[u32], init: &[bool]) {
+        let (b, ini) = (&mut self.bits, &mut self.init);
+        if v.pack == Pack::Same {
+            v.runs(|i, p, len, s| {
+                if s == 1 {
+                    b[p..p + len].copy_from_slice(&bits[i..i + len]);
+                    ini[p..p + len].copy_from_slice(&init[i..i + len]);
+                } else {
+                    for (j, q) in run_positions(p, len, s).enumerate() {
+                        b[q] = bits[i + j];
+                        ini[q] = init[i + j];
+                    }
+                }
+            });
+            return;
+        }
+        v.for_each(|i, a| {
+            write_bits(b, ini, a, v.dtype, bits[i]);
+            if !init[i] {
+                match a {
+                    Addr::One(p) | Addr::Part { pos: p, .. } => ini[p] = false,
+                    Addr::Wide { pos, k, step, .. } => {
+                        for j in 0..k {
+                            ini[(pos as isize + j as isize * step) as usize] = false;
+                        }
+                    }
+                }
+            }
+        });
     }
 }
 

@@ -13,7 +13,10 @@
 //! - Bytes moved are counted per memory-space pair, and an event trace can be recorded.
 
 mod exec;
+mod matmul;
 mod memory;
+#[cfg(test)]
+mod tests;
 pub mod trace;
 mod value;
 

@@ -184,18 +184,6 @@ pub(crate) fn binary_i(op: BinaryOp, dtype: DType, a: i64, b: i64) -> Result<i64
     Ok(dtype.wrap(r))
 }
 
-#[inline]
-pub(crate) fn compare<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
-    match op {
-        CmpOp::Eq => a == b,
-        CmpOp::Ne => a != b,
-        CmpOp::Lt => a < b,
-        CmpOp::Le => a <= b,
-        CmpOp::Gt => a > b,
-        CmpOp::Ge => a >= b,
-    }
-}
-
 /// Converts a value between dtypes with the semantics of `astype`: floats round to nearest even,
 /// float → int truncates toward zero and saturates (NaN → 0), int → int wraps.
 pub(crate) fn cast_scalar(from: DType, to: DType, f: f64, i: i64) -> (f32, i64) {
@@ -227,34 +215,215 @@ pub(crate) fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usi
     strides
 }
 
-/// Expands `data` of `shape` to `out_shape` (numpy broadcasting); returns the input unchanged
-/// if the shapes agree.
-pub(crate) fn expand<T: Copy>(data: &[T], shape: &[usize], out_shape: &[usize]) -> Vec<T> {
+/// Walks the broadcast of `N` operands of `shapes` to `out_shape` (numpy rules) in runs: calls
+/// `f(starts, unit, len)` for consecutive runs of `len` output elements, where operand `i` supplies
+/// elements `starts[i]..starts[i] + len` if `unit[i]`, else `len` copies of element `starts[i]`.
+pub(crate) fn broadcast_runs<const N: usize>(
+    shapes: [&[usize]; N],
+    out_shape: &[usize],
+    mut f: impl FnMut([usize; N], [bool; N], usize),
+) {
     let n: usize = out_shape.iter().product();
-    if shape == out_shape {
-        return data.to_vec();
+    if n == 0 {
+        return;
     }
-    if data.len() == 1 {
-        return vec![data[0]; n];
+    let strides = shapes.map(|s| broadcast_strides(s, out_shape));
+    // (extent, operand strides) per dim, unit dims dropped, mergeable neighbours merged.
+    let mut dims: Vec<(usize, [usize; N])> = Vec::with_capacity(out_shape.len());
+    for (d, &e) in out_shape.iter().enumerate() {
+        let st: [usize; N] = std::array::from_fn(|i| strides[i][d]);
+        match dims.last_mut() {
+            _ if e == 1 => {}
+            Some(last) if (0..N).all(|i| last.1[i] == st[i] * e) => *last = (last.0 * e, st),
+            _ => dims.push((e, st)),
+        }
     }
-    let strides = broadcast_strides(shape, out_shape);
-    let rank = out_shape.len();
-    let mut out = Vec::with_capacity(n);
-    let mut idx = vec![0usize; rank];
-    let mut pos = 0usize;
-    for _ in 0..n {
-        out.push(data[pos]);
-        let mut d = rank;
+    // The innermost stride is 1 (operand extent > 1) or 0 (broadcast); see `broadcast_strides`.
+    let (len, inner) = dims.pop().unwrap_or((1, [0; N]));
+    debug_assert!(inner.iter().all(|&s| s <= 1));
+    let unit = inner.map(|s| s == 1);
+    let mut idx = vec![0usize; dims.len()];
+    let mut pos = [0usize; N];
+    for _ in 0..n / len {
+        f(pos, unit, len);
+        let mut d = dims.len();
         while d > 0 {
             d -= 1;
             idx[d] += 1;
-            pos += strides[d];
-            if idx[d] < out_shape[d] {
+            for (p, s) in pos.iter_mut().zip(dims[d].1) {
+                *p += s;
+            }
+            if idx[d] < dims[d].0 {
                 break;
             }
-            pos -= strides[d] * out_shape[d];
+            for (p, s) in pos.iter_mut().zip(dims[d].1) {
+                *p -= s * dims[d].0;
+            }
             idx[d] = 0;
         }
     }
+}
+
+/// Folds `v` of shape `[outer, n, inner]` over its middle axis with `f`, from `init`, in order.
+pub(crate) fn reduce_axis<T: Copy>(
+    v: &[T],
+    (outer, n, inner): (usize, usize, usize),
+    init: T,
+    f: impl Fn(T, T) -> T,
+) -> Vec<T> {
+    if n == 0 || inner == 0 {
+        return vec![init; outer * inner];
+    }
+    let mut out = Vec::with_capacity(outer * inner);
+    for block in v.chunks_exact(n * inner) {
+        if inner == 1 {
+            out.push(block.iter().fold(init, |a, &e| f(a, e)));
+            continue;
+        }
+        let start = out.len();
+        out.extend(std::iter::repeat_n(init, inner));
+        for row in block.chunks_exact(inner) {
+            for (a, &e) in out[start..].iter_mut().zip(row) {
+                *a = f(*a, e);
+            }
+        }
+    }
+    out
+}
+
+/// Expands `data` of `shape` to `out_shape` (numpy broadcasting).
+pub(crate) fn expand<T: Copy>(data: &[T], shape: &[usize], out_shape: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(out_shape.iter().product());
+    broadcast_runs([shape], out_shape, |[i], [unit], len| {
+        if unit {
+            out.extend_from_slice(&data[i..i + len]);
+        } else {
+            out.extend(std::iter::repeat_n(data[i], len));
+        }
+    });
+    out
+}
+
+/// `f` applied elementwise to `a` and `b` broadcast to `out_shape`.
+#[inline]
+pub(crate) fn zip2<T: Copy, U>(
+    (a, ash): (&[T], &[usize]),
+    (b, bsh): (&[T], &[usize]),
+    out_shape: &[usize],
+    f: impl Fn(T, T) -> U,
+) -> Vec<U> {
+    let mut out = Vec::with_capacity(out_shape.iter().product());
+    broadcast_runs([ash, bsh], out_shape, |[i, j], unit, len| match unit {
+        [true, true] => out.extend(a[i..i + len].iter().zip(&b[j..j + len]).map(|(&x, &y)| f(x, y))),
+        [true, false] => {
+            let y = b[j];
+            out.extend(a[i..i + len].iter().map(|&x| f(x, y)))
+        }
+        [false, true] => {
+            let x = a[i];
+            out.extend(b[j..j + len].iter().map(|&y| f(x, y)))
+        }
+        [false, false] => {
+            let (x, y) = (a[i], b[j]);
+            out.extend((0..len).map(|_| f(x, y)))
+        }
+    });
+    out
+}
+
+/// A float binary op elementwise over broadcast operands (not yet rounded to the dtype).
+pub(crate) fn binary_f_vec(op: BinaryOp, a: (&[f32], &[usize]), b: (&[f32], &[usize]), out: &[usize]) -> Vec<f32> {
+    match op {
+        BinaryOp::Add => zip2(a, b, out, |x, y| x + y),
+        BinaryOp::Sub => zip2(a, b, out, |x, y| x - y),
+        BinaryOp::Mul => zip2(a, b, out, |x, y| x * y),
+        BinaryOp::Div => zip2(a, b, out, |x, y| x / y),
+        _ => zip2(a, b, out, |x, y| binary_f(op, x, y)),
+    }
+}
+
+/// An integer binary op elementwise over broadcast operands, wrapped to `dtype`; `Err` for a
+/// division by zero.
+pub(crate) fn binary_i_vec(
+    op: BinaryOp,
+    dtype: DType,
+    a: (&[i64], &[usize]),
+    b: (&[i64], &[usize]),
+    out: &[usize],
+) -> Result<Vec<i64>, &'static str> {
+    // With a non-empty result every element of `b` is used: a zero divisor is an error.
+    if matches!(op, BinaryOp::Div | BinaryOp::Rem) && out.iter().product::<usize>() > 0 && b.0.contains(&0) {
+        binary_i(op, dtype, 1, 0)?;
+    }
+    let mut v = match op {
+        BinaryOp::Add => zip2(a, b, out, i64::wrapping_add),
+        BinaryOp::Sub => zip2(a, b, out, i64::wrapping_sub),
+        BinaryOp::Mul => zip2(a, b, out, i64::wrapping_mul),
+        BinaryOp::Max => zip2(a, b, out, i64::max),
+        BinaryOp::Min => zip2(a, b, out, i64::min),
+        BinaryOp::And => zip2(a, b, out, |x, y| x & y),
+        BinaryOp::Or => zip2(a, b, out, |x, y| x | y),
+        BinaryOp::Xor => zip2(a, b, out, |x, y| x ^ y),
+        _ => return Ok(zip2(a, b, out, |x, y| binary_i(op, dtype, x, y).unwrap_or(0))),
+    };
+    wrap_vec(dtype, &mut v);
+    Ok(v)
+}
+
+/// Wraps integers to `dtype` in place.
+pub(crate) fn wrap_vec(dtype: DType, v: &mut [i64]) {
+    match dtype {
+        DType::I32 => v.iter_mut().for_each(|x| *x = *x as i32 as i64),
+        _ => v.iter_mut().for_each(|x| *x = dtype.wrap(*x)),
+    }
+}
+
+/// A comparison elementwise over broadcast operands, as bools (0/1).
+pub(crate) fn compare_vec<T: Copy + PartialOrd>(
+    op: CmpOp,
+    a: (&[T], &[usize]),
+    b: (&[T], &[usize]),
+    out: &[usize],
+) -> Vec<i64> {
+    match op {
+        CmpOp::Eq => zip2(a, b, out, |x, y| (x == y) as i64),
+        CmpOp::Ne => zip2(a, b, out, |x, y| (x != y) as i64),
+        CmpOp::Lt => zip2(a, b, out, |x, y| (x < y) as i64),
+        CmpOp::Le => zip2(a, b, out, |x, y| (x <= y) as i64),
+        CmpOp::Gt => zip2(a, b, out, |x, y| (x > y) as i64),
+        CmpOp::Ge => zip2(a, b, out, |x, y| (x >= y) as i64),
+    }
+}
+
+/// `cond ? a : b` elementwise over broadcast operands.
+pub(crate) fn select_vec<T: Copy>(
+    (c, csh): (&[i64], &[usize]),
+    (a, ash): (&[T], &[usize]),
+    (b, bsh): (&[T], &[usize]),
+    out_shape: &[usize],
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(out_shape.iter().product());
+    let pick = |c: i64, x: T, y: T| if c != 0 { x } else { y };
+    broadcast_runs([csh, ash, bsh], out_shape, |[ci, ai, bi], unit, len| match unit {
+        [true, true, true] => {
+            let (c, a, b) = (&c[ci..ci + len], &a[ai..ai + len], &b[bi..bi + len]);
+            out.extend(c.iter().zip(a).zip(b).map(|((&c, &x), &y)| pick(c, x, y)))
+        }
+        [true, true, false] => {
+            let y = b[bi];
+            out.extend(c[ci..ci + len].iter().zip(&a[ai..ai + len]).map(|(&c, &x)| pick(c, x, y)))
+        }
+        [true, false, true] => {
+            let x = a[ai];
+            out.extend(c[ci..ci + len].iter().zip(&b[bi..bi + len]).map(|(&c, &y)| pick(c, x, y)))
+        }
+        [true, false, false] => {
+            let (x, y) = (a[ai], b[bi]);
+            out.extend(c[ci..ci + len].iter().map(|&c| pick(c, x, y)))
+        }
+        // A scalar condition picks one operand for the whole run.
+        [false, ..] if c[ci] != 0 => out.extend((0..len).map(|j| a[ai + j * usize::from(unit[1])])),
+        [false, ..] => out.extend((0..len).map(|j| b[bi + j * usize::from(unit[2])])),
+    });
     out
 }

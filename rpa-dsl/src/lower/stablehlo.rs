@@ -46,7 +46,14 @@ const IF_AS_LOOPS_BYTES: usize = 64 * 1024;
 /// Lowers `kernel` to a StableHLO module whose `@main` takes the scalar-prefetch operands and the
 /// inputs (in parameter order, as whole arrays) and returns the outputs.
 pub fn lower(kernel: &Kernel) -> Result<String, KernelError> {
+    // A first pass records how every buffer is accessed and what each region writes; the second
+    // keeps the buffers whose accesses are all static boxes as tiles.
+    let mut a = Lowerer::new(kernel)?;
+    a.analyzing = true;
+    a.module()?;
     let mut l = Lowerer::new(kernel)?;
+    l.tiling = a.tilings();
+    l.region_writes = std::mem::take(&mut a.region_writes);
     l.module()?;
     Ok(l.out)
 }
@@ -223,7 +230,79 @@ struct BoxPlan {
     sizes: Vec<usize>,
     /// i32 scalar starts.
     starts: Vec<String>,
+    /// The starts, if they are known while lowering.
+    konst: Option<Vec<i64>>,
+    /// The dim of the reshape each (stride, extent) dim of the window is (for extents > 1).
+    map: Vec<Option<usize>>,
 }
+
+/// A buffer kept as a grid of tiles (separate SSA values) rather than one tensor: every access
+/// of it is a box with static starts of its canonical shape, and the tiles are cut at every
+/// box's bounds, so an access is whole tiles. A store then replaces tiles (no
+/// `dynamic_update_slice`, which XLA:CPU often can only do on a copy of the whole buffer when
+/// other reads of the old contents are fused after it), and a region carries only the tiles it
+/// writes.
+#[derive(Clone, Debug)]
+struct Tiling {
+    /// Per dim, the sorted tile boundaries, from 0 to the extent.
+    bounds: Vec<Vec<usize>>,
+}
+
+impl Tiling {
+    fn grid(&self) -> Vec<usize> {
+        self.bounds.iter().map(|b| b.len() - 1).collect()
+    }
+
+    fn count(&self) -> usize {
+        self.grid().iter().product()
+    }
+
+    /// The tile at grid index `idx`: (flat tile number, starts, sizes).
+    fn tile(&self, idx: &[usize]) -> (usize, Vec<usize>, Vec<usize>) {
+        let g = self.grid();
+        let flat = idx.iter().zip(&g).fold(0, |acc, (&i, &n)| acc * n + i);
+        let starts = idx.iter().enumerate().map(|(d, &i)| self.bounds[d][i]).collect();
+        let sizes = idx.iter().enumerate().map(|(d, &i)| self.bounds[d][i + 1] - self.bounds[d][i]).collect();
+        (flat, starts, sizes)
+    }
+
+    /// Per dim, the range of tile indices that the box covers (if its bounds are tile bounds).
+    fn cover(&self, starts: &[usize], sizes: &[usize]) -> Option<Vec<(usize, usize)>> {
+        (0..self.bounds.len())
+            .map(|d| {
+                let b = &self.bounds[d];
+                let lo = b.binary_search(&starts[d]).ok()?;
+                let hi = b.binary_search(&(starts[d] + sizes[d])).ok()?;
+                (hi > lo).then_some((lo, hi))
+            })
+            .collect()
+    }
+
+    /// The grid indices of the tiles in `cover`, row-major.
+    fn tiles_in(cover: &[(usize, usize)]) -> Vec<Vec<usize>> {
+        let mut out = vec![vec![]];
+        for &(lo, hi) in cover {
+            out = out
+                .into_iter()
+                .flat_map(|p: Vec<usize>| (lo..hi).map(move |i| [p.clone(), vec![i]].concat()))
+                .collect();
+        }
+        out
+    }
+}
+
+/// At most this many tiles per buffer.
+const MAX_TILES: usize = 1024;
+
+/// What a region carries: a whole buffer or one tile of a tiled buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Buf(usize),
+    Tile(usize, usize),
+}
+
+/// The region key of the grid loop (other regions are keyed by the address of their IR block).
+const GRID_KEY: usize = usize::MAX;
 
 /// Where a load or store takes its element coordinates from.
 #[derive(Clone, Copy)]
@@ -248,7 +327,20 @@ struct Lowerer<'k> {
     vals: HashMap<ValueId, Lv>,
     vars: HashMap<VarId, String>,
     bufs: Vec<Buf>,
+    /// The current tensor of each buffer that is not tiled.
     cur: Vec<String>,
+    /// The tiling of each buffer (from the analysis pass) and the current tiles of tiled ones.
+    tiling: Vec<Option<Tiling>>,
+    tiles: Vec<Vec<String>>,
+    /// Analysis pass: record accesses instead of relying on a tiling.
+    analyzing: bool,
+    /// Analysis: the boxes (starts, sizes) each buffer is accessed with (`None`: some access is
+    /// not a static box).
+    boxes: Vec<Option<Vec<(Vec<usize>, Vec<usize>)>>>,
+    /// The boxes each region (by key) writes: (buffer, starts, sizes).
+    region_writes: HashMap<usize, Vec<(usize, Vec<usize>, Vec<usize>)>>,
+    /// The keys of the regions being lowered.
+    region_stack: Vec<usize>,
     ref_buf: HashMap<ValueId, usize>,
     /// Static upper bounds of integer scalars (to shrink dynamic-size windows).
     upper: HashMap<ValueId, i64>,
@@ -272,6 +364,12 @@ impl<'k> Lowerer<'k> {
             vars: HashMap::new(),
             bufs: Vec::new(),
             cur: Vec::new(),
+            tiling: Vec::new(),
+            tiles: Vec::new(),
+            analyzing: false,
+            boxes: Vec::new(),
+            region_writes: HashMap::new(),
+            region_stack: Vec::new(),
             ref_buf: HashMap::new(),
             upper: HashMap::new(),
             sem_buf: None,
@@ -350,6 +448,9 @@ impl<'k> Lowerer<'k> {
     fn add_buf(&mut self, dtype: DType, shape: &[usize], init: Init) -> usize {
         self.bufs.push(Buf { dtype, shape: shape.to_vec(), len: shape.iter().product(), init });
         self.cur.push(String::new());
+        self.tiling.push(None);
+        self.tiles.push(Vec::new());
+        self.boxes.push(Some(Vec::new()));
         self.bufs.len() - 1
     }
 
@@ -934,7 +1035,14 @@ impl<'k> Lowerer<'k> {
             }
             _ => return None,
         }
-        let plan = self.box_plan(r, &all)?;
+        let mut plan = self.box_plan(r, &all)?;
+        // Window dim d is entry d of `all`, or d + 1 past a wide view's packing dim.
+        plan.map = (0..rank)
+            .map(|d| {
+                let i = if matches!(r.pack, Pack::Wide { .. }) && d + 1 == rank { d + 1 } else { d };
+                plan.map.get(i).copied().flatten()
+            })
+            .collect();
         Some((plan, logical))
     }
 
@@ -945,6 +1053,16 @@ impl<'k> Lowerer<'k> {
         }
         let len = self.bufs[r.buf].len as i64;
         let dims: Vec<(i64, usize)> = all.iter().copied().filter(|&(_, n)| n > 1).collect();
+        let mut next = 0;
+        let map: Vec<Option<usize>> = all
+            .iter()
+            .map(|&(_, n)| {
+                (n > 1).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
         let mut shape = Vec::new();
         let mut sizes = Vec::new();
         let mut strides = Vec::new();
@@ -980,6 +1098,7 @@ impl<'k> Lowerer<'k> {
             return None;
         }
         // The starts: the offset's digits (the first one is not reduced).
+        let mut konst = None;
         let starts = match &r.offset.dynamic {
             None => {
                 let o = r.offset.konst;
@@ -989,6 +1108,7 @@ impl<'k> Lowerer<'k> {
                 if starts.iter().zip(&sizes).zip(&shape).any(|((&s, &n), &e)| s < 0 || s as usize + n > e) {
                     return None;
                 }
+                konst = Some(starts.clone());
                 starts.into_iter().map(|s| self.iconst(s)).collect()
             }
             Some(_) => {
@@ -1011,7 +1131,7 @@ impl<'k> Lowerer<'k> {
                     .collect()
             }
         };
-        Some(BoxPlan { shape, sizes, starts })
+        Some(BoxPlan { shape, sizes, starts, konst, map })
     }
 
     /// The box in the buffer's own (canonical) shape, when each dim of extent > 1 is a window of one
@@ -1021,8 +1141,9 @@ impl<'k> Lowerer<'k> {
         let shape = self.bufs[r.buf].shape.clone();
         let cs = row_major(&shape);
         let mut sizes = vec![1usize; shape.len()];
+        let mut map = vec![None; all.len()];
         let mut c = 0;
-        for &(stride, n) in all.iter().filter(|&&(_, n)| n > 1) {
+        for (i, &(stride, n)) in all.iter().enumerate().filter(|&(_, &(_, n))| n > 1) {
             while c < shape.len() && !(cs[c] == stride && shape[c] >= n) {
                 c += 1;
             }
@@ -1030,8 +1151,10 @@ impl<'k> Lowerer<'k> {
                 return None;
             }
             sizes[c] = n;
+            map[i] = Some(c);
             c += 1;
         }
+        let mut konst = None;
         let starts = match &r.offset.dynamic {
             None => {
                 let o = r.offset.konst;
@@ -1040,6 +1163,7 @@ impl<'k> Lowerer<'k> {
                 if o < 0 || starts.iter().zip(&sizes).zip(&shape).any(|((&s, &n), &e)| s as usize + n > e) {
                     return None;
                 }
+                konst = Some(starts.clone());
                 starts.into_iter().map(|s| self.iconst(s)).collect()
             }
             // Only views built by indexing and slicing are known to be aligned to the dims.
@@ -1049,19 +1173,242 @@ impl<'k> Lowerer<'k> {
                 self.coords_of(r.buf, &o)
             }
         };
-        Some(BoxPlan { shape, sizes, starts })
+        Some(BoxPlan { shape, sizes, starts, konst, map })
     }
 
-    /// The buffer's tensor with `shape` (a reshape of its canonical shape).
-    fn get_as(&mut self, b: usize, shape: &[usize]) -> String {
-        let (dt, cur, canon) = (self.bufs[b].dtype, self.cur[b].clone(), self.bufs[b].shape.clone());
-        self.reshape(&cur, dt, &canon, shape)
+    // ------------------------------------------------------------------------------------ tiles
+
+    /// After the analysis pass: the tiling of each buffer whose accesses were all static boxes
+    /// (cut at every box bound), if that makes more than one tile.
+    fn tilings(&self) -> Vec<Option<Tiling>> {
+        (0..self.bufs.len())
+            .map(|b| {
+                let boxes = self.boxes[b].as_ref()?;
+                let shape = &self.bufs[b].shape;
+                let bounds: Vec<Vec<usize>> = (0..shape.len())
+                    .map(|d| {
+                        let mut cut: BTreeSet<usize> = [0, shape[d]].into();
+                        for (st, sz) in boxes {
+                            cut.insert(st[d]);
+                            cut.insert(st[d] + sz[d]);
+                        }
+                        cut.into_iter().collect()
+                    })
+                    .collect();
+                let t = Tiling { bounds };
+                (t.count() > 1 && t.count() <= MAX_TILES).then_some(t)
+            })
+            .collect()
     }
 
-    /// Sets the buffer's tensor from `v` of `shape`.
-    fn put_as(&mut self, b: usize, v: &str, shape: &[usize]) {
+    /// Analysis: buffer `b` is accessed with box `plan` (written if `write`).
+    fn note_box(&mut self, b: usize, plan: &BoxPlan, write: bool) {
+        if !self.analyzing {
+            return;
+        }
+        let shape = self.bufs[b].shape.clone();
+        let fixed = match &plan.konst {
+            Some(k) if plan.shape == shape && k.iter().all(|&x| x >= 0) => {
+                Some((k.iter().map(|&x| x as usize).collect::<Vec<_>>(), plan.sizes.clone()))
+            }
+            _ => None,
+        };
+        match (&fixed, &mut self.boxes[b]) {
+            (Some(bx), Some(list)) => list.push(bx.clone()),
+            _ => self.boxes[b] = None,
+        }
+        if write {
+            let (st, sz) = fixed.unwrap_or_else(|| (vec![0; shape.len()], shape.clone()));
+            self.note_write(b, st, sz);
+        }
+    }
+
+    /// Analysis: buffer `b` is accessed in a way that is not a static box.
+    fn note_untiled(&mut self, b: usize, write: bool) {
+        if self.analyzing {
+            self.boxes[b] = None;
+            if write {
+                let shape = self.bufs[b].shape.clone();
+                self.note_write(b, vec![0; shape.len()], shape);
+            }
+        }
+    }
+
+    fn note_write(&mut self, b: usize, starts: Vec<usize>, sizes: Vec<usize>) {
+        for key in self.region_stack.clone() {
+            self.region_writes.entry(key).or_default().push((b, starts.clone(), sizes.clone()));
+        }
+    }
+
+    /// The tiles of tiled buffer `b` covering the static box `plan`, if it is one.
+    fn plan_cover(&self, b: usize, plan: &BoxPlan) -> Option<(Tiling, Vec<(usize, usize)>, Vec<usize>)> {
+        let t = self.tiling[b].as_ref()?;
+        let k = plan.konst.as_ref()?;
+        if plan.shape != self.bufs[b].shape || k.iter().any(|&x| x < 0) {
+            return None;
+        }
+        let starts: Vec<usize> = k.iter().map(|&x| x as usize).collect();
+        let cover = t.cover(&starts, &plan.sizes)?;
+        Some((t.clone(), cover, starts))
+    }
+
+    /// The tiles in `cover` of tiled buffer `b`, concatenated: `(value, shape)`.
+    fn assemble(
+        &mut self,
+        b: usize,
+        t: &Tiling,
+        cover: &[(usize, usize)],
+        prefix: &mut Vec<usize>,
+    ) -> (String, Vec<usize>) {
+        let d = prefix.len();
+        if d == cover.len() {
+            let (flat, _, sizes) = t.tile(prefix);
+            return (self.tiles[b][flat].clone(), sizes);
+        }
+        let mut parts = Vec::new();
+        for i in cover[d].0..cover[d].1 {
+            prefix.push(i);
+            parts.push(self.assemble(b, t, cover, prefix));
+            prefix.pop();
+        }
+        if parts.len() == 1 {
+            return parts.pop().expect("one part");
+        }
+        let dt = self.bufs[b].dtype;
+        let mut shape = parts[0].1.clone();
+        shape[d] = parts.iter().map(|p| p.1[d]).sum();
+        let names: Vec<String> = parts.iter().map(|p| p.0.clone()).collect();
+        let types: Vec<String> = parts.iter().map(|p| tensor_type(dt, &p.1)).collect();
+        let v = self.emit(format!(
+            "stablehlo.concatenate {}, dim = {d} : ({}) -> {}",
+            names.join(", "),
+            types.join(", "),
+            tensor_type(dt, &shape)
+        ));
+        (v, shape)
+    }
+
+    /// Stores `v` (the box at `starts` of `sizes`) into the tiles of `cover`.
+    fn scatter_tiles(
+        &mut self,
+        b: usize,
+        t: &Tiling,
+        cover: &[(usize, usize)],
+        starts: &[usize],
+        sizes: &[usize],
+        v: &str,
+    ) {
+        let dt = self.bufs[b].dtype;
+        for idx in Tiling::tiles_in(cover) {
+            let (flat, ts, tz) = t.tile(&idx);
+            self.tiles[b][flat] = if tz == sizes {
+                v.to_string()
+            } else {
+                let lo: Vec<usize> = ts.iter().zip(starts).map(|(a, b)| a - b).collect();
+                self.static_slice(v, dt, sizes, &lo, &tz)
+            };
+        }
+    }
+
+    /// `x[start : start + sizes]` with static bounds.
+    fn static_slice(&mut self, x: &str, dt: DType, shape: &[usize], start: &[usize], sizes: &[usize]) -> String {
+        if start.iter().all(|&s| s == 0) && sizes == shape {
+            return x.to_string();
+        }
+        let limit: Vec<usize> = start.iter().zip(sizes).map(|(s, n)| s + n).collect();
+        self.emit(format!(
+            "\"stablehlo.slice\"({x}) {{start_indices = array<i64: {}>, limit_indices = array<i64: {}>, \
+             strides = array<i64: {}>}} : ({}) -> {}",
+            join(start),
+            join(&limit),
+            join(&vec![1; shape.len()]),
+            tensor_type(dt, shape),
+            tensor_type(dt, sizes)
+        ))
+    }
+
+    /// The whole tensor of buffer `b` (in its canonical shape).
+    fn whole(&mut self, b: usize) -> String {
+        match self.tiling[b].clone() {
+            None => self.cur[b].clone(),
+            Some(t) => {
+                let cover: Vec<(usize, usize)> = t.grid().iter().map(|&n| (0, n)).collect();
+                self.assemble(b, &t, &cover, &mut Vec::new()).0
+            }
+        }
+    }
+
+    /// Sets the whole tensor of buffer `b` (in its canonical shape).
+    fn set_whole(&mut self, b: usize, v: &str) {
+        match self.tiling[b].clone() {
+            None => self.cur[b] = v.to_string(),
+            Some(t) => {
+                let cover: Vec<(usize, usize)> = t.grid().iter().map(|&n| (0, n)).collect();
+                let shape = self.bufs[b].shape.clone();
+                if self.tiles[b].len() != t.count() {
+                    self.tiles[b] = vec![String::new(); t.count()];
+                }
+                self.scatter_tiles(b, &t, &cover, &vec![0; shape.len()], &shape, v);
+            }
+        }
+    }
+
+    /// Replaces the whole tensor of buffer `b` (in its canonical shape).
+    fn put_whole(&mut self, b: usize, v: &str) {
+        if self.analyzing {
+            let shape = self.bufs[b].shape.clone();
+            self.note_write(b, vec![0; shape.len()], shape);
+        }
+        self.set_whole(b, v);
+    }
+
+    /// The box `plan` of buffer `b`.
+    fn box_get(&mut self, b: usize, plan: &BoxPlan) -> String {
+        self.note_box(b, plan, false);
+        if let Some((t, cover, _)) = self.plan_cover(b, plan) {
+            let (v, shape) = self.assemble(b, &t, &cover, &mut Vec::new());
+            debug_assert_eq!(shape, plan.sizes);
+            return v;
+        }
+        let dt = self.bufs[b].dtype;
+        let nd = self.whole_as(b, &plan.shape);
+        self.dyn_slice(&nd, dt, &plan.shape, &plan.starts, &plan.sizes)
+    }
+
+    /// Stores `v` into the box `plan` of buffer `b`.
+    fn box_put(&mut self, b: usize, plan: &BoxPlan, v: &str) {
+        self.note_box(b, plan, true);
+        if let Some((t, cover, starts)) = self.plan_cover(b, plan) {
+            self.scatter_tiles(b, &t, &cover, &starts, &plan.sizes, v);
+            return;
+        }
+        let dt = self.bufs[b].dtype;
+        let nd = self.whole_as(b, &plan.shape);
+        let nd = self.dyn_update(&nd, v, dt, &plan.shape, &plan.sizes, &plan.starts);
+        let canon = self.bufs[b].shape.clone();
+        let nd = self.reshape(&nd, dt, &plan.shape, &canon);
+        self.set_whole(b, &nd);
+    }
+
+    fn whole_as(&mut self, b: usize, shape: &[usize]) -> String {
         let (dt, canon) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
-        self.cur[b] = self.reshape(v, dt, shape, &canon);
+        let w = self.whole(b);
+        self.reshape(&w, dt, &canon, shape)
+    }
+
+    /// The buffer's tensor with `shape` (a reshape of its canonical shape), for an access that is
+    /// not a box.
+    fn get_as(&mut self, b: usize, shape: &[usize]) -> String {
+        self.note_untiled(b, false);
+        self.whole_as(b, shape)
+    }
+
+    /// Sets the buffer's tensor from `v` of `shape`, after an update that is not a box.
+    fn put_as(&mut self, b: usize, v: &str, shape: &[usize]) {
+        self.note_untiled(b, true);
+        let (dt, canon) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
+        let v = self.reshape(v, dt, shape, &canon);
+        self.set_whole(b, &v);
     }
 
     fn get_flat(&mut self, b: usize) -> String {
@@ -1324,51 +1671,73 @@ impl<'k> Lowerer<'k> {
         res
     }
 
-    /// One element of `r` at i32 scalar indices `idx`.
-    fn read_at(&mut self, r: &RefVal, idx: &[String]) -> String {
+    /// The flat position of element `idx` of `r`, if it is known while lowering (not for narrow
+    /// views).
+    fn static_pos(r: &RefVal, idx: &[Lin]) -> Option<i64> {
+        if matches!(r.pack, Pack::Narrow { .. }) || !r.offset.is_static() {
+            return None;
+        }
+        let mut pos = r.offset.konst;
+        for (d, i) in idx.iter().enumerate() {
+            if r.strides[d] != 0 {
+                if !i.is_static() {
+                    return None;
+                }
+                pos += i.konst * r.strides[d];
+            }
+        }
+        Some(pos)
+    }
+
+    /// One element of `r` at indices `idx`.
+    fn read_at(&mut self, r: &RefVal, idx: &[Lin]) -> String {
         let bdt = self.bufs[r.buf].dtype;
-        let (pos, part) = self.addresses(r, &[], Coords::At(idx));
+        let at = Self::static_pos(r, idx);
+        let idx: Vec<String> = idx.iter().map(|l| self.lin_name(l)).collect();
+        let (pos, part) = self.addresses(r, &[], Coords::At(&idx));
         match r.pack.clone() {
             Pack::Same => {
-                let e = self.elem_get(r.buf, &pos);
+                let e = self.elem_get(r.buf, &pos, at);
                 self.view_as(&e, bdt, r.dtype, &[])
             }
             Pack::Wide { k, step } => {
                 let parts: Vec<String> = (0..k)
                     .map(|j| {
                         let p = self.shift_pos(&pos, j as i64 * step, &[]);
-                        self.elem_get(r.buf, &p)
+                        self.elem_get(r.buf, &p, at.map(|a| a + j as i64 * step))
                     })
                     .collect();
                 self.pack_wide(&parts, bdt, r.dtype, &[])
             }
             Pack::Narrow { .. } => {
-                let word = self.elem_get(r.buf, &pos);
+                let word = self.elem_get(r.buf, &pos, None);
                 self.narrow_part(&word, bdt, r.dtype, &part.expect("narrow part"), &[])
             }
         }
     }
 
-    /// Writes one element of `r` at i32 scalar indices `idx`.
-    fn write_at(&mut self, r: &RefVal, idx: &[String], val: &str) {
+    /// Writes one element of `r` at indices `idx`.
+    fn write_at(&mut self, r: &RefVal, idx: &[Lin], val: &str) {
         let bdt = self.bufs[r.buf].dtype;
-        let (pos, part) = self.addresses(r, &[], Coords::At(idx));
+        let at = Self::static_pos(r, idx);
+        let idx: Vec<String> = idx.iter().map(|l| self.lin_name(l)).collect();
+        let (pos, part) = self.addresses(r, &[], Coords::At(&idx));
         match r.pack.clone() {
             Pack::Same => {
                 let e = self.view_as(val, r.dtype, bdt, &[]);
-                self.elem_set(r.buf, &pos, &e);
+                self.elem_set(r.buf, &pos, at, &e);
             }
             Pack::Wide { k, step } => {
                 let parts = self.unpack_wide(val, r.dtype, bdt, k, &[]);
                 for (j, e) in parts.iter().enumerate() {
                     let p = self.shift_pos(&pos, j as i64 * step, &[]);
-                    self.elem_set(r.buf, &p, e);
+                    self.elem_set(r.buf, &p, at.map(|a| a + j as i64 * step), e);
                 }
             }
             Pack::Narrow { .. } => {
-                let word = self.elem_get(r.buf, &pos);
+                let word = self.elem_get(r.buf, &pos, None);
                 let new = self.set_narrow_part(&word, bdt, val, r.dtype, &part.expect("narrow part"), &[]);
-                self.elem_set(r.buf, &pos, &new);
+                self.elem_set(r.buf, &pos, None, &new);
             }
         }
     }
@@ -1398,24 +1767,38 @@ impl<'k> Lowerer<'k> {
             .collect()
     }
 
-    /// Element `pos` (flat, an i32 scalar) of buffer `b`.
-    fn elem_get(&mut self, b: usize, pos: &str) -> String {
-        let (dt, shape) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
-        let at = self.coords_of(b, pos);
-        let cur = self.cur[b].clone();
+    /// The one-element box at flat position `pos` (an i32 scalar, `konst` if known) of buffer `b`.
+    fn elem_plan(&mut self, b: usize, pos: &str, konst: Option<i64>) -> BoxPlan {
+        let shape = self.bufs[b].shape.clone();
         let ones = vec![1; shape.len()];
-        let one = self.dyn_slice(&cur, dt, &shape, &at, &ones);
-        self.reshape(&one, dt, &ones, &[])
+        match konst {
+            Some(p) if p >= 0 && (p as usize) < self.bufs[b].len => {
+                let strides = row_major(&shape);
+                let k: Vec<i64> = (0..shape.len()).map(|d| (p / strides[d]) % shape[d] as i64).collect();
+                let starts = k.iter().map(|&x| self.iconst(x)).collect();
+                BoxPlan { shape, sizes: ones, starts, konst: Some(k), map: vec![] }
+            }
+            _ => {
+                let starts = self.coords_of(b, pos);
+                BoxPlan { shape, sizes: ones, starts, konst: None, map: vec![] }
+            }
+        }
     }
 
-    /// Sets element `pos` (flat, an i32 scalar) of buffer `b` to the scalar `v`, in place.
-    fn elem_set(&mut self, b: usize, pos: &str, v: &str) {
-        let (dt, shape) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
-        let at = self.coords_of(b, pos);
-        let ones = vec![1; shape.len()];
-        let one = self.reshape(v, dt, &[], &ones);
-        let cur = self.cur[b].clone();
-        self.cur[b] = self.dyn_update(&cur, &one, dt, &shape, &ones, &at);
+    /// Element `pos` (flat, an i32 scalar, `konst` if known) of buffer `b`.
+    fn elem_get(&mut self, b: usize, pos: &str, konst: Option<i64>) -> String {
+        let dt = self.bufs[b].dtype;
+        let plan = self.elem_plan(b, pos, konst);
+        let one = self.box_get(b, &plan);
+        self.reshape(&one, dt, &plan.sizes, &[])
+    }
+
+    /// Sets element `pos` (flat, an i32 scalar, `konst` if known) of buffer `b` to the scalar `v`.
+    fn elem_set(&mut self, b: usize, pos: &str, konst: Option<i64>, v: &str) {
+        let dt = self.bufs[b].dtype;
+        let plan = self.elem_plan(b, pos, konst);
+        let one = self.reshape(v, dt, &[], &plan.sizes);
+        self.box_put(b, &plan, &one);
     }
 
     /// Combines `k` narrow elements (of the buffer dtype) into one `to` element, low bits first.
@@ -1514,11 +1897,14 @@ impl<'k> Lowerer<'k> {
             return self.splat(r.dtype, w, 0.0);
         }
         let masked: Vec<bool> = (0..w.len()).map(|d| sizes.get(d).is_some_and(Option::is_some)).collect();
-        // The lanes past a runtime size are read too (and ignored): fine if the window fits.
-        if (0..w.len()).all(|d| !masked[d] || r.fits[d]) {
-            if let Some((b, logical)) = self.boxed(r, w) {
-                let nd = self.get_as(r.buf, &b.shape);
-                let blk = self.dyn_slice(&nd, bdt, &b.shape, &b.starts, &b.sizes);
+        // The lanes past a runtime size are read too (and ignored); a window that may run past the
+        // buffer is read where `dynamic_slice` clamps it to, and shifted back.
+        if let Some((b, logical)) = self.boxed(r, w) {
+            if let Some((b, shifts)) = self.clamped(b, r, w, &masked) {
+                let mut blk = self.box_get(r.buf, &b);
+                for &(pd, ref by) in &shifts {
+                    blk = self.shift_window(&blk, bdt, &b.sizes, pd, by, false);
+                }
                 let v = self.reshape(&blk, bdt, &b.sizes, &logical);
                 return self.box_to_view(&v, r, w, &logical);
             }
@@ -1553,6 +1939,61 @@ impl<'k> Lowerer<'k> {
         self.reshape(&v, r.dtype, &rows, w)
     }
 
+    /// The box `b` of the window `w` of `r` with the start of every dynamic-size dim (`sized`) that
+    /// may run past the buffer clamped into it (as `dynamic_slice` would): the window then starts
+    /// `by` rows before the view, for each such dim `(reshape dim, by)`. `None` if such a dim has
+    /// no dim of its own in the box (a gather or scatter then skips the lanes past the size).
+    fn clamped(
+        &mut self,
+        mut b: BoxPlan,
+        r: &RefVal,
+        w: &[usize],
+        sized: &[bool],
+    ) -> Option<(BoxPlan, Vec<(usize, String)>)> {
+        let mut shifts = Vec::new();
+        for d in 0..w.len() {
+            if !sized[d] || r.fits[d] || w[d] <= 1 {
+                continue;
+            }
+            let pd = b.map.get(d).copied().flatten()?;
+            let (extent, max) = (b.shape[pd] as i64, b.sizes[pd] as i64);
+            let start = b.starts[pd].clone();
+            let zero = self.iconst(0);
+            let lo = self.bin("maximum", &start, &zero, DType::I32, &[]);
+            let last = self.iconst(extent - max);
+            let clamped = self.bin("minimum", &lo, &last, DType::I32, &[]);
+            let by = self.bin("subtract", &start, &clamped, DType::I32, &[]);
+            b.starts[pd] = clamped;
+            b.konst = None;
+            shifts.push((pd, by));
+        }
+        Some((b, shifts))
+    }
+
+    /// `x` moved along dim `d` by the i32 scalar `by` in `[0, extent]` (lanes moved in hold
+    /// zeros): `y[i] = x[i + by]` (down), or `y[i + by] = x[i]` (up).
+    fn shift_window(&mut self, x: &str, dt: DType, shape: &[usize], d: usize, by: &str, up: bool) -> String {
+        let n = shape[d] as i64;
+        let pad = self.splat(dt, shape, 0.0);
+        let mut wide = shape.to_vec();
+        wide[d] *= 2;
+        let (first, second) = if up { (pad.as_str(), x) } else { (x, pad.as_str()) };
+        let t = tensor_type(dt, shape);
+        let cat = self.emit(format!(
+            "stablehlo.concatenate {first}, {second}, dim = {d} : ({t}, {t}) -> {}",
+            tensor_type(dt, &wide)
+        ));
+        let start = if up {
+            let c = self.iconst(n);
+            self.bin("subtract", &c, by, DType::I32, &[])
+        } else {
+            by.to_string()
+        };
+        let starts: Vec<String> =
+            (0..shape.len()).map(|i| if i == d { start.clone() } else { self.iconst(0) }).collect();
+        self.dyn_slice(&cat, dt, &wide, &starts, shape)
+    }
+
     /// An `outer`-shaped tensor repeated along a trailing dim of `c`.
     fn bcast_rows(&mut self, x: &str, outer: &[usize], c: usize) -> String {
         let mut rows = outer.to_vec();
@@ -1577,21 +2018,30 @@ impl<'k> Lowerer<'k> {
         let masked: Vec<bool> =
             (0..w.len()).map(|d| mask.is_some() || sizes.get(d).is_some_and(Option::is_some)).collect();
         let dynamic = sizes.iter().any(Option::is_some);
-        if (0..w.len()).all(|d| sizes.get(d).is_none_or(Option::is_none) || r.fits[d]) {
-            if let Some((b, logical)) = self.boxed(r, w) {
+        let sized: Vec<bool> = (0..w.len()).map(|d| sizes.get(d).is_some_and(Option::is_some)).collect();
+        if let Some((b, logical)) = self.boxed(r, w) {
+            if let Some((b, shifts)) = self.clamped(b, r, w, &sized) {
                 let v = self.view_to_box(val, r, w, &logical);
                 let mut v = self.reshape(&v, bdt, &logical, &b.sizes);
-                let nd = self.get_as(r.buf, &b.shape);
                 let lanes = if dynamic { self.size_mask(sizes, w) } else { None };
                 let mask = self.and_masks(mask.map(str::to_string), lanes, w);
-                if let Some(m) = mask {
-                    let old = self.dyn_slice(&nd, bdt, &b.shape, &b.starts, &b.sizes);
-                    let m = self.spread(&m, DType::Bool, w, &logical);
-                    let m = self.reshape(&m, DType::Bool, &logical, &b.sizes);
+                let mut m = match mask {
+                    Some(m) => {
+                        let m = self.spread(&m, DType::Bool, w, &logical);
+                        Some(self.reshape(&m, DType::Bool, &logical, &b.sizes))
+                    }
+                    None => None,
+                };
+                // A window clamped into the buffer: the values (and lanes) move up to their place.
+                for &(pd, ref by) in &shifts {
+                    v = self.shift_window(&v, bdt, &b.sizes, pd, by, true);
+                    m = m.map(|m| self.shift_window(&m, DType::Bool, &b.sizes, pd, by, true));
+                }
+                if let Some(m) = m {
+                    let old = self.box_get(r.buf, &b);
                     v = self.select(&m, &v, &old, &b.sizes, bdt, &b.sizes);
                 }
-                let nd = self.dyn_update(&nd, &v, bdt, &b.shape, &b.sizes, &b.starts);
-                self.put_as(r.buf, &nd, &b.shape);
+                self.box_put(r.buf, &b, &v);
                 return;
             }
         }
@@ -1685,8 +2135,7 @@ impl<'k> Lowerer<'k> {
         if span.iter().product::<usize>() > 0 {
             if let Some((b, lspan)) = self.boxed(&whole, &span) {
                 let bdt = self.bufs[r.buf].dtype;
-                let nd = self.get_as(r.buf, &b.shape);
-                let blk = self.dyn_slice(&nd, bdt, &b.shape, &b.starts, &b.sizes);
+                let blk = self.box_get(r.buf, &b);
                 let v = self.reshape(&blk, bdt, &b.sizes, &lspan);
                 // The packing dim (if any) is not strided.
                 let (mut lsteps, mut lshape) = (steps.to_vec(), shape.to_vec());
@@ -1713,11 +2162,12 @@ impl<'k> Lowerer<'k> {
     fn sem_add(&mut self, sem: &SemVal, bytes: &Lin, sign: i64) {
         let Some(sb) = self.sem_buf else { return };
         let idx = self.lin_name(&sem.base);
-        let old = self.elem_get(sb, &idx);
+        let at = sem.base.is_static().then_some(sem.base.konst);
+        let old = self.elem_get(sb, &idx, at);
         let delta = self.lin_add(&Lin::k(0), bytes, sign);
         let delta = self.lin_name(&delta);
         let new = self.bin("add", &old, &delta, DType::I32, &[]);
-        self.elem_set(sb, &idx, &new);
+        self.elem_set(sb, &idx, at, &new);
     }
 
     /// Bytes a ref holds at run time.
@@ -1947,8 +2397,72 @@ impl<'k> Lowerer<'k> {
         written.difference(&declared).copied().filter(|v| self.vars.contains_key(v)).collect()
     }
 
-    fn state_types(&self, bufs: &[usize], vars: &[VarId]) -> Vec<String> {
-        let mut t: Vec<String> = bufs.iter().map(|&b| tensor_type(self.bufs[b].dtype, &self.bufs[b].shape)).collect();
+    /// What a region (by `keys`) that writes `bufs` carries: whole buffers, and of tiled buffers
+    /// the tiles it writes (all of them if the analysis recorded nothing).
+    fn carry(&self, keys: &[usize], bufs: &[usize]) -> Vec<Slot> {
+        let mut out = Vec::new();
+        for &b in bufs {
+            let Some(t) = &self.tiling[b] else {
+                out.push(Slot::Buf(b));
+                continue;
+            };
+            let mut tiles = BTreeSet::new();
+            let mut all = true;
+            for key in keys {
+                for (wb, st, sz) in self.region_writes.get(key).into_iter().flatten() {
+                    if *wb != b {
+                        continue;
+                    }
+                    all = false;
+                    match t.cover(st, sz) {
+                        Some(cover) => tiles.extend(Tiling::tiles_in(&cover).iter().map(|idx| t.tile(idx).0)),
+                        None => tiles.extend(0..t.count()),
+                    }
+                }
+            }
+            if all {
+                tiles.extend(0..t.count());
+            }
+            out.extend(tiles.into_iter().map(|i| Slot::Tile(b, i)));
+        }
+        out
+    }
+
+    fn slot_shape(&self, s: Slot) -> (DType, Vec<usize>) {
+        match s {
+            Slot::Buf(b) => (self.bufs[b].dtype, self.bufs[b].shape.clone()),
+            Slot::Tile(b, i) => {
+                let t = self.tiling[b].as_ref().expect("a tiled buffer");
+                let g = t.grid();
+                let mut idx = vec![0; g.len()];
+                let mut rest = i;
+                for d in (0..g.len()).rev() {
+                    idx[d] = rest % g[d];
+                    rest /= g[d];
+                }
+                (self.bufs[b].dtype, t.tile(&idx).2)
+            }
+        }
+    }
+
+    fn slot_bytes(&self, slots: &[Slot]) -> usize {
+        slots
+            .iter()
+            .map(|&s| {
+                let (dt, shape) = self.slot_shape(s);
+                shape.iter().product::<usize>() * dt.bytes()
+            })
+            .sum()
+    }
+
+    fn state_types(&self, bufs: &[Slot], vars: &[VarId]) -> Vec<String> {
+        let mut t: Vec<String> = bufs
+            .iter()
+            .map(|&s| {
+                let (dt, shape) = self.slot_shape(s);
+                tensor_type(dt, &shape)
+            })
+            .collect();
         for v in vars {
             let vt = &self.k.vars[v.0 as usize];
             t.push(match vt {
@@ -1959,15 +2473,24 @@ impl<'k> Lowerer<'k> {
         t
     }
 
-    fn state(&self, bufs: &[usize], vars: &[VarId]) -> Vec<String> {
-        let mut s: Vec<String> = bufs.iter().map(|&b| self.cur[b].clone()).collect();
+    fn state(&self, bufs: &[Slot], vars: &[VarId]) -> Vec<String> {
+        let mut s: Vec<String> = bufs
+            .iter()
+            .map(|&s| match s {
+                Slot::Buf(b) => self.cur[b].clone(),
+                Slot::Tile(b, i) => self.tiles[b][i].clone(),
+            })
+            .collect();
         s.extend(vars.iter().map(|v| self.vars[v].clone()));
         s
     }
 
-    fn set_state(&mut self, bufs: &[usize], vars: &[VarId], names: &[String]) {
-        for (i, &b) in bufs.iter().enumerate() {
-            self.cur[b] = names[i].clone();
+    fn set_state(&mut self, bufs: &[Slot], vars: &[VarId], names: &[String]) {
+        for (i, &s) in bufs.iter().enumerate() {
+            match s {
+                Slot::Buf(b) => self.cur[b] = names[i].clone(),
+                Slot::Tile(b, t) => self.tiles[b][t] = names[i].clone(),
+            }
         }
         for (i, v) in vars.iter().enumerate() {
             self.vars.insert(*v, names[bufs.len() + i].clone());
@@ -1994,7 +2517,7 @@ impl<'k> Lowerer<'k> {
     fn region_if(
         &mut self,
         cond: Cond,
-        bufs: &[usize],
+        bufs: &[Slot],
         vars: &[VarId],
         then_f: &mut dyn FnMut(&mut Self) -> R<()>,
         else_f: &mut dyn FnMut(&mut Self) -> R<()>,
@@ -2037,7 +2560,7 @@ impl<'k> Lowerer<'k> {
     fn region_while(
         &mut self,
         extra: &[(String, String)],
-        bufs: &[usize],
+        bufs: &[Slot],
         vars: &[VarId],
         cond_f: &mut dyn FnMut(&mut Self, &[String]) -> R<String>,
         body_f: &mut dyn FnMut(&mut Self, &[String]) -> R<Vec<String>>,
@@ -2078,8 +2601,6 @@ impl<'k> Lowerer<'k> {
         let name = sanitize(&k.name);
         self.line(&format!("module @{name} {{"));
         self.indent += 1;
-        let args: Vec<String> =
-            self.args.iter().enumerate().map(|(i, (dt, s))| format!("%arg{i}: {}", tensor_type(*dt, s))).collect();
         let outs: Vec<(usize, DType, Vec<usize>)> = k
             .outputs()
             .zip(self.outputs.clone())
@@ -2088,24 +2609,58 @@ impl<'k> Lowerer<'k> {
                 (b, a.dtype, a.max_shape())
             })
             .collect();
+        // An output that aliases an input is that argument's buffer (`tf.aliasing_output`): with
+        // the input donated, XLA updates it in place instead of copying it first.
+        let mut alias: HashMap<usize, usize> = HashMap::new();
+        for (j, (b, dt, shape)) in outs.iter().enumerate() {
+            if let Init::Arg(i, arg_shape) = &self.bufs[*b].init {
+                if arg_shape == shape && self.args[*i].0 == *dt {
+                    alias.entry(*i).or_insert(j);
+                }
+            }
+        }
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, (dt, s))| match alias.get(&i) {
+                Some(j) => format!("%arg{i}: {} {{tf.aliasing_output = {j} : i32}}", tensor_type(*dt, s)),
+                None => format!("%arg{i}: {}", tensor_type(*dt, s)),
+            })
+            .collect();
         let out_types: Vec<String> = outs.iter().map(|(_, dt, s)| tensor_type(*dt, s)).collect();
         self.line(&format!("func.func public @main({}) -> ({}) {{", args.join(", "), out_types.join(", ")));
         self.indent += 1;
         for b in 0..self.bufs.len() {
             let (dt, canon) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
-            self.cur[b] = match &self.bufs[b].init {
+            let bits = match &self.bufs[b].init {
                 Init::Arg(i, shape) => {
                     let shape = shape.clone();
-                    self.reshape(&format!("%arg{i}"), dt, &shape, &canon)
+                    let v = self.reshape(&format!("%arg{i}"), dt, &shape, &canon);
+                    self.set_whole(b, &v);
+                    continue;
                 }
-                Init::Poison => self.splat_bits(dt, &canon, dt.poison_bits()),
-                Init::Zero => self.splat(dt, &canon, 0.0),
+                Init::Poison => dt.poison_bits(),
+                Init::Zero => value_bits(dt, 0.0),
             };
+            match self.tiling[b].clone() {
+                None => self.cur[b] = self.splat_bits(dt, &canon, bits),
+                Some(t) => {
+                    let cover: Vec<(usize, usize)> = t.grid().iter().map(|&n| (0, n)).collect();
+                    self.tiles[b] = Tiling::tiles_in(&cover)
+                        .iter()
+                        .map(|idx| {
+                            let sizes = t.tile(idx).2;
+                            self.splat_bits(dt, &sizes, bits)
+                        })
+                        .collect();
+                }
+            }
         }
         self.grid()?;
         let mut names = Vec::new();
         for (b, _, shape) in &outs {
-            names.push(self.get_as(*b, shape));
+            names.push(self.whole_as(*b, shape));
         }
         self.loc = k.loc;
         if names.is_empty() {
@@ -2163,6 +2718,7 @@ impl<'k> Lowerer<'k> {
             }
         }
         let bufs: Vec<usize> = bufs.into_iter().collect();
+        let bufs = self.carry(&[GRID_KEY], &bufs);
         let i32t = tensor_type(DType::I32, &[]);
         let mut extra = vec![(self.iconst(0), i32t.clone())];
         for b in 0..self.blocks.len() {
@@ -2192,7 +2748,10 @@ impl<'k> Lowerer<'k> {
             }
             Ok(ys)
         };
-        self.region_while(&extra, &bufs, &[], &mut cond, &mut body)?;
+        self.region_stack.push(GRID_KEY);
+        let r = self.region_while(&extra, &bufs, &[], &mut cond, &mut body);
+        self.region_stack.pop();
+        r?;
         Ok(())
     }
 
@@ -2245,13 +2804,15 @@ impl<'k> Lowerer<'k> {
                     Cond::Static(false) => {}
                     Cond::Static(true) => {
                         let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
-                        self.cur[vmem] = self.splat_bits(dt, &shape, dt.poison_bits());
+                        let poison = self.splat_bits(dt, &shape, dt.poison_bits());
+                        self.put_whole(vmem, &poison);
                     }
                     Cond::Dyn(c) => {
                         let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
                         let poison = self.splat_bits(dt, &shape, dt.poison_bits());
-                        let old = self.cur[vmem].clone();
-                        self.cur[vmem] = self.select(&c, &poison, &old, &[], dt, &shape);
+                        let old = self.whole(vmem);
+                        let new = self.select(&c, &poison, &old, &[], dt, &shape);
+                        self.put_whole(vmem, &new);
                     }
                 }
             } else {
@@ -2322,25 +2883,25 @@ impl<'k> Lowerer<'k> {
         if even {
             // Whole blocks: a dynamic slice of the array (in bounds for every valid block index).
             let st: Vec<String> = starts.iter().map(|s| self.lin_name(s)).collect();
-            let nd = self.get_as(hbm, &array);
+            let konst = starts.iter().all(Lin::is_static).then(|| starts.iter().map(|s| s.konst).collect());
+            let plan = BoxPlan { shape: array.clone(), sizes: block.clone(), starts: st, konst, map: vec![] };
             if copy_in {
-                let new = self.dyn_slice(&nd, dt, &array, &st, &block);
+                let new = self.box_get(hbm, &plan);
                 let new = match pred {
                     None => new,
                     Some(p) => {
-                        let old = self.get_as(vmem, &block);
+                        let old = self.whole(vmem);
                         self.select(p, &new, &old, &[], dt, &block)
                     }
                 };
-                self.put_as(vmem, &new, &block);
+                self.put_whole(vmem, &new);
             } else {
-                let mut v = self.get_as(vmem, &block);
+                let mut v = self.whole(vmem);
                 if let Some(p) = pred {
-                    let old = self.dyn_slice(&nd, dt, &array, &st, &block);
+                    let old = self.box_get(hbm, &plan);
                     v = self.select(p, &v, &old, &[], dt, &block);
                 }
-                let nd = self.dyn_update(&nd, &v, dt, &array, &block, &st);
-                self.put_as(hbm, &nd, &array);
+                self.box_put(hbm, &plan, &v);
             }
             return Ok(());
         }
@@ -2375,12 +2936,14 @@ impl<'k> Lowerer<'k> {
         };
         let vref = RefVal { sizes, ..full_ref(vmem, dt, &block) };
         if copy_in {
-            let old = self.cur[vmem].clone();
-            self.cur[vmem] = self.splat_bits(dt, &block, dt.poison_bits());
+            let old = self.whole(vmem);
+            let poison = self.splat_bits(dt, &block, dt.poison_bits());
+            self.put_whole(vmem, &poison);
             self.copy(&href, &vref);
             if let Some(p) = pred {
-                let new = self.cur[vmem].clone();
-                self.cur[vmem] = self.select(p, &new, &old, &[], dt, &block);
+                let new = self.whole(vmem);
+                let new = self.select(p, &new, &old, &[], dt, &block);
+                self.put_whole(vmem, &new);
             }
         } else {
             self.copy(&vref, &href);
@@ -2395,6 +2958,20 @@ impl<'k> Lowerer<'k> {
             self.inst(inst)?;
         }
         Ok(())
+    }
+
+    /// Lowers `blocks` as the body of the region keyed by `region` (its writes are recorded).
+    fn keyed_block(&mut self, region: &'k Block, blocks: &[&'k Block]) -> R<()> {
+        self.region_stack.push(key(region));
+        let mut r = Ok(());
+        for b in blocks {
+            r = self.block(b);
+            if r.is_err() {
+                break;
+            }
+        }
+        self.region_stack.pop();
+        r
     }
 
     fn result_shape(&self, inst: &Inst) -> Vec<usize> {
@@ -2718,25 +3295,13 @@ impl<'k> Lowerer<'k> {
             }
             Op::ScalarLoad { src, indices } => {
                 let r = self.refval(*src)?;
-                let idx: Vec<String> = indices
-                    .iter()
-                    .map(|i| {
-                        let l = self.lin_of(*i);
-                        self.lin_name(&l)
-                    })
-                    .collect();
+                let idx: Vec<Lin> = indices.iter().map(|i| self.lin_of(*i)).collect();
                 let v = self.read_at(&r, &idx);
                 self.bind(inst, v, None);
             }
             Op::ScalarStore { dst, indices, value } => {
                 let r = self.refval(*dst)?;
-                let idx: Vec<String> = indices
-                    .iter()
-                    .map(|i| {
-                        let l = self.lin_of(*i);
-                        self.lin_name(&l)
-                    })
-                    .collect();
+                let idx: Vec<Lin> = indices.iter().map(|i| self.lin_of(*i)).collect();
                 let v = self.tensor(*value);
                 self.write_at(&r, &idx, &v);
             }
@@ -2781,14 +3346,15 @@ impl<'k> Lowerer<'k> {
                 let (lo, hi) = (self.lin_name(&lo), self.lin_name(&hi));
                 let extra = [(lo, tensor_type(DType::I32, &[]))];
                 let index = *index;
+                let slots = self.carry(&[key(body)], &bufs);
                 let mut cond = |s: &mut Self, a: &[String]| Ok(s.compare("LT", &a[0], &hi, DType::I32, &[]));
                 let mut run = |s: &mut Self, a: &[String]| {
                     s.vals.insert(index, Lv::T { name: a[0].clone(), konst: None });
-                    s.block(body)?;
+                    s.keyed_block(body, &[body])?;
                     let one = s.iconst(1);
                     Ok(vec![s.bin("add", &a[0], &one, DType::I32, &[])])
                 };
-                self.region_while(&extra, &bufs, &vars, &mut cond, &mut run)?;
+                self.region_while(&extra, &slots, &vars, &mut cond, &mut run)?;
             }
             Op::If { cond, then_body, else_body } => {
                 let bufs = self.writes(&[then_body, else_body]);
@@ -2800,7 +3366,8 @@ impl<'k> Lowerer<'k> {
                 // XLA:CPU copies every buffer a conditional passes through, in both branches: an `if`
                 // that writes large buffers becomes two loops of at most one trip each (`while c`
                 // then `while !c`), whose carried buffers XLA updates in place.
-                let bytes: usize = bufs.iter().map(|&b| self.bufs[b].len * self.bufs[b].dtype.bytes()).sum();
+                let slots = self.carry(&[key(then_body), key(else_body)], &bufs);
+                let bytes = self.slot_bytes(&slots);
                 match c {
                     Cond::Dyn(c) if bytes > IF_AS_LOOPS_BYTES => {
                         let not_c = self.un("not", &c, DType::Bool, &[]);
@@ -2808,16 +3375,21 @@ impl<'k> Lowerer<'k> {
                             if body.insts.is_empty() {
                                 continue;
                             }
+                            let slots = self.carry(&[key(body)], &bufs);
                             let extra = [(flag, tensor_type(DType::Bool, &[]))];
                             let mut test = |_: &mut Self, a: &[String]| Ok(a[0].clone());
                             let mut run = |s: &mut Self, _: &[String]| {
-                                s.block(body)?;
+                                s.keyed_block(body, &[body])?;
                                 Ok(vec![s.splat(DType::Bool, &[], 0.0)])
                             };
-                            self.region_while(&extra, &bufs, &vars, &mut test, &mut run)?;
+                            self.region_while(&extra, &slots, &vars, &mut test, &mut run)?;
                         }
                     }
-                    c => self.region_if(c, &bufs, &vars, &mut |s| s.block(then_body), &mut |s| s.block(else_body))?,
+                    c => {
+                        self.region_if(c, &slots, &vars, &mut |s| s.keyed_block(then_body, &[then_body]), &mut |s| {
+                            s.keyed_block(else_body, &[else_body])
+                        })?
+                    }
                 }
             }
             Op::While { cond_body, cond, body } => {
@@ -2832,18 +3404,23 @@ impl<'k> Lowerer<'k> {
                 let c0 = self.tensor(*cond);
                 let extra = [(c0, tensor_type(DType::Bool, &[]))];
                 let cond = *cond;
+                let slots = self.carry(&[key(body)], &bufs);
                 let mut test = |_: &mut Self, a: &[String]| Ok(a[0].clone());
                 let mut run = |s: &mut Self, _: &[String]| {
-                    s.block(body)?;
-                    s.block(cond_body)?;
+                    s.keyed_block(body, &[body, cond_body])?;
                     Ok(vec![s.tensor(cond)])
                 };
-                self.region_while(&extra, &bufs, &vars, &mut test, &mut run)?;
+                self.region_while(&extra, &slots, &vars, &mut test, &mut run)?;
             }
             Op::DebugPrint { .. } => {}
         }
         Ok(())
     }
+}
+
+/// The key of the region whose body is `b`.
+fn key(b: &Block) -> usize {
+    b as *const Block as usize
 }
 
 fn full_ref(buf: usize, dtype: DType, shape: &[usize]) -> RefVal {
