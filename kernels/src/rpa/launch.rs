@@ -90,16 +90,18 @@ pub fn build_for_target(
     case: RpaCase,
     target: TpuTarget,
 ) -> Result<Kernel, RpaError> {
-    let cfg = config_for_target(x, opts, case, target);
-    validate_block_sizes(case, cfg.blocks, cfg.page_size)?;
-    Ok(rpa_kernel(&cfg)?)
+    build_config(&config_for_target(x, opts, case, target))
 }
 
 /// Builds the kernel of one case.
 pub fn build(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> Result<Kernel, RpaError> {
-    let cfg = config_for(x, opts, case);
-    validate_block_sizes(case, cfg.blocks, cfg.page_size)?;
-    Ok(rpa_kernel(&cfg)?)
+    build_config(&config_for(x, opts, case))
+}
+
+/// Checks the block sizes of `cfg` and builds its kernel.
+fn build_config(cfg: &RpaConfig) -> Result<Kernel, RpaError> {
+    validate_block_sizes(cfg.case, cfg.blocks, cfg.page_size)?;
+    Ok(rpa_kernel(cfg)?)
 }
 
 /// Queries `[T, Hq, D]` → `[Hkv, T, G, Dp]` (zero-padded head_dim), optionally quantized.
@@ -217,8 +219,7 @@ fn launch(
             Backend::PjrtCpu => {
                 let mut cfg = base_config(x, opts, case);
                 cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| blocks::cpu_block_sizes(&cfg));
-                validate_block_sizes(case, cfg.blocks, cfg.page_size)?;
-                rpa_kernel(&cfg)?
+                build_config(&cfg)?
             }
             Backend::Interpret => build(x, opts, case)?,
         };

@@ -1689,12 +1689,18 @@ impl<'k> Lowerer<'k> {
         Some(pos)
     }
 
-    /// One element of `r` at indices `idx`.
-    fn read_at(&mut self, r: &RefVal, idx: &[Lin]) -> String {
-        let bdt = self.bufs[r.buf].dtype;
+    /// Where element `idx` of `r` lives: the base dtype, its static flat position (if known),
+    /// its runtime position and (for narrow packing) its part.
+    fn element_at(&mut self, r: &RefVal, idx: &[Lin]) -> (DType, Option<i64>, String, Option<String>) {
         let at = Self::static_pos(r, idx);
         let idx: Vec<String> = idx.iter().map(|l| self.lin_name(l)).collect();
         let (pos, part) = self.addresses(r, &[], Coords::At(&idx));
+        (self.bufs[r.buf].dtype, at, pos, part)
+    }
+
+    /// One element of `r` at indices `idx`.
+    fn read_at(&mut self, r: &RefVal, idx: &[Lin]) -> String {
+        let (bdt, at, pos, part) = self.element_at(r, idx);
         match r.pack.clone() {
             Pack::Same => {
                 let e = self.elem_get(r.buf, &pos, at);
@@ -1718,10 +1724,7 @@ impl<'k> Lowerer<'k> {
 
     /// Writes one element of `r` at indices `idx`.
     fn write_at(&mut self, r: &RefVal, idx: &[Lin], val: &str) {
-        let bdt = self.bufs[r.buf].dtype;
-        let at = Self::static_pos(r, idx);
-        let idx: Vec<String> = idx.iter().map(|l| self.lin_name(l)).collect();
-        let (pos, part) = self.addresses(r, &[], Coords::At(&idx));
+        let (bdt, at, pos, part) = self.element_at(r, idx);
         match r.pack.clone() {
             Pack::Same => {
                 let e = self.view_as(val, r.dtype, bdt, &[]);
