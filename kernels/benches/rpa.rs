@@ -1,18 +1,21 @@
 //! RPA benchmark: HBM bytes moved (interpret-mode accounting) ÷ the minimum the attention must
 //! touch, and wall time per call on interpret mode, on PJRT-CPU (the StableHLO lowering) and of the
 //! dense reference on PJRT-CPU (one plain StableHLO program, `rpa::dense`), for the upstream
-//! decode_only / prefill_only / mixed lists and the Llama-3-8B shaped serving batch.
+//! decode_only / prefill_only / mixed lists and the Llama-3-8B shaped serving batch; and per batch
+//! the time to build its kernels (the IR, then the Mosaic text) and to compile them with libtpu
+//! for each TPU generation (when the libtpu wheel is installed: `./scripts/install-plugins`).
 //! `cargo bench -p rpa-kernels --bench rpa`.
 //!
 //! PJRT-CPU times are the median of a few calls after a first call that compiles (and is not
 //! counted); a call includes the host-side work (layouts, upload, download) on both sides.
 
 use rpa_dsl::DType;
+use rpa_dsl::TpuTarget;
 use rpa_kernels::rpa::dense::dense_attention;
-use rpa_kernels::rpa::launch::{ragged_paged_attention, ragged_paged_attention_on, Backend};
+use rpa_kernels::rpa::launch::{build_for_target, ragged_paged_attention, ragged_paged_attention_on, Backend};
 use rpa_kernels::rpa::reference::RpaInputs;
 use rpa_kernels::rpa::testing::{make_batch, BatchSpec, DECODE_KV, MIXED, PREFILL};
-use rpa_kernels::rpa::RpaOptions;
+use rpa_kernels::rpa::{RpaCase, RpaOptions};
 use std::time::Instant;
 
 /// Timed PJRT-CPU calls per measurement (after the compiling one).
@@ -67,17 +70,64 @@ fn bench(name: &str, x: &RpaInputs, opts: &RpaOptions, lens: &[(usize, usize)]) 
     );
 }
 
+/// The cases a batch launches (a case with no sequences launches nothing).
+fn launched_cases(x: &RpaInputs) -> Vec<RpaCase> {
+    let [i, j, k] = x.distribution;
+    [(RpaCase::Decode, 0, i), (RpaCase::Prefill, i, j), (RpaCase::Mixed, j, k)]
+        .into_iter()
+        .filter(|&(_, lo, hi)| lo < hi)
+        .map(|(case, ..)| case)
+        .collect()
+}
+
+/// Build and compile times of the batch's kernels, summed over its cases: the IR (median of 5),
+/// the Mosaic text (median of 5), and per TPU generation one libtpu compile (rpa's verifier, the
+/// Mosaic text, the custom call and libtpu's compile; the first compile also loads libtpu).
+fn build_times(name: &str, x: &RpaInputs, opts: &RpaOptions) {
+    let cases = launched_cases(x);
+    let target = TpuTarget::V6e;
+    let build = |case| build_for_target(x, opts, case, target).expect("builds");
+    let ir: f64 = cases.iter().map(|&c| median_ms(5, &mut || drop(build(c)))).sum();
+    let kernels: Vec<_> = cases.iter().map(|&c| build(c)).collect();
+    let lower = |k| rpa_dsl::lower::mosaic::lower(k).expect("lowers to Mosaic");
+    let mosaic: f64 = kernels.iter().map(|k| median_ms(5, &mut || drop(lower(k)))).sum();
+    let lines: usize = kernels.iter().map(|k| lower(k).lines().count()).sum();
+    let mut line = format!("{name:<32} build: IR {ir:>6.1} | Mosaic {mosaic:>6.1} ({lines} lines)");
+    if rpa_dsl::pjrt::libtpu().is_err() {
+        line += " | libtpu not installed";
+    }
+    for target in TpuTarget::ALL.into_iter().filter(|_| rpa_dsl::pjrt::libtpu().is_ok()) {
+        let kernels: Vec<_> = cases.iter().map(|&c| build_for_target(x, opts, c, target).expect("builds")).collect();
+        let compile: f64 = kernels
+            .iter()
+            .map(|k| ms(&mut || drop(rpa_dsl::tpu::compile_for(k, target).expect("compiles for the TPU"))))
+            .sum();
+        line += &format!(" | libtpu {target} {compile:>7.1}");
+    }
+    println!("{line}");
+}
+
 fn main() {
-    println!("ms per call; bytes ratio = interpret-mode HBM bytes / minimum bytes");
+    println!("ms; bytes ratio = interpret-mode HBM bytes / minimum bytes");
     let opts = RpaOptions { sm_scale: 1.0 / (128f64).sqrt(), ..Default::default() };
     let decode: Vec<(usize, usize)> = DECODE_KV.iter().map(|&kv| (1, kv)).collect();
     let mut x = make_batch(&BatchSpec::new(&decode, (32, 8), 128, 16, DType::F32));
     x.distribution = [16, 16, 16];
-    bench("decode_only (32/8, D128, f32)", &x, &opts, &decode);
-    let x = make_batch(&BatchSpec::new(&PREFILL, (32, 8), 128, 16, DType::F32));
-    bench("prefill_only (32/8, D128, f32)", &x, &opts, &PREFILL);
-    let x = make_batch(&BatchSpec::new(&MIXED, (32, 8), 128, 16, DType::F32));
-    bench("mixed (32/8, D128, f32)", &x, &opts, &MIXED);
-    let (x, opts) = rpa_kernels::demo::serving_batch();
-    bench("Llama-3-8B serving batch (bf16)", &x, &opts, &rpa_kernels::demo::SERVING_LENS);
+    let prefill = make_batch(&BatchSpec::new(&PREFILL, (32, 8), 128, 16, DType::F32));
+    let mixed = make_batch(&BatchSpec::new(&MIXED, (32, 8), 128, 16, DType::F32));
+    let (serving, serving_opts) = rpa_kernels::demo::serving_batch();
+    let batches = [
+        ("decode_only (32/8, D128, f32)", &x, &opts, &decode[..]),
+        ("prefill_only (32/8, D128, f32)", &prefill, &opts, &PREFILL[..]),
+        ("mixed (32/8, D128, f32)", &mixed, &opts, &MIXED[..]),
+        ("Llama-3-8B serving batch (bf16)", &serving, &serving_opts, &rpa_kernels::demo::SERVING_LENS[..]),
+    ];
+    println!("\n== per call: bytes ratio, then wall time");
+    for (name, x, opts, lens) in batches {
+        bench(name, x, opts, lens);
+    }
+    println!("\n== kernel build (IR, Mosaic text) and libtpu compile, summed over the launched kernels");
+    for (name, x, opts, _) in batches {
+        build_times(name, x, opts);
+    }
 }

@@ -403,3 +403,48 @@ fn demo_runs_on_a_machine_without_plugins() {
         assert!(line.ends_with(" ok"), "{line}");
     }
 }
+
+/// The `rpa …` lines of the book's command page (`docs/06-the-rpa-command.md`), as argument lists.
+fn documented_commands() -> Vec<Vec<String>> {
+    let page = include_str!("../../docs/06-the-rpa-command.md");
+    let mut in_sh = false;
+    let mut commands = Vec::new();
+    for line in page.lines() {
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+            continue;
+        }
+        let line = line.split(" #").next().unwrap_or("").trim();
+        if in_sh && line.starts_with("rpa ") {
+            commands.push(line.split_whitespace().map(String::from).collect());
+        }
+    }
+    commands
+}
+
+#[test]
+fn the_book_shows_every_subcommand_with_flags_that_parse() {
+    let commands = documented_commands();
+    let shown: BTreeSet<&str> = commands.iter().map(|c| c[1].as_str()).collect();
+    for sub in ["demo", "run", "ir", "mosaic", "stablehlo", "compile", "bench", "trace"] {
+        assert!(shown.contains(sub), "the command page shows no `rpa {sub}`");
+    }
+    for c in &commands {
+        if let Err(e) = Cli::try_parse_from(c) {
+            panic!("documented `{}` does not parse:\n{e}", c.join(" "));
+        }
+    }
+    // The cheap ones (interpret mode, nothing written) also run and succeed.
+    let runs_here = |c: &[String]| {
+        ["run", "ir", "mosaic", "stablehlo"].contains(&c[1].as_str())
+            && !c.iter().any(|a| a.starts_with('-') && ["--out", "-o", "--input", "--backend"].contains(&a.as_str()))
+    };
+    let mut ran = 0;
+    for c in commands.iter().filter(|c| runs_here(c)) {
+        let args: Vec<&str> = c[1..].iter().map(String::as_str).collect();
+        let o = rpa(&args);
+        expect_code(&o, 0, &c.join(" "));
+        ran += 1;
+    }
+    assert!(ran >= 5, "ran {ran} documented commands");
+}

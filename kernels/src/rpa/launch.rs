@@ -234,7 +234,7 @@ fn launch(
         ];
         let outputs = match backend {
             Backend::Interpret => {
-                let res = interpret::run(&kernel, &inputs, interpret)?;
+                let res = interpret::run_owned(&kernel, inputs, interpret)?;
                 report.stats.push((case, res.stats));
                 if interpret.trace {
                     report.traces.push((case, kernel.name.clone(), res.events));

@@ -74,7 +74,7 @@ impl<'k> Machine<'k> {
         KernelError::single(&self.k.name, Some(op), loc, msg)
     }
 
-    pub fn setup(&mut self, inputs: &[Array]) -> R<()> {
+    pub fn setup(&mut self, inputs: Vec<Array>) -> R<()> {
         let (bufs, bindings, blocks, outputs, sems) = super::param_buffers(self.k, inputs)?;
         self.bufs = bufs;
         self.blocks = blocks;

@@ -19,26 +19,34 @@ pub(crate) fn matmul_f32(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, tra
     if m == 0 || n == 0 || k == 0 {
         return c;
     }
-    // finite[t]: row t of B (as [k, n]) holds no NaN or infinity.
-    let mut finite = vec![true; k];
+    // magnitude[t]: the largest |x| bit pattern in row t of B (as [k, n]); the row is finite if
+    // that is below the infinity pattern. (Integer max, which vectorises.)
+    let abs_bits = |x: &f32| x.to_bits() & 0x7fff_ffff;
+    let mut magnitude = vec![0u32; k];
     if transpose_rhs {
         for row in b.chunks_exact(k) {
-            for (f, x) in finite.iter_mut().zip(row) {
-                *f &= x.is_finite();
+            for (mx, x) in magnitude.iter_mut().zip(row) {
+                *mx = (*mx).max(abs_bits(x));
             }
         }
     } else {
-        for (f, row) in finite.iter_mut().zip(b.chunks_exact(n)) {
-            *f = row.iter().all(|x| x.is_finite());
+        for (mx, row) in magnitude.iter_mut().zip(b.chunks_exact(n)) {
+            *mx = row.iter().map(abs_bits).fold(0, u32::max);
         }
     }
     // Per block of MR rows, the steps t it runs: not those whose A entries are all zero while
     // row t of B is finite (exact to skip, see above).
+    let mut nonzero = vec![false; k];
     let blocks: Vec<(usize, Vec<u32>)> = (0..m)
         .step_by(MR)
         .map(|i0| {
-            let rows = i0..m.min(i0 + MR);
-            let run = |t: usize| !finite[t] || rows.clone().any(|i| a[i * k + t] != 0.0);
+            nonzero.fill(false);
+            for row in a[i0 * k..m.min(i0 + MR) * k].chunks_exact(k) {
+                for (nz, &x) in nonzero.iter_mut().zip(row) {
+                    *nz |= x != 0.0;
+                }
+            }
+            let run = |t: usize| nonzero[t] || magnitude[t] >= f32::INFINITY.to_bits();
             (i0, (0..k).filter(|&t| run(t)).map(|t| t as u32).collect())
         })
         .collect();
@@ -83,8 +91,8 @@ pub(crate) fn matmul_f32(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, tra
 }
 
 fn canonical_nans(c: &mut [f32]) {
-    for x in c.iter_mut().filter(|x| x.is_nan()) {
-        *x = f32::NAN;
+    for x in c.iter_mut() {
+        *x = if x.is_nan() { f32::NAN } else { *x };
     }
 }
 

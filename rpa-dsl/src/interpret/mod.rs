@@ -104,6 +104,12 @@ pub struct Outcome {
 
 /// Runs `kernel` on `inputs` (scalar-prefetch operands, then inputs, in parameter order).
 pub fn run(kernel: &Kernel, inputs: &[Array], opts: &InterpretOptions) -> Result<Outcome, KernelError> {
+    run_owned(kernel, inputs.to_vec(), opts)
+}
+
+/// [`run`] on inputs it may take apart: their elements become the kernel's HBM buffers without a
+/// copy (an input aliased by an output comes back as that output).
+pub fn run_owned(kernel: &Kernel, inputs: Vec<Array>, opts: &InterpretOptions) -> Result<Outcome, KernelError> {
     let mut m = exec::Machine::new(kernel, opts);
     m.setup(inputs)?;
     m.run_grid()?;
@@ -128,7 +134,7 @@ pub(crate) struct BlockState {
 
 pub(crate) fn param_buffers(
     kernel: &Kernel,
-    inputs: &[Array],
+    inputs: Vec<Array>,
 ) -> Result<(Vec<Buffer>, Vec<(usize, Val)>, Vec<BlockState>, Vec<usize>, usize), KernelError> {
     let err = |p: &crate::ir::Param, msg: String| KernelError::single(&kernel.name, Some(&p.name), p.loc, msg);
     let expected: Vec<_> = kernel.inputs().collect();
@@ -150,14 +156,13 @@ pub(crate) fn param_buffers(
     let mut blocks = Vec::new();
     let mut outputs = Vec::new();
     let mut param_hbm: Vec<Option<usize>> = Vec::new();
-    let mut next_input = 0;
+    let mut inputs = inputs.into_iter();
     let mut sems = 0usize;
     for (pi, p) in kernel.params.iter().enumerate() {
         let mut hbm_id = None;
         let val = match p.role {
             Role::Prefetch | Role::Input => {
-                let a = &inputs[next_input];
-                next_input += 1;
+                let a = inputs.next().expect("input count checked");
                 let arr = p.array.as_ref().expect("operand type");
                 let want = arr.static_shape().unwrap_or_default();
                 if a.dtype() != arr.dtype || a.shape() != want.as_slice() {
@@ -167,7 +172,8 @@ pub(crate) fn param_buffers(
                     ));
                 }
                 let space = if p.role == Role::Prefetch { MemSpace::Smem } else { MemSpace::Hbm };
-                bufs.push(Buffer::from_bits(&p.name, space, a.dtype(), a.shape(), a.bits().to_vec()));
+                let (dtype, shape) = (a.dtype(), a.shape().to_vec());
+                bufs.push(Buffer::from_bits(&p.name, space, dtype, &shape, a.into_bits()));
                 hbm_id = Some(bufs.len() - 1);
                 bind_operand(kernel, pi, bufs.len() - 1, &mut bufs, &mut blocks)
             }
