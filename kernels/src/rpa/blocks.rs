@@ -94,7 +94,35 @@ pub fn tpu_block_sizes(target: TpuTarget, cfg: &RpaConfig) -> BlockSizes {
     let bq = (bq.max(1) / bq_compute) * bq_compute;
     let bkv_compute = pages(bkv_c).min(pages(bkv));
     let bkv = (pages(bkv) / bkv_compute) * bkv_compute;
-    BlockSizes { bq, bkv, bq_compute, bkv_compute }
+    fit_tpu_vmem(target, cfg, BlockSizes { bq, bkv, bq_compute, bkv_compute })
+}
+
+/// The share of a chip's VMEM the kernel's own buffers may take; the rest is for Mosaic's internal
+/// scratch and register spills (libtpu reported 5.5 MiB of spill slots for f32 q blocks of 512
+/// tokens × 4 heads on v7x, where the heuristic's blocks alone took all 64 MiB).
+pub const TPU_VMEM_SHARE: (usize, usize) = (3, 4);
+
+/// `b` with q blocks, then kv blocks, halved until the buffers fit [`TPU_VMEM_SHARE`] of the VMEM
+/// (upstream's heuristic is tuned for 16-bit data; f32 needs twice the room).
+fn fit_tpu_vmem(target: TpuTarget, cfg: &RpaConfig, mut b: BlockSizes) -> BlockSizes {
+    let budget = target.vmem_bytes() * TPU_VMEM_SHARE.0 / TPU_VMEM_SHARE.1;
+    let ps = cfg.page_size;
+    // Halves `n` (keeping a multiple of the sub-tile `c`, itself capped): the new (n, c).
+    let halve = |n: usize, c: usize| {
+        let c = c.min((n / 2).max(1));
+        ((n / 2).max(1) / c * c, c)
+    };
+    while vmem_bytes(&RpaConfig { blocks: b, ..cfg.clone() }) > budget {
+        if b.bq > 1 {
+            (b.bq, b.bq_compute) = halve(b.bq, b.bq_compute);
+        } else if b.bkv > ps {
+            let (pages, compute) = halve(b.bkv / ps, b.bkv_compute / ps);
+            (b.bkv, b.bkv_compute) = (pages * ps, compute * ps);
+        } else {
+            break;
+        }
+    }
+    b
 }
 
 /// The scoped VMEM limit a TPU launch of `cfg` needs: `None` while the kernel's buffers take at most
