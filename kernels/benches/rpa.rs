@@ -6,8 +6,8 @@
 //! for each TPU generation (when the libtpu wheel is installed: `./scripts/install-plugins`).
 //! `cargo bench -p rpa-kernels --bench rpa`.
 //!
-//! PJRT-CPU times are the median of a few calls after a first call that compiles (and is not
-//! counted); a call includes the host-side work (layouts, upload, download) on both sides.
+//! Times are medians: interpret mode of 5 calls after a warm-up call, PJRT-CPU of 3 calls after a
+//! first call that compiles (and is not counted); a call includes the host-side work (layouts, upload, download) on both sides.
 
 use rpa_dsl::DType;
 use rpa_dsl::TpuTarget;
@@ -20,6 +20,8 @@ use std::time::Instant;
 
 /// Timed PJRT-CPU calls per measurement (after the compiling one).
 const CPU_CALLS: usize = 3;
+/// Timed interpret-mode calls per measurement (after a warm-up call).
+const INTERPRET_CALLS: usize = 5;
 
 /// Every K/V row read once, the queries read and the outputs written once, the new K/V written once.
 fn minimum_bytes(x: &RpaInputs, lens: &[(usize, usize)]) -> u64 {
@@ -44,11 +46,9 @@ fn median_ms(calls: usize, f: &mut dyn FnMut()) -> f64 {
 }
 
 fn bench(name: &str, x: &RpaInputs, opts: &RpaOptions, lens: &[(usize, usize)]) {
-    // Interpret mode: one warm-up call, then the mean of two.
+    // Interpret mode: one warm-up call, then the median of a few.
     let bytes = ragged_paged_attention(x, opts).expect("runs").2.hbm_bytes();
-    let interpret = (ms(&mut || drop(ragged_paged_attention(x, opts).unwrap()))
-        + ms(&mut || drop(ragged_paged_attention(x, opts).unwrap())))
-        / 2.0;
+    let interpret = median_ms(INTERPRET_CALLS, &mut || drop(ragged_paged_attention(x, opts).unwrap()));
     let min = minimum_bytes(x, lens);
     // PJRT-CPU: the kernels, then the dense reference, each compiled by its first call.
     let mut rpa = || drop(ragged_paged_attention_on(Backend::PjrtCpu, x, opts).expect("runs on PJRT-CPU"));
