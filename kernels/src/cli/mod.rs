@@ -372,11 +372,9 @@ fn default_sigpipe() {
 /// The `rpa` binary's `main`.
 pub fn main() -> ExitCode {
     default_sigpipe();
-    // libtpu sets this itself when it is loaded, which races with other threads reading the
-    // environment (`rpa demo` runs PJRT-CPU on another thread): set it before any thread starts.
-    if std::env::var_os("TPU_SKIP_MDS_QUERY").is_none() {
-        std::env::set_var("TPU_SKIP_MDS_QUERY", "1");
-    }
+    // Loading libtpu sets these itself, which races with other threads reading the environment
+    // (`rpa demo` runs PJRT-CPU on another thread): set them before any thread starts.
+    rpa_dsl::pjrt::default_libtpu_env();
     ExitCode::from(run_cli(std::env::args_os()))
 }
 

@@ -694,14 +694,26 @@ pub fn cpu_plugin() -> Result<Arc<Plugin>> {
     Plugin::load(cpu_plugin_path())
 }
 
-/// Loads libtpu from [`libtpu_path`], for compile-only use (no TPU needed).
-///
-/// Sets `TPU_SKIP_MDS_QUERY=1` first unless the variable is already set: without it libtpu blocks on GCE
-/// metadata-server look-ups. (Setting a variable races with C code reading the environment on other threads;
-/// set it yourself at the start of `main` if that matters.)
+/// Loads libtpu from [`libtpu_path`], for compile-only use (no TPU needed), after
+/// [`default_libtpu_env`].
 pub fn libtpu() -> Result<Arc<Plugin>> {
+    default_libtpu_env();
+    Plugin::load(libtpu_path())
+}
+
+/// Sets `TPU_SKIP_MDS_QUERY=1` unless the variable is already set: without it libtpu blocks on GCE
+/// metadata-server look-ups. Then, as no metadata describes the host, also gives libtpu a host
+/// description (`TPU_WORKER_HOSTNAMES=localhost`, `TPU_ACCELERATOR_TYPE=v5litepod-1`, each unless
+/// set), whose absence it reports as errors on stderr; compiles target the topology they are given
+/// either way. Setting variables races with C code reading the environment on other threads: a
+/// program that loads libtpu calls this at the start of `main` (as `rpa` does).
+pub fn default_libtpu_env() {
     if std::env::var_os("TPU_SKIP_MDS_QUERY").is_none() {
         std::env::set_var("TPU_SKIP_MDS_QUERY", "1");
+        for (var, value) in [("TPU_WORKER_HOSTNAMES", "localhost"), ("TPU_ACCELERATOR_TYPE", "v5litepod-1")] {
+            if std::env::var_os(var).is_none() {
+                std::env::set_var(var, value);
+            }
+        }
     }
-    Plugin::load(libtpu_path())
 }
