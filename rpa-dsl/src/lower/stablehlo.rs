@@ -4,8 +4,14 @@
 //!
 //! - **State.** Every buffer (each operand's array, each BlockSpec'd operand's block buffer, each
 //!   scratch buffer, and one i32 counter per DMA semaphore) is a tensor of its declared shape
-//!   threaded through the program as SSA values. Aliased outputs share their input's buffer; other
+//!   threaded through the program as SSA values; narrow floats are kept as their bits (`ui16`,
+//!   `ui8`), so that moving them never converts. Aliased outputs share their input's buffer; other
 //!   outputs and scratch start as the poison pattern ([`DType::poison_bits`]).
+//! - **Tiles.** A first pass records every access; a buffer whose accesses are all boxes with
+//!   static starts (e.g. the online-softmax state, indexed by unrolled loop counters) is kept as a
+//!   grid of tiles cut at every box bound, each its own SSA value: a store replaces whole tiles (no
+//!   `dynamic_update_slice`, which XLA:CPU often performs on a copy of the whole buffer when reads
+//!   of the old contents are fused after it) and a region carries only the tiles it writes.
 //! - **Refs** are a static description (buffer, dtype, max extents, element strides, packing) plus
 //!   runtime scalars (flat offset, dynamic extents, packed row), exactly the views of
 //!   `interpret::memory`. A load or store of a window that is a box of the buffer (in its own shape,
@@ -14,10 +20,11 @@
 //!   combined with shifts). Other windows compute the flat position of every row of contiguous
 //!   elements (`iota · strides + offset`) and `gather`/`scatter` rows of the flattened buffer.
 //! - **Dynamic sizes** (ragged DMAs of `0..=max` rows): a static window masked by `iota < size`,
-//!   shrunk to a static bound of the size when one is known (`min(n, 8)`). If the window provably
-//!   fits in the buffer (a static start), it is a box updated with `select`; otherwise rows are
-//!   gathered and scattered, masked-out rows going to an out-of-bounds position, which XLA skips
-//!   (`dynamic_slice` would clamp the start and shift the window).
+//!   shrunk to a static bound of the size when one is known (`min(n, 8)`). A window that is a box
+//!   is one `dynamic_slice` / `select` + `dynamic_update_slice`; if it may run past the buffer (a
+//!   dynamic start), its start is clamped into the buffer (as `dynamic_slice` would) and the
+//!   values shifted by the difference. Other windows gather and scatter rows, masked-out rows going
+//!   to an out-of-bounds position, which XLA skips.
 //! - **DMAs** copy at `dma_start`; `dma_wait` only takes its bytes off the semaphore counter (for
 //!   race-free programs, which interpret mode checks, this is the same result).
 //! - **Control flow.** `for`/`while` become `stablehlo.while` and `if` becomes `stablehlo.if`,
@@ -205,7 +212,13 @@ enum Init {
 }
 
 struct Buf {
+    /// The element type of the buffer's tensor: narrow floats are kept as their bits (`ui16`,
+    /// `ui8`), so that copies, selects and updates of them never convert: XLA:CPU computes bf16 ops
+    /// in f32, and a bf16 `dynamic_update_slice` of the KV cache cost a conversion of the whole
+    /// cache (the bf16 serving batch took 9.1 s per call with bf16 buffers, 1.8 s with bits).
     dtype: DType,
+    /// The declared dtype.
+    logical: DType,
     /// The canonical shape the buffer's tensor has (its declared shape), and its element count.
     shape: Vec<usize>,
     len: usize,
@@ -445,8 +458,13 @@ impl<'k> Lowerer<'k> {
         Ok(s)
     }
 
-    fn add_buf(&mut self, dtype: DType, shape: &[usize], init: Init) -> usize {
-        self.bufs.push(Buf { dtype, shape: shape.to_vec(), len: shape.iter().product(), init });
+    fn add_buf(&mut self, logical: DType, shape: &[usize], init: Init) -> usize {
+        let dtype = match logical {
+            DType::Bf16 | DType::F16 => DType::U16,
+            DType::F8E4M3 | DType::F8E5M2 => DType::U8,
+            dt => dt,
+        };
+        self.bufs.push(Buf { dtype, logical, shape: shape.to_vec(), len: shape.iter().product(), init });
         self.cur.push(String::new());
         self.tiling.push(None);
         self.tiles.push(Vec::new());
@@ -633,7 +651,13 @@ impl<'k> Lowerer<'k> {
         self.line(&format!("{res} = \"stablehlo.reduce\"({x}, {init}) ({{"));
         self.line(&format!("^bb0({a}: {st}, {b}: {st}):"));
         self.indent += 1;
-        let c = self.bin(op, &a, &b, dt, &[]);
+        let c = if dt.is_float() && (op == "maximum" || op == "minimum") {
+            // NaN-propagating (XLA:CPU's vectorised max/min reductions drop NaNs; interpret mode
+            // propagates them), in the reducer itself rather than with a second reduction.
+            self.float_minmax(op, &a, &b, dt, &[])
+        } else {
+            self.bin(op, &a, &b, dt, &[])
+        };
         self.line(&format!("stablehlo.return {c} : {st}"));
         self.indent -= 1;
         self.line(&format!(
@@ -2635,15 +2659,16 @@ impl<'k> Lowerer<'k> {
         self.line(&format!("func.func public @main({}) -> ({}) {{", args.join(", "), out_types.join(", ")));
         self.indent += 1;
         for b in 0..self.bufs.len() {
-            let (dt, canon) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
+            let (dt, logical, canon) = (self.bufs[b].dtype, self.bufs[b].logical, self.bufs[b].shape.clone());
             let bits = match &self.bufs[b].init {
                 Init::Arg(i, shape) => {
                     let shape = shape.clone();
-                    let v = self.reshape(&format!("%arg{i}"), dt, &shape, &canon);
+                    let v = self.view_as(&format!("%arg{i}"), logical, dt, &shape);
+                    let v = self.reshape(&v, dt, &shape, &canon);
                     self.set_whole(b, &v);
                     continue;
                 }
-                Init::Poison => dt.poison_bits(),
+                Init::Poison => logical.poison_bits(),
                 Init::Zero => value_bits(dt, 0.0),
             };
             match self.tiling[b].clone() {
@@ -2662,8 +2687,10 @@ impl<'k> Lowerer<'k> {
         }
         self.grid()?;
         let mut names = Vec::new();
-        for (b, _, shape) in &outs {
-            names.push(self.whole_as(*b, shape));
+        for (b, logical, shape) in &outs {
+            let v = self.whole_as(*b, shape);
+            let dt = self.bufs[*b].dtype;
+            names.push(self.view_as(&v, dt, *logical, shape));
         }
         self.loc = k.loc;
         if names.is_empty() {
@@ -2807,12 +2834,12 @@ impl<'k> Lowerer<'k> {
                     Cond::Static(false) => {}
                     Cond::Static(true) => {
                         let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
-                        let poison = self.splat_bits(dt, &shape, dt.poison_bits());
+                        let poison = self.splat_bits(dt, &shape, self.bufs[vmem].logical.poison_bits());
                         self.put_whole(vmem, &poison);
                     }
                     Cond::Dyn(c) => {
                         let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
-                        let poison = self.splat_bits(dt, &shape, dt.poison_bits());
+                        let poison = self.splat_bits(dt, &shape, self.bufs[vmem].logical.poison_bits());
                         let old = self.whole(vmem);
                         let new = self.select(&c, &poison, &old, &[], dt, &shape);
                         self.put_whole(vmem, &new);
@@ -2940,7 +2967,7 @@ impl<'k> Lowerer<'k> {
         let vref = RefVal { sizes, ..full_ref(vmem, dt, &block) };
         if copy_in {
             let old = self.whole(vmem);
-            let poison = self.splat_bits(dt, &block, dt.poison_bits());
+            let poison = self.splat_bits(dt, &block, self.bufs[vmem].logical.poison_bits());
             self.put_whole(vmem, &poison);
             self.copy(&href, &vref);
             if let Some(p) = pred {
@@ -3213,16 +3240,7 @@ impl<'k> Lowerer<'k> {
                     ReduceOp::Max => ("maximum", f.finite_range().0),
                     ReduceOp::Min => ("minimum", f.finite_range().1),
                 };
-                let mut red = self.reduce(&x, f, &sh, *axis, name, value_bits(f, init));
-                let red_shape: Vec<usize> =
-                    sh.iter().enumerate().filter(|&(d, _)| d != *axis).map(|(_, &n)| n).collect();
-                if f.is_float() && *op != ReduceOp::Sum {
-                    // XLA:CPU's vectorised max/min reductions drop NaNs; interpret mode propagates them.
-                    let nan = self.compare("NE", &x, &x, f, &sh);
-                    let any = self.reduce(&nan, DType::Bool, &sh, *axis, "or", 0);
-                    let q = self.splat(f, &red_shape, f64::NAN);
-                    red = self.select(&any, &q, &red, &red_shape, f, &red_shape);
-                }
+                let red = self.reduce(&x, f, &sh, *axis, name, value_bits(f, init));
                 let mut out = sh.clone();
                 out[*axis] = 1;
                 let red_shape: Vec<usize> =
