@@ -298,16 +298,17 @@ fn compile_reports_resources_or_the_compiler_error() {
         return;
     }
     // As a user runs it (a fresh environment): libtpu's host-detection complaints are not shown.
-    let vars = ["TPU_SKIP_MDS_QUERY", "TPU_WORKER_HOSTNAMES", "TPU_ACCELERATOR_TYPE"];
-    let o = Command::new(env!("CARGO_BIN_EXE_rpa"))
-        .args([&["compile", "--target", "v6e"][..], &tiny].concat())
-        .env_remove(vars[0])
-        .env_remove(vars[1])
-        .env_remove(vars[2])
-        .output()
-        .expect("the rpa binary runs");
+    let mut fresh = Command::new(env!("CARGO_BIN_EXE_rpa"));
+    fresh.args([&["compile", "--target", "v6e"][..], &tiny].concat());
+    for var in ["TPU_SKIP_MDS_QUERY", "TPU_WORKER_HOSTNAMES", "TPU_ACCELERATOR_TYPE"] {
+        fresh.env_remove(var);
+    }
+    let o = fresh.output().expect("the rpa binary runs");
     expect_code(&o, 0, "compile");
-    assert_eq!(stderr(&o), "", "a successful compile writes nothing to stderr");
+    // (libtpu may still log an unrelated hugepage notice, depending on where it is mapped.)
+    for complaint in ["could not determine TPU", "TPU_WORKER_HOSTNAMES", "TPU_ACCELERATOR_TYPE"] {
+        assert!(!stderr(&o).contains(complaint), "libtpu complained about the host:\n{}", stderr(&o));
+    }
     let out = stdout(&o);
     for line in ["v6e rpa-decode", "block sizes", "VMEM", "SMEM", "code size", "cost analysis", "1 kernel compiled"] {
         assert!(out.contains(line), "no {line:?} in\n{out}");
