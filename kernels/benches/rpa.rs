@@ -7,15 +7,18 @@
 //! `cargo bench -p rpa-kernels --bench rpa`.
 //!
 //! Times are medians: interpret mode of 5 calls after a warm-up call, PJRT-CPU of 3 calls after a
-//! first call that compiles (and is not counted); a call includes the host-side work (layouts, upload, download) on both sides.
+//! first call that compiles (and is not counted); a call includes the host-side work (layouts,
+//! upload, download) on both sides.
 
 use rpa_dsl::DType;
 use rpa_dsl::TpuTarget;
 use rpa_kernels::rpa::dense::dense_attention;
-use rpa_kernels::rpa::launch::{build_for_target, ragged_paged_attention, ragged_paged_attention_on, Backend};
+use rpa_kernels::rpa::launch::{
+    build_for_target, launched_cases, ragged_paged_attention, ragged_paged_attention_on, Backend,
+};
 use rpa_kernels::rpa::reference::RpaInputs;
 use rpa_kernels::rpa::testing::{make_batch, BatchSpec, DECODE_KV, MIXED, PREFILL};
-use rpa_kernels::rpa::{RpaCase, RpaOptions};
+use rpa_kernels::rpa::RpaOptions;
 use std::time::Instant;
 
 /// Timed PJRT-CPU calls per measurement (after the compiling one).
@@ -70,39 +73,29 @@ fn bench(name: &str, x: &RpaInputs, opts: &RpaOptions, lens: &[(usize, usize)]) 
     );
 }
 
-/// The cases a batch launches (a case with no sequences launches nothing).
-fn launched_cases(x: &RpaInputs) -> Vec<RpaCase> {
-    let [i, j, k] = x.distribution;
-    [(RpaCase::Decode, 0, i), (RpaCase::Prefill, i, j), (RpaCase::Mixed, j, k)]
-        .into_iter()
-        .filter(|&(_, lo, hi)| lo < hi)
-        .map(|(case, ..)| case)
-        .collect()
-}
-
 /// Build and compile times of the batch's kernels, summed over its cases: the IR (median of 5),
 /// the Mosaic text (median of 5), and per TPU generation one libtpu compile (rpa's verifier, the
 /// Mosaic text, the custom call and libtpu's compile; the first compile also loads libtpu).
 fn build_times(name: &str, x: &RpaInputs, opts: &RpaOptions) {
-    let cases = launched_cases(x);
-    let target = TpuTarget::V6e;
-    let build = |case| build_for_target(x, opts, case, target).expect("builds");
-    let ir: f64 = cases.iter().map(|&c| median_ms(5, &mut || drop(build(c)))).sum();
-    let kernels: Vec<_> = cases.iter().map(|&c| build(c)).collect();
+    let cases: Vec<_> = launched_cases(x).into_iter().map(|(case, _)| case).collect();
+    let build = |case, target| build_for_target(x, opts, case, target).expect("builds");
+    let ir: f64 = cases.iter().map(|&c| median_ms(5, &mut || drop(build(c, TpuTarget::V6e)))).sum();
+    let kernels: Vec<_> = cases.iter().map(|&c| build(c, TpuTarget::V6e)).collect();
     let lower = |k| rpa_dsl::lower::mosaic::lower(k).expect("lowers to Mosaic");
     let mosaic: f64 = kernels.iter().map(|k| median_ms(5, &mut || drop(lower(k)))).sum();
     let lines: usize = kernels.iter().map(|k| lower(k).lines().count()).sum();
     let mut line = format!("{name:<32} build: IR {ir:>6.1} | Mosaic {mosaic:>6.1} ({lines} lines)");
-    if rpa_dsl::pjrt::libtpu().is_err() {
+    if rpa_dsl::pjrt::libtpu().is_ok() {
+        for target in TpuTarget::ALL {
+            let compile: f64 = cases
+                .iter()
+                .map(|&c| build(c, target))
+                .map(|k| ms(&mut || drop(rpa_dsl::tpu::compile_for(&k, target).expect("compiles for the TPU"))))
+                .sum();
+            line += &format!(" | libtpu {target} {compile:>7.1}");
+        }
+    } else {
         line += " | libtpu not installed";
-    }
-    for target in TpuTarget::ALL.into_iter().filter(|_| rpa_dsl::pjrt::libtpu().is_ok()) {
-        let kernels: Vec<_> = cases.iter().map(|&c| build_for_target(x, opts, c, target).expect("builds")).collect();
-        let compile: f64 = kernels
-            .iter()
-            .map(|k| ms(&mut || drop(rpa_dsl::tpu::compile_for(k, target).expect("compiles for the TPU"))))
-            .sum();
-        line += &format!(" | libtpu {target} {compile:>7.1}");
     }
     println!("{line}");
 }

@@ -189,6 +189,17 @@ pub fn run_traced(x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutput, RpaErro
     launch(Backend::Interpret, x, opts, &InterpretOptions { trace: true, ..Default::default() })
 }
 
+/// The kernels a batch launches, each with its sequences: `distribution = [i, j, k]` gives decode
+/// `0..i`, prefill `i..j` and mixed `j..k`; a case with no sequences launches nothing.
+pub fn launched_cases(x: &RpaInputs) -> Vec<(RpaCase, std::ops::Range<usize>)> {
+    let [i, j, k] = x.distribution;
+    [(RpaCase::Decode, 0, i), (RpaCase::Prefill, i, j), (RpaCase::Mixed, j, k)]
+        .into_iter()
+        .filter(|&(_, lo, hi)| lo < hi)
+        .map(|(case, lo, hi)| (case, lo as usize..hi as usize))
+        .collect()
+}
+
 fn launch(
     backend: Backend,
     x: &RpaInputs,
@@ -204,16 +215,12 @@ fn launch(
     let kv_new = merge_kv(&x.keys, &x.values);
     let mut cache = x.kv_cache.clone();
     let prefetch = |v: &[i32]| Array::from_i32(&[v.len()], v);
-    let [i, j, k] = x.distribution;
     let tokens = x.queries.shape()[0];
     let mut lse = opts
         .return_lse
         .then(|| Array::from_f64(DType::F32, &[tokens, x.num_q_heads()], &vec![f64::NAN; tokens * x.num_q_heads()]));
     let mut report = RpaReport::default();
-    for (case, lo, hi) in [(RpaCase::Decode, 0, i), (RpaCase::Prefill, i, j), (RpaCase::Mixed, j, k)] {
-        if lo >= hi {
-            continue;
-        }
+    for (case, seqs) in launched_cases(x) {
         let kernel = match backend {
             Backend::Tpu(target) => build_for_target(x, opts, case, target)?,
             Backend::PjrtCpu => {
@@ -250,7 +257,7 @@ fn launch(
         if let Some(lse) = &mut lse {
             // This launch wrote the tokens of its sequences.
             let part = outs.next().expect("lse");
-            let rows = x.cu_q_lens[lo as usize] as usize..x.cu_q_lens[hi as usize] as usize;
+            let rows = x.cu_q_lens[seqs.start] as usize..x.cu_q_lens[seqs.end] as usize;
             copy_lse_rows(&part, lse, rows);
         }
     }

@@ -524,6 +524,12 @@ impl<'k> Lowerer<'k> {
         self.emit(format!("stablehlo.constant dense<{}> : {}", literal(dt, bits), tensor_type(dt, shape)))
     }
 
+    /// Buffer `b` filled with its declared dtype's poison pattern.
+    fn poisoned(&mut self, b: usize) -> String {
+        let (dt, shape) = (self.bufs[b].dtype, self.bufs[b].shape.clone());
+        self.splat_bits(dt, &shape, self.bufs[b].logical.poison_bits())
+    }
+
     fn splat(&mut self, dt: DType, shape: &[usize], v: f64) -> String {
         self.splat_bits(dt, shape, value_bits(dt, v))
     }
@@ -2833,13 +2839,12 @@ impl<'k> Lowerer<'k> {
                 match changed {
                     Cond::Static(false) => {}
                     Cond::Static(true) => {
-                        let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
-                        let poison = self.splat_bits(dt, &shape, self.bufs[vmem].logical.poison_bits());
+                        let poison = self.poisoned(vmem);
                         self.put_whole(vmem, &poison);
                     }
                     Cond::Dyn(c) => {
                         let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
-                        let poison = self.splat_bits(dt, &shape, self.bufs[vmem].logical.poison_bits());
+                        let poison = self.poisoned(vmem);
                         let old = self.whole(vmem);
                         let new = self.select(&c, &poison, &old, &[], dt, &shape);
                         self.put_whole(vmem, &new);
@@ -2967,7 +2972,7 @@ impl<'k> Lowerer<'k> {
         let vref = RefVal { sizes, ..full_ref(vmem, dt, &block) };
         if copy_in {
             let old = self.whole(vmem);
-            let poison = self.splat_bits(dt, &block, self.bufs[vmem].logical.poison_bits());
+            let poison = self.poisoned(vmem);
             self.put_whole(vmem, &poison);
             self.copy(&href, &vref);
             if let Some(p) = pred {
