@@ -70,7 +70,8 @@ fn kernel_error(kernel: &Kernel, msg: impl Into<String>) -> KernelError {
 }
 
 /// The compile options every CPU compile uses:
-/// - no excess precision, so that bf16/f16 results are rounded after every op as in interpret mode;
+/// - no excess precision, and no platform-dependent math (XNNPACK/YNNPACK kernels then compute the
+///   same on every CPU); narrow floats do not depend on either (the lowering keeps them as bits);
 /// - LLVM at `-O2`: at XLA's default (`-O3`) LLVM fully unrolls small static loops of transcendental
 ///   functions, which made a compile of an RPA kernel take 30 s instead of 5 s (for ~5% of run time);
 /// - the classic loop emitters instead of the MLIR fusion emitters: compiles ~40% faster, same speed.
@@ -80,6 +81,7 @@ pub fn compile_options() -> CompileOptions {
     CompileOptions {
         env_option_overrides: vec![
             ("xla_allow_excess_precision".into(), OptionOverride::Bool(false)),
+            ("xla_cpu_enable_platform_dependent_math".into(), OptionOverride::Bool(false)),
             ("xla_backend_optimization_level".into(), OptionOverride::Int(2)),
             ("xla_cpu_use_fusion_emitters".into(), OptionOverride::Bool(false)),
         ],

@@ -6,6 +6,18 @@
 
 use half::{bf16, f16};
 
+/// `v` as an f32 rounded to odd: exact values stay; others become the f32 toward zero from `v`
+/// with its last mantissa bit set. Rounding that to nearest even at 22 or fewer significant bits
+/// gives the same result as rounding `v` itself (no double rounding).
+fn f32_rounded_to_odd(v: f64) -> f32 {
+    let f = v as f32;
+    if f as f64 == v || v.is_nan() {
+        return f;
+    }
+    let toward_zero = if (f as f64).abs() > v.abs() { f32::from_bits(f.to_bits() - 1) } else { f };
+    f32::from_bits(toward_zero.to_bits() | 1)
+}
+
 /// An element type of a kernel value or buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
@@ -171,17 +183,23 @@ impl DType {
         }
     }
 
-    /// Encodes a float value (rounding to nearest even; fp8 saturates to the largest finite value).
+    /// Encodes a float value (rounding to nearest even; fp8 saturates finite values past its
+    /// largest finite value to it, and e4m3fn, which has no infinities, saturates them too).
     pub fn float_to_bits(self, v: f64) -> u32 {
         match self {
             F32 => (v as f32).to_bits(),
             // `half`'s f64 conversion drops low bits just above a tie (f32 0x3c6e8001 → 0x3c6e, should
-            // be 0x3c6f); the f32 one rounds correctly, so take it whenever the value is an f32.
-            Bf16 if v as f32 as f64 == v || v.is_nan() => bf16::from_f32(v as f32).to_bits() as u32,
-            Bf16 => bf16::from_f64(v).to_bits() as u32,
-            F16 if v as f32 as f64 == v || v.is_nan() => f16::from_f32(v as f32).to_bits() as u32,
-            F16 => f16::from_f64(v).to_bits() as u32,
+            // be 0x3c6f); its f32 one rounds correctly, and an f32 rounded to odd keeps what it needs.
+            Bf16 => bf16::from_f32(f32_rounded_to_odd(v)).to_bits() as u32,
+            F16 => f16::from_f32(f32_rounded_to_odd(v)).to_bits() as u32,
             F8E4M3 => float8::F8E4M3::from_f64(v).to_bits() as u32,
+            F8E5M2 if v.is_infinite() => {
+                if v < 0.0 {
+                    0xfc
+                } else {
+                    0x7c
+                }
+            }
             F8E5M2 => float8::F8E5M2::from_f64(v).to_bits() as u32,
             _ => self.int_to_bits(v as i64),
         }
@@ -268,6 +286,57 @@ mod tests {
         let v = f32::from_bits(0x3c6e_8001) as f64;
         assert_eq!(Bf16.float_to_bits(v), 0x3c6f);
         assert_eq!(Bf16.float_to_bits(f32::from_bits(0x3c6e_8000) as f64), 0x3c6e);
+    }
+
+    /// The nearest value of `dt` to `v` (ties to the even bit pattern; past the largest finite value
+    /// by half a step or more, infinity), by search over every value of the format.
+    fn nearest(dt: DType, grid: &[(f64, u32)], v: f64) -> f64 {
+        let i = grid.partition_point(|&(g, _)| g < v);
+        let (hi, lo) = (grid.get(i).copied(), i.checked_sub(1).map(|j| grid[j]));
+        match (lo, hi) {
+            (_, Some((g, _))) if g == v => g,
+            (Some((l, lb)), Some((h, hb))) => {
+                let mid = (l + h) / 2.0;
+                if v < mid || (v == mid && lb % 2 == 0) {
+                    l
+                } else if v > mid || hb % 2 == 0 {
+                    h
+                } else {
+                    l
+                }
+            }
+            (Some((l, _)), None) => {
+                let step = l - dt.float_from_bits(dt.float_to_bits(l) - 1);
+                if v >= l + step / 2.0 {
+                    f64::INFINITY
+                } else {
+                    l
+                }
+            }
+            _ => unreachable!("below the most negative finite value"),
+        }
+    }
+
+    #[test]
+    fn f64_values_round_once_to_bf16_and_f16() {
+        // Values just off the midpoints between neighbours, by less than an f32 ulp: rounding them
+        // to f32 first would land on the midpoint and break the tie the wrong way.
+        for dt in [Bf16, F16] {
+            let mut grid: Vec<(f64, u32)> = (0..1u32 << 16)
+                .map(|b| (dt.float_from_bits(b), b))
+                .filter(|(v, _)| v.is_finite() && *v >= 0.0)
+                .collect();
+            grid.sort_by(|a, b| a.0.total_cmp(&b.0));
+            grid.dedup_by(|a, b| a.0 == b.0);
+            for w in grid.windows(2).step_by(7) {
+                let mid = (w[0].0 + w[1].0) / 2.0;
+                for v in [mid, mid * (1.0 + 1e-12), mid * (1.0 - 1e-12), w[0].0 * (1.0 + 1e-13)] {
+                    let want = nearest(dt, &grid, v);
+                    assert_eq!(dt.round(v), want, "{dt} {v:e}");
+                    assert_eq!(dt.round(-v), -want, "{dt} {:e}", -v);
+                }
+            }
+        }
     }
 
     #[test]

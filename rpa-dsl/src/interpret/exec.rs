@@ -435,8 +435,8 @@ impl<'k> Machine<'k> {
                 let from = self.dtype(*x);
                 let xv = self.vv(*x);
                 let out = match &xv.data {
-                    // f32 → f32 is the identity: share the data.
-                    Data::F(_) if from == DType::F32 && *to == DType::F32 => None,
+                    // A cast to the same dtype is the identity (as in Mosaic): share the data.
+                    _ if from == *to => None,
                     Data::F(v) if from.is_float() && *to == DType::F32 => {
                         Some(Data::F(v.iter().map(|&e| e as f64 as f32).collect()))
                     }

@@ -34,16 +34,22 @@
 //!   a `stablehlo.while` over the row-major flattened grid that evaluates the index maps, copies
 //!   input blocks in when their index changes and output blocks out when the next step's index
 //!   differs (or at the last step), predicated with `select`s rather than conditionals.
-//! - **Numerics** follow interpret mode: narrow floats compute in f32 and round after every op (fp8
-//!   saturating to its largest finite value, rounded with integer ops), float → int casts truncate
-//!   and saturate (NaN → 0), integer division truncates, shifts past the width give 0 (or the sign),
-//!   float max/min and max/min reductions propagate NaN, `rsqrt` is `1 / sqrt`.
+//! - **Numerics** follow interpret mode: narrow floats are their bits (`ui16`, `ui8`) throughout
+//!   and compute in f32, widened and rounded back after every op with integer ops ([`floats`]), so
+//!   that no host's native half arithmetic or converter changes a result; float → int casts
+//!   truncate and saturate (NaN → 0), integer division truncates, shifts past the width give 0 (or
+//!   the sign), float max/min and max/min reductions propagate NaN, `rsqrt` is `1 / sqrt`. XLA:CPU
+//!   contracts an f32 `a * b + c` into one fused multiply-add on every host with FMA, and flushes
+//!   f32 subnormals to zero, where interpret mode rounds twice and keeps them.
 
 use crate::dtype::DType;
 use crate::error::KernelError;
 use crate::ir::*;
 use crate::lower::mosaic::sanitize;
+use floats::{is_narrow_float, repr};
 use std::collections::{BTreeSet, HashMap};
+
+mod floats;
 
 type R<T> = Result<T, KernelError>;
 
@@ -87,6 +93,11 @@ pub fn elem(dt: DType) -> &'static str {
 pub fn tensor_type(dt: DType, shape: &[usize]) -> String {
     let dims: String = shape.iter().map(|d| format!("{d}x")).collect();
     format!("tensor<{dims}{}>", elem(dt))
+}
+
+/// The type of a value of `dt` in the program (narrow floats are their bits: [`floats::repr`]).
+fn ty(dt: DType, shape: &[usize]) -> String {
+    tensor_type(repr(dt), shape)
 }
 
 fn uint(bits: usize) -> DType {
@@ -521,7 +532,7 @@ impl<'k> Lowerer<'k> {
     }
 
     fn splat_bits(&mut self, dt: DType, shape: &[usize], bits: u32) -> String {
-        self.emit(format!("stablehlo.constant dense<{}> : {}", literal(dt, bits), tensor_type(dt, shape)))
+        self.emit(format!("stablehlo.constant dense<{}> : {}", literal(repr(dt), bits), ty(dt, shape)))
     }
 
     /// Buffer `b` filled with its declared dtype's poison pattern.
@@ -539,32 +550,44 @@ impl<'k> Lowerer<'k> {
     }
 
     fn bin(&mut self, op: &str, a: &str, b: &str, dt: DType, shape: &[usize]) -> String {
-        self.emit(format!("stablehlo.{op} {a}, {b} : {}", tensor_type(dt, shape)))
+        self.emit(format!("stablehlo.{op} {a}, {b} : {}", ty(dt, shape)))
     }
 
     fn un(&mut self, op: &str, a: &str, dt: DType, shape: &[usize]) -> String {
-        self.emit(format!("stablehlo.{op} {a} : {}", tensor_type(dt, shape)))
+        self.emit(format!("stablehlo.{op} {a} : {}", ty(dt, shape)))
     }
 
+    /// Converts values (floats round to nearest even; narrow floats go through f32 with integer ops).
     fn convert(&mut self, a: &str, from: DType, to: DType, shape: &[usize]) -> String {
         if from == to {
             return a.to_string();
         }
-        self.emit(format!("stablehlo.convert {a} : ({}) -> {}", tensor_type(from, shape), tensor_type(to, shape)))
+        if is_narrow_float(from) {
+            let x = self.widen(a, from, shape);
+            return self.convert(&x, DType::F32, to, shape);
+        }
+        if is_narrow_float(to) {
+            let x = match from {
+                DType::I32 | DType::U32 => self.int_to_f32_odd(a, from, shape),
+                _ => self.convert(a, from, DType::F32, shape),
+            };
+            return self.narrow(&x, to, shape);
+        }
+        self.emit(format!("stablehlo.convert {a} : ({}) -> {}", ty(from, shape), ty(to, shape)))
     }
 
     fn bitcast(&mut self, a: &str, from: DType, to: DType, shape: &[usize]) -> String {
-        if elem(from) == elem(to) {
+        if elem(repr(from)) == elem(repr(to)) {
             return a.to_string();
         }
-        self.emit(format!(
-            "stablehlo.bitcast_convert {a} : ({}) -> {}",
-            tensor_type(from, shape),
-            tensor_type(to, shape)
-        ))
+        self.emit(format!("stablehlo.bitcast_convert {a} : ({}) -> {}", ty(from, shape), ty(to, shape)))
     }
 
     fn compare(&mut self, dir: &str, a: &str, b: &str, dt: DType, shape: &[usize]) -> String {
+        if is_narrow_float(dt) {
+            let (a, b) = (self.widen(a, dt, shape), self.widen(b, dt, shape));
+            return self.compare(dir, &a, &b, DType::F32, shape);
+        }
         let kind = if dt.is_float() {
             "FLOAT"
         } else if dt.is_signed_int() {
@@ -572,16 +595,13 @@ impl<'k> Lowerer<'k> {
         } else {
             "UNSIGNED"
         };
-        let t = tensor_type(dt, shape);
-        self.emit(format!(
-            "stablehlo.compare {dir}, {a}, {b}, {kind} : ({t}, {t}) -> {}",
-            tensor_type(DType::Bool, shape)
-        ))
+        let t = ty(dt, shape);
+        self.emit(format!("stablehlo.compare {dir}, {a}, {b}, {kind} : ({t}, {t}) -> {}", ty(DType::Bool, shape)))
     }
 
     fn select(&mut self, p: &str, a: &str, b: &str, pshape: &[usize], dt: DType, shape: &[usize]) -> String {
-        let t = tensor_type(dt, shape);
-        self.emit(format!("stablehlo.select {p}, {a}, {b} : ({}, {t}, {t}) -> {t}", tensor_type(DType::Bool, pshape)))
+        let t = ty(dt, shape);
+        self.emit(format!("stablehlo.select {p}, {a}, {b} : ({}, {t}, {t}) -> {t}", ty(DType::Bool, pshape)))
     }
 
     /// Numpy broadcasting (dims aligned at the right).
@@ -593,8 +613,8 @@ impl<'k> Lowerer<'k> {
         self.emit(format!(
             "stablehlo.broadcast_in_dim {a}, dims = [{}] : ({}) -> {}",
             join(&dims),
-            tensor_type(dt, from),
-            tensor_type(dt, to)
+            ty(dt, from),
+            ty(dt, to)
         ))
     }
 
@@ -602,11 +622,15 @@ impl<'k> Lowerer<'k> {
         if from == to {
             return a.to_string();
         }
-        self.emit(format!("stablehlo.reshape {a} : ({}) -> {}", tensor_type(dt, from), tensor_type(dt, to)))
+        self.emit(format!("stablehlo.reshape {a} : ({}) -> {}", ty(dt, from), ty(dt, to)))
     }
 
     fn iota(&mut self, dt: DType, shape: &[usize], dim: usize) -> String {
-        self.emit(format!("stablehlo.iota dim = {dim} : {}", tensor_type(dt, shape)))
+        if is_narrow_float(dt) {
+            let i = self.iota(DType::I32, shape, dim);
+            return self.convert(&i, DType::I32, dt, shape);
+        }
+        self.emit(format!("stablehlo.iota dim = {dim} : {}", ty(dt, shape)))
     }
 
     fn dyn_slice(&mut self, a: &str, dt: DType, from: &[usize], starts: &[String], sizes: &[usize]) -> String {
@@ -614,14 +638,14 @@ impl<'k> Lowerer<'k> {
             // The whole tensor (its starts can only be 0).
             return a.to_string();
         }
-        let idx_t = vec![tensor_type(DType::I32, &[]); starts.len()];
+        let idx_t = vec![ty(DType::I32, &[]); starts.len()];
         self.emit(format!(
             "stablehlo.dynamic_slice {a}, {}, sizes = [{}] : ({}, {}) -> {}",
             starts.join(", "),
             join(sizes),
-            tensor_type(dt, from),
+            ty(dt, from),
             idx_t.join(", "),
-            tensor_type(dt, sizes)
+            ty(dt, sizes)
         ))
     }
 
@@ -637,14 +661,14 @@ impl<'k> Lowerer<'k> {
         if ushape == shape {
             return upd.to_string();
         }
-        let idx_t = vec![tensor_type(DType::I32, &[]); starts.len()];
+        let idx_t = vec![ty(DType::I32, &[]); starts.len()];
         self.emit(format!(
             "stablehlo.dynamic_update_slice {a}, {upd}, {} : ({}, {}, {}) -> {}",
             starts.join(", "),
-            tensor_type(dt, shape),
-            tensor_type(dt, ushape),
+            ty(dt, shape),
+            ty(dt, ushape),
             idx_t.join(", "),
-            tensor_type(dt, shape)
+            ty(dt, shape)
         ))
     }
 
@@ -653,7 +677,7 @@ impl<'k> Lowerer<'k> {
         let out: Vec<usize> = shape.iter().enumerate().filter(|&(d, _)| d != axis).map(|(_, &n)| n).collect();
         let res = self.tmp();
         let (a, b) = (self.tmp(), self.tmp());
-        let st = tensor_type(dt, &[]);
+        let st = ty(dt, &[]);
         self.line(&format!("{res} = \"stablehlo.reduce\"({x}, {init}) ({{"));
         self.line(&format!("^bb0({a}: {st}, {b}: {st}):"));
         self.indent += 1;
@@ -666,11 +690,7 @@ impl<'k> Lowerer<'k> {
         };
         self.line(&format!("stablehlo.return {c} : {st}"));
         self.indent -= 1;
-        self.line(&format!(
-            "}}) {{dimensions = array<i64: {axis}>}} : ({}, {st}) -> {}",
-            tensor_type(dt, shape),
-            tensor_type(dt, &out)
-        ));
+        self.line(&format!("}}) {{dimensions = array<i64: {axis}>}} : ({}, {st}) -> {}", ty(dt, shape), ty(dt, &out)));
         res
     }
 
@@ -833,61 +853,6 @@ impl<'k> Lowerer<'k> {
         self.select(&above, &h, &x, shape, dt, shape)
     }
 
-    /// Rounds f32 values (within fp8 range) to the nearest (ties to even) value of the fp8 type
-    /// `dt`, with integer ops: the conversion to fp8 is then exact (XLA:CPU's classic emitters
-    /// convert through f16, rounding twice).
-    fn fp8_grid(&mut self, x: &str, dt: DType, shape: &[usize]) -> String {
-        let (m, e_min): (i64, i64) = if dt == DType::F8E4M3 { (3, -6) } else { (2, -14) };
-        let (u, i) = (DType::U32, DType::I32);
-        let bits = self.bitcast(x, DType::F32, u, shape);
-        let c = |s: &mut Self, v: i64| s.splat(u, shape, v as f64);
-        let sign_mask = c(self, 0x8000_0000);
-        let sign = self.bin("and", &bits, &sign_mask, u, shape);
-        let abs_mask = c(self, 0x7fff_ffff);
-        let a = self.bin("and", &bits, &abs_mask, u, shape);
-        // Normal in fp8: round away the low 23 - m mantissa bits.
-        let drop = 23 - m;
-        let sh = c(self, drop);
-        let lsb = self.bin("shift_right_logical", &a, &sh, u, shape);
-        let one = c(self, 1);
-        let lsb = self.bin("and", &lsb, &one, u, shape);
-        let half = c(self, (1 << (drop - 1)) - 1);
-        let t = self.bin("add", &a, &half, u, shape);
-        let t = self.bin("add", &t, &lsb, u, shape);
-        let keep = c(self, !((1i64 << drop) - 1) & 0xffff_ffff);
-        let normal = self.bin("and", &t, &keep, u, shape);
-        // Subnormal in fp8: n = round(|x| / 2^(e_min - m)) from the f32 significand.
-        let mant_mask = c(self, 0x7f_ffff);
-        let sig = self.bin("and", &a, &mant_mask, u, shape);
-        let implicit = c(self, 0x80_0000);
-        let sig = self.bin("or", &sig, &implicit, u, shape);
-        let e23 = c(self, 23);
-        let exp = self.bin("shift_right_logical", &a, &e23, u, shape);
-        let exp = self.convert(&exp, u, i, shape);
-        let k = self.splat(i, shape, (23 + e_min - m + 127) as f64);
-        let shift = self.bin("subtract", &k, &exp, i, shape);
-        let shift = self.convert(&shift, i, u, shape);
-        let odd = self.bin("shift_right_logical", &sig, &shift, u, shape);
-        let odd = self.bin("and", &odd, &one, u, shape);
-        let sm1 = self.bin("subtract", &shift, &one, u, shape);
-        let half = self.bin("shift_left", &one, &sm1, u, shape);
-        let t = self.bin("add", &sig, &half, u, shape);
-        let t = self.bin("subtract", &t, &one, u, shape);
-        let t = self.bin("add", &t, &odd, u, shape);
-        let n = self.bin("shift_right_logical", &t, &shift, u, shape);
-        let n = self.convert(&n, u, DType::F32, shape);
-        let q = self.splat(DType::F32, shape, 2f64.powi((e_min - m) as i32));
-        let sub = self.bin("multiply", &n, &q, DType::F32, shape);
-        let sub = self.bitcast(&sub, DType::F32, u, shape);
-        let min_normal = c(self, ((e_min + 127) << 23) & 0xffff_ffff);
-        let tiny = self.compare("LT", &a, &min_normal, u, shape);
-        let r = self.select(&tiny, &sub, &normal, shape, u, shape);
-        let r = self.bin("or", &r, &sign, u, shape);
-        let r = self.bitcast(&r, u, DType::F32, shape);
-        let nan = self.compare("NE", x, x, DType::F32, shape);
-        self.select(&nan, x, &r, shape, DType::F32, shape)
-    }
-
     /// Float `maximum`/`minimum` that return NaN if either operand is NaN, as interpret mode.
     fn float_minmax(&mut self, op: &str, a: &str, b: &str, dt: DType, shape: &[usize]) -> String {
         let m = self.bin(op, a, b, dt, shape);
@@ -896,22 +861,6 @@ impl<'k> Lowerer<'k> {
         let nan = self.bin("or", &na, &nb, DType::Bool, shape);
         let q = self.splat(dt, shape, f64::NAN);
         self.select(&nan, &q, &m, shape, dt, shape)
-    }
-
-    /// Rounds an f32 result to the float dtype `dt` (fp8 saturates to its largest finite value,
-    /// keeping NaN, as interpret mode's conversion does).
-    fn round_to(&mut self, x: &str, from: DType, dt: DType, shape: &[usize]) -> String {
-        if from == dt {
-            return x.to_string();
-        }
-        if matches!(dt, DType::F8E4M3 | DType::F8E5M2) && from.is_float() {
-            let (lo, hi) = dt.finite_range();
-            let x = self.convert(x, from, DType::F32, shape);
-            let x = self.clamp(&x, DType::F32, lo, hi, shape);
-            let x = self.fp8_grid(&x, dt, shape);
-            return self.convert(&x, DType::F32, dt, shape);
-        }
-        self.convert(x, from, dt, shape)
     }
 
     /// The bits of `x` as the unsigned integer of its width (bool: 0/1 in a u8).
@@ -956,14 +905,6 @@ impl<'k> Lowerer<'k> {
             return self.compare("NE", &x, &z, f, shape);
         }
         if to.is_float() {
-            if from.is_float() {
-                let (x, f) = self.upcast(x, from, shape);
-                return self.round_to(&x, f, to, shape);
-            }
-            if matches!(to, DType::F8E4M3 | DType::F8E5M2) {
-                let x = self.convert(x, from, DType::F32, shape);
-                return self.round_to(&x, DType::F32, to, shape);
-            }
             return self.convert(x, from, to, shape);
         }
         if from.is_float() {
@@ -1019,8 +960,8 @@ impl<'k> Lowerer<'k> {
             let z = self.emit(format!(
                 "stablehlo.broadcast_in_dim {bits}, dims = [{}] : ({}) -> {}",
                 join(&dims),
-                tensor_type(uf, shape),
-                tensor_type(uf, &split)
+                ty(uf, shape),
+                ty(uf, &split)
             ));
             let j = self.iota(uf, &split, rank - 1);
             let w = self.splat(uf, &split, tb as f64);
@@ -1308,12 +1249,12 @@ impl<'k> Lowerer<'k> {
         let mut shape = parts[0].1.clone();
         shape[d] = parts.iter().map(|p| p.1[d]).sum();
         let names: Vec<String> = parts.iter().map(|p| p.0.clone()).collect();
-        let types: Vec<String> = parts.iter().map(|p| tensor_type(dt, &p.1)).collect();
+        let types: Vec<String> = parts.iter().map(|p| ty(dt, &p.1)).collect();
         let v = self.emit(format!(
             "stablehlo.concatenate {}, dim = {d} : ({}) -> {}",
             names.join(", "),
             types.join(", "),
-            tensor_type(dt, &shape)
+            ty(dt, &shape)
         ));
         (v, shape)
     }
@@ -1352,8 +1293,8 @@ impl<'k> Lowerer<'k> {
             join(start),
             join(&limit),
             join(&vec![1; shape.len()]),
-            tensor_type(dt, shape),
-            tensor_type(dt, sizes)
+            ty(dt, shape),
+            ty(dt, sizes)
         ))
     }
 
@@ -1498,8 +1439,8 @@ impl<'k> Lowerer<'k> {
         self.emit(format!(
             "stablehlo.broadcast_in_dim {x}, dims = [{}] : ({}) -> {}",
             join(&dims),
-            tensor_type(dt, w),
-            tensor_type(dt, logical)
+            ty(dt, w),
+            ty(dt, logical)
         ))
     }
 
@@ -1653,9 +1594,9 @@ impl<'k> Lowerer<'k> {
             "\"stablehlo.gather\"({buf}, {pos}) {{dimension_numbers = #stablehlo.gather<offset_dims = [{k}], \
              start_index_map = [0], index_vector_dim = {k}>, slice_sizes = array<i64: {c}>, indices_are_sorted = false}} \
              : ({}, {}) -> {}",
-            tensor_type(dt, &[len]),
-            tensor_type(DType::I32, outer),
-            tensor_type(dt, &out)
+            ty(dt, &[len]),
+            ty(DType::I32, outer),
+            ty(dt, &out)
         ))
     }
 
@@ -1677,7 +1618,7 @@ impl<'k> Lowerer<'k> {
         ushape.push(c);
         let res = self.tmp();
         let (a, b) = (self.tmp(), self.tmp());
-        let st = tensor_type(dt, &[]);
+        let st = ty(dt, &[]);
         self.line(&format!("{res} = \"stablehlo.scatter\"({buf}, {pos}, {upd}) ({{"));
         self.line(&format!("^bb0({a}: {st}, {b}: {st}):"));
         self.indent += 1;
@@ -1693,10 +1634,10 @@ impl<'k> Lowerer<'k> {
             "}}) {{scatter_dimension_numbers = #stablehlo.scatter<update_window_dims = [{k}], \
              scatter_dims_to_operand_dims = [0], index_vector_dim = {k}>, indices_are_sorted = false, \
              unique_indices = false}} : ({}, {}, {}) -> {}",
-            tensor_type(dt, &[len]),
-            tensor_type(DType::I32, outer),
-            tensor_type(dt, &ushape),
-            tensor_type(dt, &[len])
+            ty(dt, &[len]),
+            ty(DType::I32, outer),
+            ty(dt, &ushape),
+            ty(dt, &[len])
         ));
         res
     }
@@ -2011,11 +1952,9 @@ impl<'k> Lowerer<'k> {
         let mut wide = shape.to_vec();
         wide[d] *= 2;
         let (first, second) = if up { (pad.as_str(), x) } else { (x, pad.as_str()) };
-        let t = tensor_type(dt, shape);
-        let cat = self.emit(format!(
-            "stablehlo.concatenate {first}, {second}, dim = {d} : ({t}, {t}) -> {}",
-            tensor_type(dt, &wide)
-        ));
+        let t = ty(dt, shape);
+        let cat =
+            self.emit(format!("stablehlo.concatenate {first}, {second}, dim = {d} : ({t}, {t}) -> {}", ty(dt, &wide)));
         let start = if up {
             let c = self.iconst(n);
             self.bin("subtract", &c, by, DType::I32, &[])
@@ -2035,8 +1974,8 @@ impl<'k> Lowerer<'k> {
         self.emit(format!(
             "stablehlo.broadcast_in_dim {x}, dims = [{}] : ({}) -> {}",
             join(&dims),
-            tensor_type(DType::I32, outer),
-            tensor_type(DType::I32, &rows)
+            ty(DType::I32, outer),
+            ty(DType::I32, &rows)
         ))
     }
 
@@ -2182,8 +2121,8 @@ impl<'k> Lowerer<'k> {
                     join(&vec![0; lspan.len()]),
                     join(&lspan),
                     join(&lsteps),
-                    tensor_type(bdt, &lspan),
-                    tensor_type(bdt, &lshape)
+                    ty(bdt, &lspan),
+                    ty(bdt, &lshape)
                 ));
                 return self.box_to_view(&v, r, shape, &lshape);
             }
@@ -2493,14 +2432,14 @@ impl<'k> Lowerer<'k> {
             .iter()
             .map(|&s| {
                 let (dt, shape) = self.slot_shape(s);
-                tensor_type(dt, &shape)
+                ty(dt, &shape)
             })
             .collect();
         for v in vars {
             let vt = &self.k.vars[v.0 as usize];
             t.push(match vt {
-                Type::Vector { dtype, shape } => tensor_type(*dtype, shape),
-                other => tensor_type(other.dtype().unwrap_or(DType::I32), &[]),
+                Type::Vector { dtype, shape } => ty(*dtype, shape),
+                other => ty(other.dtype().unwrap_or(DType::I32), &[]),
             });
         }
         t
@@ -2581,7 +2520,7 @@ impl<'k> Lowerer<'k> {
         let ys = self.state(bufs, vars);
         self.ret(&ys, &types);
         self.indent -= 1;
-        self.line(&format!("}}) : ({}) -> ({})", tensor_type(DType::Bool, &[]), types.join(", ")));
+        self.line(&format!("}}) : ({}) -> ({})", ty(DType::Bool, &[]), types.join(", ")));
         let rs = Self::results(&res, n);
         self.set_state(bufs, vars, &rs);
         Ok(())
@@ -2612,7 +2551,7 @@ impl<'k> Lowerer<'k> {
         self.indent += 1;
         let ne = extra.len();
         let p = cond_f(self, &args[..ne])?;
-        self.line(&format!("stablehlo.return {p} : {}", tensor_type(DType::Bool, &[])));
+        self.line(&format!("stablehlo.return {p} : {}", ty(DType::Bool, &[])));
         self.indent -= 1;
         self.line("} do {");
         self.indent += 1;
@@ -2669,7 +2608,8 @@ impl<'k> Lowerer<'k> {
             let bits = match &self.bufs[b].init {
                 Init::Arg(i, shape) => {
                     let shape = shape.clone();
-                    let v = self.view_as(&format!("%arg{i}"), logical, dt, &shape);
+                    let v = self.arg_value(&format!("%arg{i}"), logical, &shape);
+                    let v = self.view_as(&v, logical, dt, &shape);
                     let v = self.reshape(&v, dt, &shape, &canon);
                     self.set_whole(b, &v);
                     continue;
@@ -2696,7 +2636,8 @@ impl<'k> Lowerer<'k> {
         for (b, logical, shape) in &outs {
             let v = self.whole_as(*b, shape);
             let dt = self.bufs[*b].dtype;
-            names.push(self.view_as(&v, dt, *logical, shape));
+            let v = self.view_as(&v, dt, *logical, shape);
+            names.push(self.result_value(&v, *logical, shape));
         }
         self.loc = k.loc;
         if names.is_empty() {
@@ -2755,7 +2696,7 @@ impl<'k> Lowerer<'k> {
         }
         let bufs: Vec<usize> = bufs.into_iter().collect();
         let bufs = self.carry(&[GRID_KEY], &bufs);
-        let i32t = tensor_type(DType::I32, &[]);
+        let i32t = ty(DType::I32, &[]);
         let mut extra = vec![(self.iconst(0), i32t.clone())];
         for b in 0..self.blocks.len() {
             for d in 0..self.blocks[b].cur.len() {
@@ -3067,7 +3008,7 @@ impl<'k> Lowerer<'k> {
                             // `1 / sqrt(x)` with both roundings, as interpret mode: the barrier keeps
                             // XLA from rewriting it to its approximate rsqrt.
                             let s = self.un("sqrt", &x, f, &sh);
-                            let s = self.emit(format!("stablehlo.optimization_barrier {s} : {}", tensor_type(f, &sh)));
+                            let s = self.emit(format!("stablehlo.optimization_barrier {s} : {}", ty(f, &sh)));
                             let one = self.splat(f, &sh, 1.0);
                             self.bin("divide", &one, &s, f, &sh)
                         }
@@ -3077,7 +3018,7 @@ impl<'k> Lowerer<'k> {
                         }
                         UnaryOp::Not => x.clone(),
                     };
-                    self.round_to(&y, f, dt, &sh)
+                    self.convert(&y, f, dt, &sh)
                 } else {
                     match op {
                         UnaryOp::Neg => self.un("negate", &xn, dt, &sh),
@@ -3122,7 +3063,7 @@ impl<'k> Lowerer<'k> {
                     } else {
                         self.bin(name, &a, &b, f, &sh)
                     };
-                    self.round_to(&y, f, dt, &sh)
+                    self.convert(&y, f, dt, &sh)
                 } else {
                     let name = match op {
                         BinaryOp::Add => "add",
@@ -3213,15 +3154,15 @@ impl<'k> Lowerer<'k> {
                     join(start),
                     join(&limit),
                     join(&vec![1; sh.len()]),
-                    tensor_type(dt, &sh),
-                    tensor_type(dt, shape)
+                    ty(dt, &sh),
+                    ty(dt, shape)
                 ));
                 self.bind(inst, r, None);
             }
             Op::Concat { xs, axis } => {
                 let dt = self.vdt(xs[0]);
                 let names: Vec<String> = xs.iter().map(|x| self.tensor(*x)).collect();
-                let types: Vec<String> = xs.iter().map(|x| tensor_type(dt, &self.vshape(*x))).collect();
+                let types: Vec<String> = xs.iter().map(|x| ty(dt, &self.vshape(*x))).collect();
                 let sh = self.result_shape(inst);
                 let r = if xs.len() == 1 {
                     names[0].clone()
@@ -3230,7 +3171,7 @@ impl<'k> Lowerer<'k> {
                         "stablehlo.concatenate {}, dim = {axis} : ({}) -> {}",
                         names.join(", "),
                         types.join(", "),
-                        tensor_type(dt, &sh)
+                        ty(dt, &sh)
                     ))
                 };
                 self.bind(inst, r, None);
@@ -3251,7 +3192,7 @@ impl<'k> Lowerer<'k> {
                 let red_shape: Vec<usize> =
                     sh.iter().enumerate().filter(|&(d, _)| d != *axis).map(|(_, &n)| n).collect();
                 let r = self.reshape(&red, f, &red_shape, &out);
-                let r = self.round_to(&r, f, dt, &out);
+                let r = self.convert(&r, f, dt, &out);
                 self.bind(inst, r, None);
             }
             Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
@@ -3267,11 +3208,11 @@ impl<'k> Lowerer<'k> {
                      rhs_contracting_dimensions = [{}]>, precision_config = [#stablehlo<precision HIGHEST>, \
                      #stablehlo<precision HIGHEST>]}} : ({}, {}) -> {}",
                     if *transpose_rhs { 1 } else { 0 },
-                    tensor_type(cdt, &ls),
-                    tensor_type(cdt, &rs),
-                    tensor_type(cdt, &out)
+                    ty(cdt, &ls),
+                    ty(cdt, &rs),
+                    ty(cdt, &out)
                 ));
-                let r = self.round_to(&r, cdt, *acc, &out);
+                let r = self.convert(&r, cdt, *acc, &out);
                 self.bind(inst, r, None);
             }
             Op::View { base, indexers } => {
@@ -3370,7 +3311,7 @@ impl<'k> Lowerer<'k> {
                 }
                 let (lo, hi) = (self.lin_of(*lo), self.lin_of(*hi));
                 let (lo, hi) = (self.lin_name(&lo), self.lin_name(&hi));
-                let extra = [(lo, tensor_type(DType::I32, &[]))];
+                let extra = [(lo, ty(DType::I32, &[]))];
                 let index = *index;
                 let slots = self.carry(&[key(body)], &bufs);
                 let mut cond = |s: &mut Self, a: &[String]| Ok(s.compare("LT", &a[0], &hi, DType::I32, &[]));
@@ -3402,7 +3343,7 @@ impl<'k> Lowerer<'k> {
                                 continue;
                             }
                             let slots = self.carry(&[key(body)], &bufs);
-                            let extra = [(flag, tensor_type(DType::Bool, &[]))];
+                            let extra = [(flag, ty(DType::Bool, &[]))];
                             let mut test = |_: &mut Self, a: &[String]| Ok(a[0].clone());
                             let mut run = |s: &mut Self, _: &[String]| {
                                 s.keyed_block(body, &[body])?;
@@ -3428,7 +3369,7 @@ impl<'k> Lowerer<'k> {
                 // The condition region runs before the loop and at the end of every iteration, so
                 // its side effects (and the variables it assigns) are carried like the body's.
                 let c0 = self.tensor(*cond);
-                let extra = [(c0, tensor_type(DType::Bool, &[]))];
+                let extra = [(c0, ty(DType::Bool, &[]))];
                 let cond = *cond;
                 let slots = self.carry(&[key(body)], &bufs);
                 let mut test = |_: &mut Self, a: &[String]| Ok(a[0].clone());
