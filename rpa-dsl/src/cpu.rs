@@ -1,6 +1,8 @@
 //! The CPU backend: a kernel lowered to pure StableHLO ([`crate::lower::stablehlo`]) and run by the
-//! XLA:CPU PJRT plugin, with the semantics of interpret mode (without its checks: run a kernel in
-//! interpret mode to find races, uninitialised reads and out-of-bounds accesses).
+//! XLA:CPU PJRT plugin, with the semantics of interpret mode. By default kernels compile in checked
+//! mode: out-of-bounds indices, waits no copy signals, unbalanced semaphores and reads of memory
+//! nothing wrote fail with interpret mode's [`KernelError`] (DMA races are interpret mode's alone);
+//! [`CpuBackend::with_checks`]`(false)` turns the checks off for speed.
 //!
 //! ```no_run
 //! # fn demo(kernel: &rpa_dsl::Kernel, x: rpa_dsl::Array) -> Result<(), rpa_dsl::KernelError> {
@@ -17,6 +19,7 @@
 use crate::array::Array;
 use crate::error::KernelError;
 use crate::ir::{Kernel, Loc};
+use crate::lower::stablehlo::CheckTable;
 use crate::pjrt::{self, Client, CompileOptions, Device, LoadedExecutable, OptionOverride};
 use crate::DType;
 use std::collections::hash_map::DefaultHasher;
@@ -29,6 +32,8 @@ pub struct CpuBackend {
     client: Client,
     device: Device,
     options: CompileOptions,
+    /// Kernels compile in checked mode ([`crate::lower::stablehlo::lower_checked`]).
+    checked: bool,
     cache: Mutex<HashMap<u64, Vec<Arc<CpuKernel>>>>,
     modules: Mutex<HashMap<u64, Vec<Arc<CpuModule>>>>,
 }
@@ -54,6 +59,8 @@ pub struct CpuKernel {
     mlir: String,
     /// (name, dtype, shape) of each input, in launch order.
     inputs: Vec<(String, DType, Vec<usize>)>,
+    /// In checked mode, what the last result (the check record) means.
+    checks: Option<CheckTable>,
     exe: LoadedExecutable,
     client: Client,
     device: Device,
@@ -63,6 +70,10 @@ impl std::fmt::Debug for CpuKernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuKernel").field("name", &self.name).finish_non_exhaustive()
     }
+}
+
+fn start_error(e: pjrt::PjrtError) -> String {
+    format!("cannot start the XLA:CPU PJRT backend: {e}")
 }
 
 fn kernel_error(kernel: &Kernel, msg: impl Into<String>) -> KernelError {
@@ -108,30 +119,49 @@ impl CpuBackend {
             client,
             device,
             options,
+            checked: true,
             cache: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The process-wide backend (created on first use).
+    /// This backend with checked mode on (the default) or off. Checked kernels report what
+    /// interpret mode reports (out-of-bounds indices, unbalanced semaphores, reads of memory nothing
+    /// wrote) as the same [`KernelError`]; unchecked ones run faster and return whatever the
+    /// program computed.
+    pub fn with_checks(mut self, on: bool) -> CpuBackend {
+        self.checked = on;
+        self
+    }
+
+    /// The process-wide backend (created on first use), in checked mode.
     pub fn global() -> Result<&'static CpuBackend, String> {
         static BACKEND: OnceLock<Result<CpuBackend, String>> = OnceLock::new();
-        BACKEND
-            .get_or_init(|| CpuBackend::new().map_err(|e| format!("cannot start the XLA:CPU PJRT backend: {e}")))
-            .as_ref()
-            .map_err(Clone::clone)
+        BACKEND.get_or_init(|| CpuBackend::new().map_err(start_error)).as_ref().map_err(Clone::clone)
+    }
+
+    /// The process-wide backend without checked mode (for benchmarks).
+    pub fn global_unchecked() -> Result<&'static CpuBackend, String> {
+        static BACKEND: OnceLock<Result<CpuBackend, String>> = OnceLock::new();
+        let new = || CpuBackend::new().map(|b| b.with_checks(false)).map_err(start_error);
+        BACKEND.get_or_init(new).as_ref().map_err(Clone::clone)
     }
 
     /// Lowers and compiles `kernel`, reusing a cached executable for the same module text.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>, KernelError> {
-        let mlir = crate::lower::stablehlo::lower(kernel)?;
+        let (mlir, checks) = if self.checked {
+            let (mlir, table) = crate::lower::stablehlo::lower_checked(kernel)?;
+            (mlir, Some(table))
+        } else {
+            (crate::lower::stablehlo::lower(kernel)?, None)
+        };
         let mut h = DefaultHasher::new();
         mlir.hash(&mut h);
         let key = h.finish();
         if let Some(k) = self.lookup(key, &mlir) {
             return Ok(k);
         }
-        let compiled = Arc::new(self.compile_uncached(kernel, mlir)?);
+        let compiled = Arc::new(CpuKernel { checks, ..self.compile_uncached(kernel, mlir)? });
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let entry = cache.entry(key).or_default();
         match entry.iter().find(|k| k.mlir == compiled.mlir) {
@@ -197,7 +227,8 @@ impl CpuBackend {
         Ok(module)
     }
 
-    /// Compiles `kernel`'s lowered module `mlir` without looking at the cache (for benchmarks).
+    /// Compiles `kernel`'s (unchecked) lowered module `mlir` without looking at the cache (for
+    /// benchmarks).
     pub fn compile_uncached(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
         let exe = self
             .compile_text(&mlir)
@@ -214,6 +245,7 @@ impl CpuBackend {
             loc: kernel.loc,
             mlir,
             inputs,
+            checks: None,
             exe,
             client: self.client.clone(),
             device: self.device.clone(),
@@ -261,7 +293,14 @@ impl CpuKernel {
                 )));
             }
         }
-        execute(&self.client, &self.device, &self.exe, inputs).map_err(|e| self.err(e))
+        let mut outputs = execute(&self.client, &self.device, &self.exe, inputs).map_err(|e| self.err(e))?;
+        if let Some(table) = &self.checks {
+            let record = outputs.pop().ok_or_else(|| self.err("the checked program returned no check record"))?;
+            if let Some(e) = table.error(&record.to_i64()) {
+                return Err(e);
+            }
+        }
+        Ok(outputs)
     }
 }
 

@@ -46,9 +46,11 @@ use crate::dtype::DType;
 use crate::error::KernelError;
 use crate::ir::*;
 use crate::lower::mosaic::sanitize;
+pub use checks::CheckTable;
 use floats::{is_narrow_float, repr};
 use std::collections::{BTreeSet, HashMap};
 
+mod checks;
 mod floats;
 
 type R<T> = Result<T, KernelError>;
@@ -59,16 +61,28 @@ const IF_AS_LOOPS_BYTES: usize = 64 * 1024;
 /// Lowers `kernel` to a StableHLO module whose `@main` takes the scalar-prefetch operands and the
 /// inputs (in parameter order, as whole arrays) and returns the outputs.
 pub fn lower(kernel: &Kernel) -> Result<String, KernelError> {
+    Ok(lower_with(kernel, false)?.0)
+}
+
+/// Lowers `kernel` in checked mode ([`checks`]): `@main` returns one more result, the check record
+/// that the table turns into interpret mode's error.
+pub fn lower_checked(kernel: &Kernel) -> Result<(String, CheckTable), KernelError> {
+    let (text, table) = lower_with(kernel, true)?;
+    Ok((text, table.expect("checked lowering has a table")))
+}
+
+fn lower_with(kernel: &Kernel, checked: bool) -> Result<(String, Option<CheckTable>), KernelError> {
     // A first pass records how every buffer is accessed and what each region writes; the second
     // keeps the buffers whose accesses are all static boxes as tiles.
-    let mut a = Lowerer::new(kernel)?;
+    let mut a = Lowerer::new(kernel, checked)?;
     a.analyzing = true;
     a.module()?;
-    let mut l = Lowerer::new(kernel)?;
+    let mut l = Lowerer::new(kernel, checked)?;
     l.tiling = a.tilings();
     l.region_writes = std::mem::take(&mut a.region_writes);
     l.module()?;
-    Ok(l.out)
+    let table = l.check_table();
+    Ok((l.out, table))
 }
 
 /// The StableHLO element type (unsigned integers are `ui*`, bool is `i1`).
@@ -203,6 +217,8 @@ struct RefVal {
 struct SemVal {
     base: Lin,
     shape: Vec<usize>,
+    /// The semaphore array's name.
+    name: String,
 }
 
 #[derive(Clone, Debug)]
@@ -223,6 +239,8 @@ enum Init {
 }
 
 struct Buf {
+    /// The name interpret mode gives the buffer (the operand's, `x (block)`, the scratch's).
+    name: String,
     /// The element type of the buffer's tensor: narrow floats are kept as their bits (`ui16`,
     /// `ui8`), so that copies, selects and updates of them never convert: XLA:CPU computes bf16 ops
     /// in f32, and a bf16 `dynamic_update_slice` of the KV cache cost a conversion of the whole
@@ -375,10 +393,12 @@ struct Lowerer<'k> {
     args: Vec<(DType, Vec<usize>)>,
     loc: Loc,
     op: &'static str,
+    /// Checked mode's buffers and sites.
+    checks: Option<checks::CheckState>,
 }
 
 impl<'k> Lowerer<'k> {
-    fn new(k: &'k Kernel) -> R<Self> {
+    fn new(k: &'k Kernel, checked: bool) -> R<Self> {
         let mut s = Lowerer {
             k,
             out: String::new(),
@@ -403,6 +423,7 @@ impl<'k> Lowerer<'k> {
             args: Vec::new(),
             loc: k.loc,
             op: "kernel",
+            checks: None,
         };
         let mut param_buf: Vec<Option<usize>> = Vec::new();
         let mut sems = 0usize;
@@ -413,7 +434,7 @@ impl<'k> Lowerer<'k> {
                 Role::Prefetch | Role::Input => {
                     let arr = p.array.as_ref().ok_or_else(|| err("operand without an array type"))?;
                     let shape = arr.static_shape().ok_or_else(|| err("operand with a dynamic shape"))?;
-                    let id = s.add_buf(arr.dtype, &shape, Init::Arg(s.args.len(), shape.clone()));
+                    let id = s.add_buf(&p.name, arr.dtype, &shape, Init::Arg(s.args.len(), shape.clone()));
                     s.args.push((arr.dtype, shape.clone()));
                     param_buf.push(Some(id));
                     s.bind_operand(pi, id, arr.dtype, &shape);
@@ -423,7 +444,7 @@ impl<'k> Lowerer<'k> {
                     let shape = arr.static_shape().ok_or_else(|| err("operand with a dynamic shape"))?;
                     let id = match p.alias_of.and_then(|i| param_buf.get(i).copied().flatten()) {
                         Some(id) => id,
-                        None => s.add_buf(arr.dtype, &shape, Init::Poison),
+                        None => s.add_buf(&p.name, arr.dtype, &shape, Init::Poison),
                     };
                     s.outputs.push(id);
                     param_buf.push(Some(id));
@@ -434,12 +455,13 @@ impl<'k> Lowerer<'k> {
                     match k.ty(p.value) {
                         Type::Ref(r) => {
                             let shape = r.max_shape();
-                            let id = s.add_buf(r.dtype, &shape, Init::Poison);
+                            let id = s.add_buf(&p.name, r.dtype, &shape, Init::Poison);
                             s.vals.insert(p.value, Lv::R(full_ref(id, r.dtype, &shape)));
                             s.ref_buf.insert(p.value, id);
                         }
                         Type::Sem { shape } => {
-                            s.vals.insert(p.value, Lv::S(SemVal { base: Lin::k(sems as i64), shape: shape.clone() }));
+                            let sem = SemVal { base: Lin::k(sems as i64), shape: shape.clone(), name: p.name.clone() };
+                            s.vals.insert(p.value, Lv::S(sem));
                             sems += shape.iter().product::<usize>().max(1);
                             sem_params.push(p.value);
                         }
@@ -449,7 +471,7 @@ impl<'k> Lowerer<'k> {
             }
         }
         if sems > 0 {
-            let id = s.add_buf(DType::I32, &[sems], Init::Zero);
+            let id = s.add_buf("semaphores", DType::I32, &[sems], Init::Zero);
             s.sem_buf = Some(id);
             for v in sem_params {
                 s.ref_buf.insert(v, id);
@@ -466,16 +488,20 @@ impl<'k> Lowerer<'k> {
             _ => {}
         });
         s.ref_buf = ref_buf;
+        if checked {
+            s.enable_checks();
+        }
         Ok(s)
     }
 
-    fn add_buf(&mut self, logical: DType, shape: &[usize], init: Init) -> usize {
+    fn add_buf(&mut self, name: &str, logical: DType, shape: &[usize], init: Init) -> usize {
         let dtype = match logical {
             DType::Bf16 | DType::F16 => DType::U16,
             DType::F8E4M3 | DType::F8E5M2 => DType::U8,
             dt => dt,
         };
-        self.bufs.push(Buf { dtype, logical, shape: shape.to_vec(), len: shape.iter().product(), init });
+        let (name, shape) = (name.to_string(), shape.to_vec());
+        self.bufs.push(Buf { name, dtype, logical, len: shape.iter().product(), shape, init });
         self.cur.push(String::new());
         self.tiling.push(None);
         self.tiles.push(Vec::new());
@@ -488,7 +514,7 @@ impl<'k> Lowerer<'k> {
         let id = match &p.block {
             None => hbm,
             Some(bs) => {
-                let vmem = self.add_buf(dtype, &bs.block_shape, Init::Poison);
+                let vmem = self.add_buf(&format!("{} (block)", p.name), dtype, &bs.block_shape, Init::Poison);
                 self.blocks.push(BlockSt {
                     param: pi,
                     hbm,
@@ -2094,6 +2120,7 @@ impl<'k> Lowerer<'k> {
         if w.iter().product::<usize>() != 0 {
             let v = self.read(src, &w, &sizes);
             self.write(dst, &w, &v, None, &sizes);
+            self.copy_written(src, dst, &w, &sizes);
         }
         self.lin_mul(&count, &Lin::k(src.dtype.bytes() as i64))
     }
@@ -2165,10 +2192,12 @@ impl<'k> Lowerer<'k> {
                 for (d, ix) in indexers.iter().enumerate() {
                     if let Indexer::At(i) = ix {
                         let i = self.lin_of(*i);
+                        self.check_sem_index(&s, d, &i);
                         b = self.lin_add(&b, &i, strides[d]);
                     }
                 }
-                Ok(Lv::S(SemVal { base: b, shape: s.shape[indexers.len().min(s.shape.len())..].to_vec() }))
+                let shape = s.shape[indexers.len().min(s.shape.len())..].to_vec();
+                Ok(Lv::S(SemVal { base: b, shape, name: s.name }))
             }
             Some(Lv::R(r)) => {
                 let mut v = r.clone();
@@ -2193,6 +2222,7 @@ impl<'k> Lowerer<'k> {
                         }
                         Indexer::At(i) => {
                             let i = self.lin_of(*i);
+                            self.check_index(&r, d, &i);
                             if is_packed {
                                 if let Pack::Narrow { row, .. } = &mut v.pack {
                                     let old = row.clone();
@@ -2216,12 +2246,14 @@ impl<'k> Lowerer<'k> {
                             }
                             match size {
                                 SliceSize::Static(n) => {
+                                    self.check_slice(&r, d, &s, &Lin::k(*n as i64), None);
                                     shape.push(*n);
                                     sizes.push(None);
                                     fits.push(true);
                                 }
                                 SliceSize::Dynamic { size, max } => {
                                     let n = self.lin_of(*size);
+                                    self.check_slice(&r, d, &s, &n, Some(*max));
                                     // A known bound of the size shrinks the window.
                                     let max = &self.ub(*size).map_or(*max, |u| (u.max(0) as usize).min(*max));
                                     shape.push(*max);
@@ -2348,7 +2380,7 @@ impl<'k> Lowerer<'k> {
                 _ => {}
             });
         }
-        w.into_iter().collect()
+        self.with_check_buffers(w).into_iter().collect()
     }
 
     /// Vars written inside `blocks` that were declared outside them.
@@ -2600,7 +2632,10 @@ impl<'k> Lowerer<'k> {
                 None => format!("%arg{i}: {}", tensor_type(*dt, s)),
             })
             .collect();
-        let out_types: Vec<String> = outs.iter().map(|(_, dt, s)| tensor_type(*dt, s)).collect();
+        let mut out_types: Vec<String> = outs.iter().map(|(_, dt, s)| tensor_type(*dt, s)).collect();
+        if let Some(r) = self.record_buf() {
+            out_types.push(tensor_type(DType::I32, &self.bufs[r].shape));
+        }
         self.line(&format!("func.func public @main({}) -> ({}) {{", args.join(", "), out_types.join(", ")));
         self.indent += 1;
         for b in 0..self.bufs.len() {
@@ -2632,12 +2667,16 @@ impl<'k> Lowerer<'k> {
             }
         }
         self.grid()?;
+        self.check_balance();
         let mut names = Vec::new();
         for (b, logical, shape) in &outs {
             let v = self.whole_as(*b, shape);
             let dt = self.bufs[*b].dtype;
             let v = self.view_as(&v, dt, *logical, shape);
             names.push(self.result_value(&v, *logical, shape));
+        }
+        if let Some(r) = self.record_buf() {
+            names.push(self.whole(r));
         }
         self.loc = k.loc;
         if names.is_empty() {
@@ -2694,7 +2733,7 @@ impl<'k> Lowerer<'k> {
                 bufs.insert(b.hbm);
             }
         }
-        let bufs: Vec<usize> = bufs.into_iter().collect();
+        let bufs: Vec<usize> = self.with_check_buffers(bufs).into_iter().collect();
         let bufs = self.carry(&[GRID_KEY], &bufs);
         let i32t = ty(DType::I32, &[]);
         let mut extra = vec![(self.iconst(0), i32t.clone())];
@@ -2772,6 +2811,7 @@ impl<'k> Lowerer<'k> {
             let p = &self.k.params[self.blocks[b].param];
             (self.loc, self.op) = (p.loc, "block_spec");
             let idx = self.index_map(b, &g)?;
+            self.check_block_index(b, &idx);
             let cur = self.blocks[b].cur.clone();
             let changed = self.any_ne(&idx, &cur);
             let vmem = self.blocks[b].vmem;
@@ -2782,6 +2822,7 @@ impl<'k> Lowerer<'k> {
                     Cond::Static(true) => {
                         let poison = self.poisoned(vmem);
                         self.put_whole(vmem, &poison);
+                        self.set_written(vmem, false, None);
                     }
                     Cond::Dyn(c) => {
                         let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
@@ -2789,6 +2830,7 @@ impl<'k> Lowerer<'k> {
                         let old = self.whole(vmem);
                         let new = self.select(&c, &poison, &old, &[], dt, &shape);
                         self.put_whole(vmem, &new);
+                        self.set_written(vmem, false, Some(&c));
                     }
                 }
             } else {
@@ -2871,6 +2913,7 @@ impl<'k> Lowerer<'k> {
                     }
                 };
                 self.put_whole(vmem, &new);
+                self.set_written(vmem, true, pred);
             } else {
                 let mut v = self.whole(vmem);
                 if let Some(p) = pred {
@@ -2878,6 +2921,7 @@ impl<'k> Lowerer<'k> {
                     v = self.select(p, &v, &old, &[], dt, &block);
                 }
                 self.box_put(hbm, &plan, &v);
+                self.copy_block_written(vmem, hbm, &plan, pred);
             }
             return Ok(());
         }
@@ -2913,13 +2957,20 @@ impl<'k> Lowerer<'k> {
         let vref = RefVal { sizes, ..full_ref(vmem, dt, &block) };
         if copy_in {
             let old = self.whole(vmem);
+            let old_written = self.written_buf(vmem).map(|m| (m, self.whole(m)));
             let poison = self.poisoned(vmem);
             self.put_whole(vmem, &poison);
+            self.set_written(vmem, false, None);
             self.copy(&href, &vref);
             if let Some(p) = pred {
                 let new = self.whole(vmem);
                 let new = self.select(p, &new, &old, &[], dt, &block);
                 self.put_whole(vmem, &new);
+                if let Some((m, old)) = old_written {
+                    let (mdt, new) = (self.bufs[m].dtype, self.whole(m));
+                    let new = self.select(p, &new, &old, &[], mdt, &block);
+                    self.put_whole(m, &new);
+                }
             }
         } else {
             self.copy(&vref, &href);
@@ -3080,6 +3131,9 @@ impl<'k> Lowerer<'k> {
                         BinaryOp::Shr if dt.is_unsigned_int() => "shift_right_logical",
                         BinaryOp::Shr => "shift_right_arithmetic",
                     };
+                    if matches!(op, BinaryOp::Div | BinaryOp::Rem) && self.konst(*rhs).is_none_or(|k| k == 0) {
+                        self.check_divisor(&b, dt, &sh, *op == BinaryOp::Rem);
+                    }
                     self.bin(name, &a, &b, dt, &sh)
                 };
                 if let (Some(res), true) = (inst.result, dt.is_int() && sh.is_empty()) {
@@ -3240,11 +3294,13 @@ impl<'k> Lowerer<'k> {
             Op::Load { src } => {
                 let r = self.refval(*src)?;
                 let shape = r.shape.clone();
+                self.check_load(&r, &shape, &[]);
                 let v = self.read(&r, &shape, &[]);
                 self.bind(inst, v, None);
             }
             Op::LoadStrided { src, strides, shape } => {
                 let r = self.refval(*src)?;
+                self.check_load(&strided(&r, strides, shape), shape, &[]);
                 let v = self.read_strided(&r, strides, shape);
                 self.bind(inst, v, None);
             }
@@ -3253,33 +3309,45 @@ impl<'k> Lowerer<'k> {
                 let (v, shape) = (self.tensor(*value), r.shape.clone());
                 let m = mask.map(|m| self.tensor(m));
                 self.write(&r, &shape, &v, m.as_deref(), &[]);
+                self.mark_written(&r, &shape, m.as_deref(), &[]);
             }
             Op::StoreStrided { dst, value, strides } => {
                 let r = self.refval(*dst)?;
                 let (v, vs) = (self.tensor(*value), self.vshape(*value));
                 let sv = strided(&r, strides, &vs);
                 self.write(&sv, &vs, &v, None, &[]);
+                self.mark_written(&sv, &vs, None, &[]);
             }
             Op::ScalarLoad { src, indices } => {
                 let r = self.refval(*src)?;
                 let idx: Vec<Lin> = indices.iter().map(|i| self.lin_of(*i)).collect();
+                for (d, i) in idx.iter().enumerate() {
+                    self.check_index(&r, d, i);
+                }
+                self.check_load_at(&r, &idx);
                 let v = self.read_at(&r, &idx);
                 self.bind(inst, v, None);
             }
             Op::ScalarStore { dst, indices, value } => {
                 let r = self.refval(*dst)?;
                 let idx: Vec<Lin> = indices.iter().map(|i| self.lin_of(*i)).collect();
+                for (d, i) in idx.iter().enumerate() {
+                    self.check_index(&r, d, i);
+                }
                 let v = self.tensor(*value);
                 self.write_at(&r, &idx, &v);
+                self.mark_written_at(&r, &idx);
             }
             Op::DmaStart { src, dst, sem } => {
                 let (s, d, m) = (self.refval(*src)?, self.refval(*dst)?, self.semval(*sem)?);
                 let bytes = self.copy(&s, &d);
+                self.note_copy(&m, &bytes);
                 self.sem_add(&m, &bytes, 1);
             }
             Op::DmaWait { dst, sem, .. } => {
                 let (d, m) = (self.refval(*dst)?, self.semval(*sem)?);
                 let bytes = self.ref_bytes(&d);
+                self.check_wait(&m, &bytes);
                 self.sem_add(&m, &bytes, -1);
             }
             Op::VarDecl { var, init } => {
