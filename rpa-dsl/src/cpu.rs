@@ -1,6 +1,8 @@
 //! The CPU backend: a kernel lowered to pure StableHLO ([`crate::lower::stablehlo`]) and run by the
-//! XLA:CPU PJRT plugin, with the semantics of interpret mode (without its checks: run a kernel in
-//! interpret mode to find races, uninitialised reads and out-of-bounds accesses).
+//! XLA:CPU PJRT plugin, with the semantics of interpret mode (without its run-time checks: run a
+//! kernel in interpret mode to find races, uninitialised reads and out-of-bounds accesses). Like
+//! interpret mode, it compiles only kernels that pass the verifier for every TPU generation (or
+//! those of [`CpuBackend::with_targets`]).
 //!
 //! ```no_run
 //! # fn demo(kernel: &rpa_dsl::Kernel, x: rpa_dsl::Array) -> Result<(), rpa_dsl::KernelError> {
@@ -16,9 +18,10 @@
 
 use crate::array::Array;
 use crate::error::KernelError;
+use crate::ir::verify::verify_targets;
 use crate::ir::{Kernel, Loc};
 use crate::pjrt::{self, Client, CompileOptions, Device, LoadedExecutable, OptionOverride};
-use crate::DType;
+use crate::{DType, TargetCheck};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -29,6 +32,8 @@ pub struct CpuBackend {
     client: Client,
     device: Device,
     options: CompileOptions,
+    /// The TPU generations a kernel must pass the verifier for before it is compiled.
+    targets: TargetCheck,
     cache: Mutex<HashMap<u64, Vec<Arc<CpuKernel>>>>,
     modules: Mutex<HashMap<u64, Vec<Arc<CpuModule>>>>,
 }
@@ -106,12 +111,19 @@ impl CpuBackend {
             client,
             device,
             options,
+            targets: TargetCheck::All,
             cache: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The process-wide backend (created on first use).
+    /// This backend checking kernels against `targets` instead of every TPU generation (e.g.
+    /// [`TargetCheck::HostOnly`] for host-only experiments).
+    pub fn with_targets(self, targets: TargetCheck) -> CpuBackend {
+        CpuBackend { targets, ..self }
+    }
+
+    /// The process-wide backend (created on first use; checks every TPU generation).
     pub fn global() -> Result<&'static CpuBackend, String> {
         static BACKEND: OnceLock<Result<CpuBackend, String>> = OnceLock::new();
         BACKEND
@@ -120,8 +132,11 @@ impl CpuBackend {
             .map_err(Clone::clone)
     }
 
-    /// Lowers and compiles `kernel`, reusing a cached executable for the same module text.
+    /// Verifies `kernel` for the backend's targets, lowers and compiles it, reusing a cached
+    /// executable for the same module text. The returned kernel runs any number of times without
+    /// further checks.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>, KernelError> {
+        verify_targets(kernel, self.targets)?;
         let mlir = crate::lower::stablehlo::lower(kernel)?;
         let mut h = DefaultHasher::new();
         mlir.hash(&mut h);
@@ -129,7 +144,7 @@ impl CpuBackend {
         if let Some(k) = self.lookup(key, &mlir) {
             return Ok(k);
         }
-        let compiled = Arc::new(self.compile_uncached(kernel, mlir)?);
+        let compiled = Arc::new(self.compile_lowered(kernel, mlir)?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let entry = cache.entry(key).or_default();
         match entry.iter().find(|k| k.mlir == compiled.mlir) {
@@ -195,8 +210,14 @@ impl CpuBackend {
         Ok(module)
     }
 
-    /// Compiles `kernel`'s lowered module `mlir` without looking at the cache (for benchmarks).
+    /// Verifies `kernel` and compiles its lowered module `mlir` without looking at the cache (for
+    /// benchmarks).
     pub fn compile_uncached(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
+        verify_targets(kernel, self.targets)?;
+        self.compile_lowered(kernel, mlir)
+    }
+
+    fn compile_lowered(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
         let exe = self
             .compile_text(&mlir)
             .map_err(|e| kernel_error(kernel, format!("XLA:CPU failed to compile the StableHLO lowering: {e}")))?;
@@ -293,7 +314,8 @@ pub fn run_module(mlir: &str, inputs: &[Array]) -> Result<Vec<Array>, String> {
     CpuBackend::global()?.compile_module(mlir)?.run(inputs)
 }
 
-/// Runs `kernel` on XLA:CPU with the process-wide [`CpuBackend`] (compiles are cached).
+/// Runs `kernel` on XLA:CPU with the process-wide [`CpuBackend`] (compiles are cached), once it
+/// passes the verifier for every TPU generation.
 pub fn run(kernel: &Kernel, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
     let backend = CpuBackend::global().map_err(|e| kernel_error(kernel, e))?;
     backend.run(kernel, inputs)
