@@ -1,7 +1,7 @@
 //! Interpret mode: the reference semantics of the IR, strict like Pallas's TPU interpret mode.
 //!
-//! - A kernel runs only once it passes the verifier's hardware rules for the TPU generations of
-//!   [`InterpretOptions::targets`] (all of them by default), so what runs here compiles for a TPU.
+//! - A kernel runs only once it passes the hardware rules `tpu::compile_for` checks, for the TPU
+//!   generations of [`InterpretOptions::targets`] (all of them by default).
 //! - HBM, VMEM and SMEM are separate buffers; uninitialised memory holds NaN (integers: their
 //!   minimum), and a load that reads *only* uninitialised elements, or a scalar read of one, is an
 //!   error.
