@@ -1,8 +1,10 @@
-//! Benchmark: IR build time of each example kernel (target: under 1 ms each) and interpret-mode
-//! throughput. Run with `cargo bench -p rpa-kernels --bench examples`.
+//! Benchmark: IR build time of each example kernel (target: under 1 ms each), the time of the TPU
+//! checks every host launch runs, and interpret-mode throughput. Run with
+//! `cargo bench -p rpa-kernels --bench examples`.
 
 use rpa_dsl::interpret::{run, InterpretOptions};
-use rpa_dsl::{Array, DType, Kernel, KernelError};
+use rpa_dsl::ir::verify::verify_targets;
+use rpa_dsl::{Array, DType, Kernel, KernelError, TargetCheck};
 use rpa_kernels::{demo::random_values, examples};
 use std::time::Instant;
 
@@ -14,13 +16,18 @@ fn time_build(name: &str, build: &dyn Fn() -> Result<Kernel, KernelError>) -> Ke
         std::hint::black_box(build().unwrap());
     }
     let us = t.elapsed().as_secs_f64() * 1e6 / iters as f64;
+    let t = Instant::now();
+    for _ in 0..iters {
+        verify_targets(&k, TargetCheck::All).expect("passes every generation's checks");
+    }
+    let check_us = t.elapsed().as_secs_f64() * 1e6 / iters as f64;
     let insts = {
         let mut n = 0;
         k.walk(&mut |_| n += 1);
         n
     };
     println!(
-        "build  {name:<24} {us:>9.1} µs  ({insts} IR instructions)  {}",
+        "build  {name:<24} {us:>9.1} µs  ({insts} IR instructions)  {}  target checks {check_us:.2} µs",
         if us < 1000.0 { "< 1 ms ✓" } else { "≥ 1 ms ✗" }
     );
     k

@@ -1,7 +1,9 @@
 //! The CPU backend: a kernel lowered to pure StableHLO ([`crate::lower::stablehlo`]) and run by the
-//! XLA:CPU PJRT plugin, with the semantics of interpret mode. By default kernels compile in checked
-//! mode: out-of-bounds indices, waits no copy signals, unbalanced semaphores and reads of memory
-//! nothing wrote fail with interpret mode's [`KernelError`] (DMA races are interpret mode's alone);
+//! XLA:CPU PJRT plugin, with the semantics of interpret mode. Like interpret mode, it compiles
+//! only kernels that pass the verifier for every TPU generation (or those of
+//! [`CpuBackend::with_targets`]). By default kernels compile in checked mode: out-of-bounds indices,
+//! waits no copy signals, unbalanced semaphores and reads of memory nothing wrote fail with
+//! interpret mode's [`KernelError`] (DMA races are interpret mode's alone);
 //! [`CpuBackend::with_checks`]`(false)` turns the checks off for speed.
 //!
 //! ```no_run
@@ -18,10 +20,11 @@
 
 use crate::array::Array;
 use crate::error::KernelError;
+use crate::ir::verify::verify_targets;
 use crate::ir::{Kernel, Loc};
 use crate::lower::stablehlo::CheckTable;
 use crate::pjrt::{self, Client, CompileOptions, Device, LoadedExecutable, OptionOverride};
-use crate::DType;
+use crate::{DType, TargetCheck};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -32,6 +35,8 @@ pub struct CpuBackend {
     client: Client,
     device: Device,
     options: CompileOptions,
+    /// The TPU generations a kernel must pass the verifier for before it is compiled.
+    targets: TargetCheck,
     /// Kernels compile in checked mode ([`crate::lower::stablehlo::lower_checked`]).
     checked: bool,
     cache: Mutex<HashMap<u64, Vec<Arc<CpuKernel>>>>,
@@ -119,22 +124,28 @@ impl CpuBackend {
             client,
             device,
             options,
+            targets: TargetCheck::All,
             checked: true,
             cache: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
         })
     }
 
+    /// This backend checking kernels against `targets` instead of every TPU generation (e.g.
+    /// [`TargetCheck::HostOnly`] for host-only experiments).
+    pub fn with_targets(self, targets: TargetCheck) -> CpuBackend {
+        CpuBackend { targets, ..self }
+    }
+
     /// This backend with checked mode on (the default) or off. Checked kernels report what
     /// interpret mode reports (out-of-bounds indices, unbalanced semaphores, reads of memory nothing
     /// wrote) as the same [`KernelError`]; unchecked ones run faster and return whatever the
     /// program computed.
-    pub fn with_checks(mut self, on: bool) -> CpuBackend {
-        self.checked = on;
-        self
+    pub fn with_checks(self, checked: bool) -> CpuBackend {
+        CpuBackend { checked, ..self }
     }
 
-    /// The process-wide backend (created on first use), in checked mode.
+    /// The process-wide backend (created on first use; checks every TPU generation; checked mode).
     pub fn global() -> Result<&'static CpuBackend, String> {
         static BACKEND: OnceLock<Result<CpuBackend, String>> = OnceLock::new();
         BACKEND.get_or_init(|| CpuBackend::new().map_err(start_error)).as_ref().map_err(Clone::clone)
@@ -147,8 +158,11 @@ impl CpuBackend {
         BACKEND.get_or_init(new).as_ref().map_err(Clone::clone)
     }
 
-    /// Lowers and compiles `kernel`, reusing a cached executable for the same module text.
+    /// Verifies `kernel` for the backend's targets, lowers and compiles it, reusing a cached
+    /// executable for the same module text. The returned kernel runs any number of times without
+    /// further checks.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>, KernelError> {
+        verify_targets(kernel, self.targets)?;
         let (mlir, checks) = if self.checked {
             let (mlir, table) = crate::lower::stablehlo::lower_checked(kernel)?;
             (mlir, Some(table))
@@ -161,7 +175,7 @@ impl CpuBackend {
         if let Some(k) = self.lookup(key, &mlir) {
             return Ok(k);
         }
-        let compiled = Arc::new(CpuKernel { checks, ..self.compile_uncached(kernel, mlir)? });
+        let compiled = Arc::new(CpuKernel { checks, ..self.compile_lowered(kernel, mlir)? });
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let entry = cache.entry(key).or_default();
         match entry.iter().find(|k| k.mlir == compiled.mlir) {
@@ -227,9 +241,14 @@ impl CpuBackend {
         Ok(module)
     }
 
-    /// Compiles `kernel`'s (unchecked) lowered module `mlir` without looking at the cache (for
-    /// benchmarks).
+    /// Verifies `kernel` and compiles its (unchecked) lowered module `mlir` without looking at the
+    /// cache (for benchmarks).
     pub fn compile_uncached(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
+        verify_targets(kernel, self.targets)?;
+        self.compile_lowered(kernel, mlir)
+    }
+
+    fn compile_lowered(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
         let exe = self
             .compile_text(&mlir)
             .map_err(|e| kernel_error(kernel, format!("XLA:CPU failed to compile the StableHLO lowering: {e}")))?;
@@ -334,7 +353,8 @@ pub fn run_module(mlir: &str, inputs: &[Array]) -> Result<Vec<Array>, String> {
     CpuBackend::global()?.compile_module(mlir)?.run(inputs)
 }
 
-/// Runs `kernel` on XLA:CPU with the process-wide [`CpuBackend`] (compiles are cached).
+/// Runs `kernel` on XLA:CPU with the process-wide [`CpuBackend`] (compiles are cached), once it
+/// passes the verifier for every TPU generation.
 pub fn run(kernel: &Kernel, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
     let backend = CpuBackend::global().map_err(|e| kernel_error(kernel, e))?;
     backend.run(kernel, inputs)

@@ -30,7 +30,7 @@ pub use dtype::DType;
 pub use error::{Diagnostic, KernelError};
 pub use ir::{DimSemantics, Kernel, Loc};
 pub use rpa_macros::{tpu_fn, tpu_kernel};
-pub use target::TpuTarget;
+pub use target::{TargetCheck, TpuTarget};
 
 /// Everything a kernel author needs: `use rpa_dsl::prelude::*;`.
 pub mod prelude {
@@ -41,7 +41,7 @@ pub mod prelude {
         min, num_programs, program_id, select, zeros, Dma, Hbm, Ref, Scalar, Sems, Smem, Tile, Vmem,
     };
     pub use crate::ir::DimSemantics::{Arbitrary, Parallel};
-    pub use crate::{tpu_fn, tpu_kernel, Array, Kernel, KernelError, Loc, TpuTarget};
+    pub use crate::{tpu_fn, tpu_kernel, Array, Kernel, KernelError, Loc, TargetCheck, TpuTarget};
 }
 
 /// Paths the macros' generated code uses. Not a public API.

@@ -76,6 +76,32 @@ impl std::fmt::Display for TpuTarget {
     }
 }
 
+/// The TPU generations a kernel must compile for before a host backend (interpret mode,
+/// PJRT-CPU) runs it: the verifier's hardware rules (tiling, memory spaces, VMEM and SMEM budgets)
+/// of each, so that a kernel that runs on the host also compiles for a TPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TargetCheck {
+    /// Every generation rpa supports ([`TpuTarget::ALL`]); the first that rejects the kernel is
+    /// reported.
+    #[default]
+    All,
+    /// One generation (a kernel written for it, e.g. with a `vmem_limit` only it has room for).
+    Only(TpuTarget),
+    /// No hardware rules: for host-only experiments that no TPU would compile.
+    HostOnly,
+}
+
+impl TargetCheck {
+    /// The generations checked, in order.
+    pub fn targets(&self) -> &[TpuTarget] {
+        match self {
+            TargetCheck::All => &TpuTarget::ALL,
+            TargetCheck::Only(target) => std::slice::from_ref(target),
+            TargetCheck::HostOnly => &[],
+        }
+    }
+}
+
 /// The native tile of a VMEM buffer of `dtype`: (8 · packing, 128). The last two dimensions of a
 /// VMEM block must be multiples of it, or equal to the full extent of the array.
 pub const fn native_tile(dtype: DType) -> (usize, usize) {

@@ -1,12 +1,15 @@
-//! Block sizes: the VMEM/SMEM estimates equal what the verifier counts, every default is valid, and
-//! upstream's per-generation heuristic gives kernels that libtpu compiles for a Llama-3-8B shape.
+//! Block sizes: the VMEM/SMEM estimates equal what the verifier counts, every default is valid (the
+//! host defaults pass every generation's checks), and upstream's per-generation heuristic gives
+//! kernels that libtpu compiles for a Llama-3-8B shape.
 
-use rpa_dsl::ir::verify::{smem_usage, vmem_usage};
+use rpa_dsl::ir::verify::{smem_usage, verify_targets, vmem_usage};
 use rpa_dsl::tpu::compile_for;
-use rpa_dsl::{DType, TpuTarget};
-use rpa_kernels::rpa::blocks::{default_block_sizes, smem_bytes, tpu_block_sizes, vmem_bytes, TPU_VMEM_SHARE};
-use rpa_kernels::rpa::kernel::rpa_kernel;
-use rpa_kernels::rpa::launch::{build_for_target, config_for, config_for_target};
+use rpa_dsl::{DType, TargetCheck, TpuTarget};
+use rpa_kernels::rpa::blocks::{
+    default_block_sizes, smem_bytes, tpu_block_sizes, vmem_bytes, HOST_VMEM_BUDGET, TPU_VMEM_SHARE,
+};
+use rpa_kernels::rpa::kernel::{rpa_kernel, RpaConfig};
+use rpa_kernels::rpa::launch::{build_for_target, config_for, config_for_cpu, config_for_target};
 use rpa_kernels::rpa::reference::RpaInputs;
 use rpa_kernels::rpa::testing::{make_batch, BatchSpec, MIXED};
 use rpa_kernels::rpa::validate::validate_block_sizes;
@@ -60,7 +63,13 @@ fn defaults_are_valid_and_fit_every_generation() {
             let cfg = config_for(&x, &opts, case);
             assert_eq!(cfg.blocks, default_block_sizes(&cfg));
             validate_block_sizes(case, cfg.blocks, page).unwrap();
-            assert!(vmem_bytes(&cfg) <= 12 << 20, "{} needs {} bytes of VMEM", cfg.name(), vmem_bytes(&cfg));
+            assert!(vmem_bytes(&cfg) <= HOST_VMEM_BUDGET, "{} needs {} bytes of VMEM", cfg.name(), vmem_bytes(&cfg));
+            assert_eq!(cfg.vmem_limit, None, "{} fits every default scoped VMEM", cfg.name());
+            for host in [cfg, config_for_cpu(&x, &opts, case)] {
+                let k = rpa_kernel(&host).unwrap();
+                verify_targets(&k, TargetCheck::All)
+                    .unwrap_or_else(|e| panic!("{} {:?}: {e}", host.name(), host.blocks));
+            }
             for t in TpuTarget::ALL {
                 let tc = config_for_target(&x, &opts, case, t);
                 assert_eq!(tc.blocks, tpu_block_sizes(t, &tc));
@@ -71,6 +80,26 @@ fn defaults_are_valid_and_fit_every_generation() {
                 assert!(vmem_bytes(&tc) <= share, "{} on {t} leaves no room for Mosaic's own scratch", tc.name());
             }
         }
+    }
+}
+
+#[test]
+fn host_defaults_over_the_budget_declare_a_vmem_limit_every_generation_accepts() {
+    // 32 kv heads of 256 f32s: the keys and values of 128 tokens alone take 16 MiB, beyond the budget.
+    let x = batch((32, 32), 256, 16, DType::F32, DType::F32, &[(3, 40), (1, 130)]);
+    let opts = RpaOptions::default();
+    for case in [RpaCase::Decode, RpaCase::Mixed] {
+        let cfg = config_for(&x, &opts, case);
+        assert!(vmem_bytes(&cfg) > 16 << 20, "{} needs {} bytes", cfg.name(), vmem_bytes(&cfg));
+        assert_eq!(cfg.vmem_limit, Some(TpuTarget::V7x.vmem_bytes()), "{}", cfg.name());
+        verify_targets(&rpa_kernel(&cfg).unwrap(), TargetCheck::All).unwrap();
+        // Without the limit, v5e's default scoped VMEM (16 MiB) is the first to refuse it.
+        let unlimited = rpa_kernel(&RpaConfig { vmem_limit: None, ..cfg }).unwrap();
+        let err = verify_targets(&unlimited, TargetCheck::All).unwrap_err();
+        assert!(err.first().message.contains("VMEM over budget on v5e"), "{err}");
+        // A limit set in the options is kept.
+        let opts = RpaOptions { vmem_limit: Some(100 << 20), ..Default::default() };
+        assert_eq!(config_for(&x, &opts, case).vmem_limit, Some(100 << 20));
     }
 }
 

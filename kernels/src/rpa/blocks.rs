@@ -26,7 +26,7 @@ pub fn smem_bytes(cfg: &RpaConfig) -> usize {
 }
 
 /// VMEM the host defaults stay within, so that they also fit v5e's default scoped VMEM (16 MiB).
-const HOST_VMEM_BUDGET: usize = 12 * MIB;
+pub const HOST_VMEM_BUDGET: usize = 12 * MIB;
 
 /// Default block sizes of the host backends (interpret mode, PJRT-CPU): kv blocks of 256 tokens in
 /// whole pages (128 if 256 does not fit); decode q blocks of one token; prefill q blocks of the
@@ -56,6 +56,15 @@ pub fn default_block_sizes(cfg: &RpaConfig) -> BlockSizes {
         .flat_map(|tokens| halvings().map(move |bq| sized(bq, kv_block(tokens))))
         .find(fits)
         .unwrap_or(sized(1, kv_block(128)))
+}
+
+/// The scoped VMEM limit a host kernel of `cfg` declares: `None` while its buffers fit every
+/// generation's default scoped VMEM, else the VMEM of the smallest chip (v7x's 64 MiB). The host
+/// defaults need it only when even their smallest blocks miss [`HOST_VMEM_BUDGET`] (many kv heads,
+/// wide heads or large pages); it keeps such kernels within the checks of every generation.
+pub fn host_vmem_limit(cfg: &RpaConfig) -> Option<usize> {
+    let smallest = |bytes: fn(TpuTarget) -> usize| TpuTarget::ALL.map(bytes).into_iter().fold(usize::MAX, usize::min);
+    (vmem_bytes(cfg) > smallest(TpuTarget::default_scoped_vmem_bytes)).then(|| smallest(TpuTarget::vmem_bytes))
 }
 
 /// Default block sizes of PJRT-CPU: the host defaults without q sub-tiles. Every sub-tile is

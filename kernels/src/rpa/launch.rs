@@ -26,10 +26,21 @@ impl RpaReport {
 }
 
 /// The kernel configuration of one case for these inputs, with the host backends' default block
-/// sizes where `opts` gives none.
+/// sizes where `opts` gives none (and a scoped VMEM limit when its blocks need one, unless `opts`
+/// sets one), so that it passes the checks of every TPU generation.
 pub fn config_for(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
+    host_config(x, opts, case, blocks::default_block_sizes)
+}
+
+/// [`config_for`] with the block sizes of PJRT-CPU ([`blocks::cpu_block_sizes`]).
+pub fn config_for_cpu(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
+    host_config(x, opts, case, blocks::cpu_block_sizes)
+}
+
+fn host_config(x: &RpaInputs, opts: &RpaOptions, case: RpaCase, default: fn(&RpaConfig) -> BlockSizes) -> RpaConfig {
     let mut cfg = base_config(x, opts, case);
-    cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| blocks::default_block_sizes(&cfg));
+    cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| default(&cfg));
+    cfg.vmem_limit = opts.vmem_limit.or_else(|| blocks::host_vmem_limit(&cfg));
     cfg
 }
 
@@ -223,11 +234,7 @@ fn launch(
     for (case, seqs) in launched_cases(x) {
         let kernel = match backend {
             Backend::Tpu(target) => build_for_target(x, opts, case, target)?,
-            Backend::PjrtCpu => {
-                let mut cfg = base_config(x, opts, case);
-                cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| blocks::cpu_block_sizes(&cfg));
-                build_config(&cfg)?
-            }
+            Backend::PjrtCpu => build_config(&config_for_cpu(x, opts, case))?,
             Backend::Interpret => build(x, opts, case)?,
         };
         let inputs = vec![

@@ -1,5 +1,7 @@
 //! Interpret mode: the reference semantics of the IR, strict like Pallas's TPU interpret mode.
 //!
+//! - A kernel runs only once it passes the hardware rules `tpu::compile_for` checks, for the TPU
+//!   generations of [`InterpretOptions::targets`] (all of them by default).
 //! - HBM, VMEM and SMEM are separate buffers; uninitialised memory holds NaN (integers: their
 //!   minimum), and a load that reads *only* uninitialised elements, or a scalar read of one, is an
 //!   error.
@@ -22,7 +24,8 @@ mod value;
 
 use crate::array::Array;
 use crate::error::KernelError;
-use crate::ir::{Kernel, Loc, MemSpace, Role, Type};
+use crate::ir::{verify::verify_targets, Kernel, Loc, MemSpace, Role, Type};
+use crate::target::TargetCheck;
 use memory::Buffer;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -37,11 +40,18 @@ pub struct InterpretOptions {
     pub uninit_reads_are_errors: bool,
     /// Accessing memory a pending DMA reads or writes is an error.
     pub detect_dma_races: bool,
+    /// The TPU generations whose hardware rules the kernel must pass before it runs (default: all).
+    pub targets: TargetCheck,
 }
 
 impl Default for InterpretOptions {
     fn default() -> Self {
-        InterpretOptions { trace: false, uninit_reads_are_errors: true, detect_dma_races: true }
+        InterpretOptions {
+            trace: false,
+            uninit_reads_are_errors: true,
+            detect_dma_races: true,
+            targets: TargetCheck::All,
+        }
     }
 }
 
@@ -102,7 +112,8 @@ pub struct Outcome {
     pub prints: Vec<String>,
 }
 
-/// Runs `kernel` on `inputs` (scalar-prefetch operands, then inputs, in parameter order).
+/// Runs `kernel` on `inputs` (scalar-prefetch operands, then inputs, in parameter order), once it
+/// passes the verifier for `opts.targets`.
 pub fn run(kernel: &Kernel, inputs: &[Array], opts: &InterpretOptions) -> Result<Outcome, KernelError> {
     run_owned(kernel, inputs.to_vec(), opts)
 }
@@ -110,6 +121,7 @@ pub fn run(kernel: &Kernel, inputs: &[Array], opts: &InterpretOptions) -> Result
 /// [`run`] on inputs it may take apart: their elements become the kernel's HBM buffers without a
 /// copy (an input aliased by an output comes back as that output).
 pub fn run_owned(kernel: &Kernel, inputs: Vec<Array>, opts: &InterpretOptions) -> Result<Outcome, KernelError> {
+    verify_targets(kernel, opts.targets)?;
     let mut m = exec::Machine::new(kernel, opts);
     m.setup(inputs)?;
     m.run_grid()?;
@@ -117,7 +129,8 @@ pub fn run_owned(kernel: &Kernel, inputs: Vec<Array>, opts: &InterpretOptions) -
 }
 
 impl Kernel {
-    /// Runs the kernel in interpret mode with the default (strict) options.
+    /// Runs the kernel in interpret mode with the default (strict) options: it must pass the
+    /// verifier for every TPU generation first.
     pub fn interpret(&self, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
         run(self, inputs, &InterpretOptions::default()).map(|o| o.outputs)
     }

@@ -5,6 +5,8 @@
 //! variable is defined). [`verify`] adds the hardware rules of a TPU generation: the BlockSpec tiling
 //! rule, memory spaces of parameters, and the VMEM and SMEM budgets. Both collect every problem they
 //! find; each [`Diagnostic`] names the kernel, the op (or parameter) and the author's source line.
+//! [`verify_targets`] applies the hardware rules of several generations: the host backends run it
+//! before every launch, so that what runs on the host also compiles for a TPU.
 //!
 //! Rules about how ops use memory spaces (vector loads and stores only on VMEM refs, scalar accesses
 //! only on SMEM refs, no SMEM DMA endpoints, semaphores only indexed and passed to DMAs) are part of
@@ -12,7 +14,7 @@
 
 use super::{Block, Inst, Kernel, Loc, MemSpace, Op, Param, Role, Type, TypeEnv, ValueId, VarId};
 use crate::error::{Diagnostic, KernelError};
-use crate::target::{self, TpuTarget, MIB};
+use crate::target::{self, TargetCheck, TpuTarget, MIB};
 use std::collections::HashMap;
 
 /// Checks that the kernel is well-formed IR: definitions dominate uses, index maps only read what
@@ -31,6 +33,20 @@ pub fn verify(kernel: &Kernel, target: TpuTarget) -> Result<(), KernelError> {
     structure(kernel, &mut errors);
     hardware(kernel, target, &mut errors);
     finish(errors)
+}
+
+/// The hardware rules of [`verify`] for each generation of `check`, stopping at the first that
+/// rejects the kernel. A built kernel's structure is sound ([`verify_structure`] runs when it is
+/// built), so the errors are exactly what [`verify`], and so `tpu::compile_for`, reports for that
+/// generation. The host backends run this before every launch: it reads the parameters, not the
+/// body, so its cost does not grow with the kernel (about a microsecond).
+pub fn verify_targets(kernel: &Kernel, check: TargetCheck) -> Result<(), KernelError> {
+    for &target in check.targets() {
+        let mut errors = Vec::new();
+        hardware(kernel, target, &mut errors);
+        finish(errors)?;
+    }
+    Ok(())
 }
 
 /// Bytes of VMEM the kernel needs: every VMEM scratch buffer (padded to the native tile) plus two
