@@ -8,7 +8,8 @@
 //!
 //! Times are medians: interpret mode of 5 calls after a warm-up call, PJRT-CPU of 3 calls after a
 //! first call that compiles (and is not counted); a call includes the host-side work (layouts,
-//! upload, download) on both sides.
+//! upload, download) on both sides. PJRT-CPU runs unchecked, and again in checked mode (the
+//! default outside benchmarks) to show what the run-time checks cost.
 
 use rpa_dsl::DType;
 use rpa_dsl::TpuTarget;
@@ -53,22 +54,29 @@ fn bench(name: &str, x: &RpaInputs, opts: &RpaOptions, lens: &[(usize, usize)]) 
     let bytes = ragged_paged_attention(x, opts).expect("runs").2.hbm_bytes();
     let interpret = median_ms(INTERPRET_CALLS, &mut || drop(ragged_paged_attention(x, opts).unwrap()));
     let min = minimum_bytes(x, lens);
-    // PJRT-CPU: the kernels, then the dense reference, each compiled by its first call.
-    let mut rpa = || drop(ragged_paged_attention_on(Backend::PjrtCpu, x, opts).expect("runs on PJRT-CPU"));
+    // PJRT-CPU: the kernels (unchecked, then in checked mode), then the dense reference, each
+    // compiled by its first call.
+    let mut rpa = || drop(ragged_paged_attention_on(Backend::PjrtCpuUnchecked, x, opts).expect("runs on PJRT-CPU"));
     let rpa_first = ms(&mut rpa);
     let cpu = median_ms(CPU_CALLS, &mut rpa);
+    let mut checked = || drop(ragged_paged_attention_on(Backend::PjrtCpu, x, opts).expect("runs checked on PJRT-CPU"));
+    let checked_first = ms(&mut checked);
+    let checked = median_ms(CPU_CALLS, &mut checked);
     let mut dense = || drop(dense_attention(x, opts).expect("the dense reference runs"));
     let dense_first = ms(&mut dense);
     let dense_ms = median_ms(CPU_CALLS, &mut dense);
     println!(
-        "{name:<32} {:>6.3} bytes ratio | interpret {:>8.1} | PJRT-CPU {:>8.1} | dense {:>8.1} | RPA/dense {:>5.2}   \
-         (first calls incl. compile: RPA {:.0}, dense {:.0})",
+        "{name:<32} {:>6.3} bytes ratio | interpret {:>8.1} | PJRT-CPU {:>8.1} | checked {:>8.1} ({:+.0}%) | \
+         dense {:>8.1} | RPA/dense {:>5.2}   (first calls incl. compile: RPA {:.0}, checked {:.0}, dense {:.0})",
         bytes as f64 / min as f64,
         interpret,
         cpu,
+        checked,
+        (checked / cpu - 1.0) * 100.0,
         dense_ms,
         cpu / dense_ms,
         rpa_first,
+        checked_first,
         dense_first
     );
 }

@@ -90,7 +90,9 @@ pub fn launched_cases(batch: &Batch) -> Vec<RpaCase> {
 pub fn require_plugin(backend: Backend) -> CliResult {
     let (path, what, env) = match backend {
         Backend::Interpret => return Ok(()),
-        Backend::PjrtCpu => (rpa_dsl::pjrt::cpu_plugin_path(), "the PJRT-CPU plugin", rpa_dsl::pjrt::CPU_PLUGIN_ENV),
+        Backend::PjrtCpu | Backend::PjrtCpuUnchecked => {
+            (rpa_dsl::pjrt::cpu_plugin_path(), "the PJRT-CPU plugin", rpa_dsl::pjrt::CPU_PLUGIN_ENV)
+        }
         Backend::Tpu(_) => (rpa_dsl::pjrt::libtpu_path(), "libtpu", rpa_dsl::pjrt::LIBTPU_ENV),
     };
     if path.exists() {

@@ -7,7 +7,7 @@ use super::reference::RpaInputs;
 use super::validate::{validate_block_sizes, validate_dynamic, validate_static, RpaError};
 use super::{blocks, BlockSizes, RpaCase, RpaOptions};
 use rpa_dsl::interpret::{self, Event, InterpretOptions, Stats};
-use rpa_dsl::{Array, DType, Kernel, TpuTarget};
+use rpa_dsl::{Array, DType, Kernel, KernelError, TpuTarget};
 
 /// What a call did, besides its results.
 #[derive(Clone, Debug, Default)]
@@ -156,8 +156,11 @@ pub fn restore_output(o: &Array, d: usize) -> Array {
 pub enum Backend {
     /// Interpret mode, the reference semantics (reports bytes moved).
     Interpret,
-    /// XLA's CPU compiler through PJRT (the StableHLO lowering).
+    /// XLA's CPU compiler through PJRT (the StableHLO lowering), in checked mode: a kernel that
+    /// indexes out of bounds or reads memory nothing wrote fails as in interpret mode.
     PjrtCpu,
+    /// The same without the checks (faster; for benchmarks).
+    PjrtCpuUnchecked,
     /// An attached TPU of this generation, through libtpu (upstream's block-size heuristic).
     Tpu(TpuTarget),
 }
@@ -234,7 +237,7 @@ fn launch(
     for (case, seqs) in launched_cases(x) {
         let kernel = match backend {
             Backend::Tpu(target) => build_for_target(x, opts, case, target)?,
-            Backend::PjrtCpu => build_config(&config_for_cpu(x, opts, case))?,
+            Backend::PjrtCpu | Backend::PjrtCpuUnchecked => build_config(&config_for_cpu(x, opts, case))?,
             Backend::Interpret => build(x, opts, case)?,
         };
         let inputs = vec![
@@ -256,6 +259,9 @@ fn launch(
                 res.outputs
             }
             Backend::PjrtCpu => rpa_dsl::cpu::run(&kernel, &inputs)?,
+            Backend::PjrtCpuUnchecked => rpa_dsl::cpu::CpuBackend::global_unchecked()
+                .map_err(|e| KernelError::single(&kernel.name, None, kernel.loc, e))?
+                .run(&kernel, &inputs)?,
             Backend::Tpu(_) => rpa_dsl::tpu::run(&kernel, &inputs)?,
         };
         let mut outs = outputs.into_iter();
