@@ -208,3 +208,31 @@ fn integer_division_by_zero_is_reported() {
     assert_eq!(checked().run(&k, &[Array::from_i32(&[1], &[7])]).unwrap()[0].get_f64(3), 14.0);
     same_error(&k, &[Array::from_i32(&[1], &[0])], "integer division by zero");
 }
+
+#[test]
+fn an_output_block_revisited_later_is_reported() {
+    let k = build_kernel("scatter_blocks", Loc::caller(), || {
+        launch::grid(&[4]);
+        let perm = launch::prefetch("perm", DType::I32, &[4]);
+        let x = launch::input_blocked("x", DType::F32, &[32, 128], &[8, 128], |g: &[Scalar]| {
+            vec![g[0], launch::block_index(0)]
+        });
+        let o = launch::output_blocked(
+            "o",
+            DType::F32,
+            &[32, 128],
+            &[8, 128],
+            |g: &[Scalar]| vec![perm.get(g[0]), launch::block_index(0)],
+            None,
+        );
+        o.store(x.load() * 3.0f32);
+    })
+    .unwrap();
+    let x = Array::from_f64(DType::F32, &[32, 128], &(0..32 * 128).map(|i| i as f64).collect::<Vec<_>>());
+    let good = [Array::from_i32(&[4], &[2, 0, 3, 1]), x.clone()];
+    assert_eq!(checked().run(&k, &good).unwrap()[0].bits(), k.interpret(&good).unwrap()[0].bits());
+    // Consecutive steps on one block are fine; coming back to block 0 at step 3 is not.
+    let twice = [Array::from_i32(&[4], &[1, 1, 0, 2]), x.clone()];
+    assert_eq!(checked().run(&k, &twice).unwrap()[0].bits(), k.interpret(&twice).unwrap()[0].bits());
+    same_error(&k, &[Array::from_i32(&[4], &[0, 1, 2, 0]), x], "revisited block [0, 0] of output `o` at grid step [3]");
+}

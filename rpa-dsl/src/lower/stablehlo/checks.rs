@@ -13,8 +13,7 @@
 //!   buffers) has a written mask of its shape, set by stores and copies (copies carry the mask of
 //!   their source); a vector load of only unwritten elements, or a scalar load of one, fails.
 //!
-//! Not checked (interpret mode does): DMA races, revisiting an output block, reading a variable
-//! before it is assigned, strided accesses past the end of their view.
+//! Not checked (interpret mode does): DMA races, reading a variable before it is assigned.
 
 use super::{BoxPlan, Init, Lin, Lowerer, RefVal, SemVal};
 use crate::dtype::DType;
@@ -63,6 +62,16 @@ enum Failure {
         param: String,
         dims: Vec<(usize, usize)>,
     },
+    /// The block's indices, then the grid indices.
+    Revisit {
+        param: String,
+        rank: usize,
+    },
+    /// A strided access (of a view of `shape`) past its buffer.
+    Strided {
+        buffer: String,
+        shape: Vec<usize>,
+    },
     DivisionByZero {
         remainder: bool,
     },
@@ -79,6 +88,7 @@ struct Site {
 #[derive(Clone, Debug)]
 pub struct CheckTable {
     kernel: String,
+    grid_rank: usize,
     sites: Vec<Site>,
     /// Per semaphore, its name as interpret mode prints it (`sems[1, 0]`).
     sem_names: Vec<String>,
@@ -140,6 +150,13 @@ impl CheckTable {
                     dims[d].0, dims[d].1
                 )
             }
+            Failure::Revisit { param, rank } => format!(
+                "revisited block {:?} of output `{param}` at grid step {:?}: an output block must be written in \
+                 consecutive grid steps (its earlier contents were already written back)",
+                &v[..*rank],
+                &v[*rank..*rank + self.grid_rank]
+            ),
+            Failure::Strided { buffer, shape } => format!("strided access reaches outside `{buffer}` (view {shape:?})"),
             Failure::DivisionByZero { remainder: false } => "integer division by zero".to_string(),
             Failure::DivisionByZero { remainder: true } => "integer remainder by zero".to_string(),
         };
@@ -154,6 +171,8 @@ pub(super) struct CheckState {
     written: HashMap<usize, usize>,
     /// Per semaphore, the code of its last copy's "never waited" site and that copy's bytes.
     last_copy: Option<(usize, usize)>,
+    /// Per output block (by index in `blocks`), a flag per block of its array: visited.
+    visited: HashMap<usize, usize>,
     sites: Vec<Site>,
     sem_names: Vec<String>,
 }
@@ -200,8 +219,16 @@ impl Lowerer<'_> {
                 self.add_buf("last bytes", DType::I32, &n, Init::Zero),
             )
         });
+        let mut visited = HashMap::new();
+        for b in 0..self.blocks.len() {
+            let st = &self.blocks[b];
+            if self.k.params[st.param].role == Role::Output {
+                let n: usize = st.array.iter().zip(&st.block).map(|(a, bd)| a.div_ceil(*bd)).product();
+                visited.insert(b, self.add_buf("visited blocks", DType::I32, &[n], Init::Zero));
+            }
+        }
         let sem_names = sem_names(self.k);
-        self.checks = Some(CheckState { record, written, last_copy, sites: Vec::new(), sem_names });
+        self.checks = Some(CheckState { record, written, last_copy, visited, sites: Vec::new(), sem_names });
     }
 
     /// The table of the checks emitted (after the final pass).
@@ -209,6 +236,7 @@ impl Lowerer<'_> {
         let c = self.checks.as_mut()?;
         Some(CheckTable {
             kernel: self.k.name.clone(),
+            grid_rank: self.k.grid.len(),
             sites: std::mem::take(&mut c.sites),
             sem_names: c.sem_names.clone(),
         })
@@ -225,6 +253,64 @@ impl Lowerer<'_> {
         bufs.extend(masks);
         bufs.insert(c.record);
         bufs
+    }
+
+    /// The buffers the grid loop carries besides the kernel's: the visited flags.
+    pub(super) fn grid_check_buffers(&self) -> Vec<usize> {
+        self.checks.as_ref().map_or_else(Vec::new, |c| c.visited.values().copied().collect())
+    }
+
+    /// Output block `b` moves to block `idx` where `changed` holds: it must not have been there.
+    pub(super) fn check_revisit(&mut self, b: usize, idx: &[Lin], changed: &str) {
+        let Some(flags) = self.checks.as_ref().and_then(|c| c.visited.get(&b).copied()) else { return };
+        let (array, block) = (self.blocks[b].array.clone(), self.blocks[b].block.clone());
+        let counts: Vec<usize> = array.iter().zip(&block).map(|(a, bd)| a.div_ceil(*bd)).collect();
+        let mut flat = Lin::k(0);
+        for (d, i) in idx.iter().enumerate() {
+            let stride: usize = counts[d + 1..].iter().product();
+            flat = self.lin_add(&flat, i, stride as i64);
+        }
+        let at = flat.is_static().then_some(flat.konst);
+        let pos = self.lin_name(&flat);
+        let seen = self.elem_get(flags, &pos, at);
+        let one = self.iconst(1);
+        let seen = self.compare("EQ", &seen, &one, DType::I32, &[]);
+        let failed = self.bin("and", changed, &seen, DType::Bool, &[]);
+        let p = &self.k.params[self.blocks[b].param];
+        let (param, loc, rank) = (p.name.clone(), p.loc, idx.len());
+        let mut values: Vec<String> = idx.iter().map(|i| self.lin_name(i)).collect();
+        for g in self.grid_idx.clone() {
+            values.push(self.lin_name(&g));
+        }
+        let saved = self.loc;
+        self.loc = loc;
+        let code = self.site_named(param.clone(), Failure::Revisit { param, rank });
+        self.loc = saved;
+        if let Some(code) = code {
+            let code = self.iconst(code);
+            self.fail_with(&failed, &code, &values);
+        }
+        let old = self.elem_get(flags, &pos, at);
+        let mark = self.select(changed, &one, &old, &[], DType::I32, &[]);
+        self.elem_set(flags, &pos, at, &mark);
+    }
+
+    /// Checks that the strided view `r` (`Same` packing) of a view of `base` stays inside its buffer.
+    pub(super) fn check_strided(&mut self, r: &RefVal, base: &[usize]) {
+        if self.checks.is_none() || !matches!(r.pack, super::Pack::Same) || r.shape.contains(&0) {
+            return;
+        }
+        let reach: i64 = r.shape.iter().zip(&r.strides).map(|(&n, &s)| (n as i64 - 1) * s).sum();
+        let len = self.bufs[r.buf].len as i64;
+        if r.offset.is_static() && r.offset.konst >= 0 && r.offset.konst + reach < len {
+            return;
+        }
+        let last = self.lin_add(&r.offset, &Lin::k(reach), 1);
+        let last = self.lin_name(&last);
+        let len = self.iconst(len);
+        let failed = self.outside(&last, &len);
+        let buffer = self.bufs[r.buf].name.clone();
+        self.fail_if(&failed, Failure::Strided { buffer, shape: base.to_vec() }, &[]);
     }
 
     /// The record buffer, if checks are on.

@@ -2733,6 +2733,7 @@ impl<'k> Lowerer<'k> {
                 bufs.insert(b.hbm);
             }
         }
+        bufs.extend(self.grid_check_buffers());
         let bufs: Vec<usize> = self.with_check_buffers(bufs).into_iter().collect();
         let bufs = self.carry(&[GRID_KEY], &bufs);
         let i32t = ty(DType::I32, &[]);
@@ -2816,6 +2817,14 @@ impl<'k> Lowerer<'k> {
             let changed = self.any_ne(&idx, &cur);
             let vmem = self.blocks[b].vmem;
             if p.role == Role::Output {
+                match &changed {
+                    Cond::Static(false) => {}
+                    Cond::Static(true) => {
+                        let t = self.splat_bits(DType::Bool, &[], 1);
+                        self.check_revisit(b, &idx, &t);
+                    }
+                    Cond::Dyn(c) => self.check_revisit(b, &idx, c),
+                }
                 // A new output block starts uninitialised.
                 match changed {
                     Cond::Static(false) => {}
@@ -3300,7 +3309,9 @@ impl<'k> Lowerer<'k> {
             }
             Op::LoadStrided { src, strides, shape } => {
                 let r = self.refval(*src)?;
-                self.check_load(&strided(&r, strides, shape), shape, &[]);
+                let sv = strided(&r, strides, shape);
+                self.check_strided(&sv, &r.shape);
+                self.check_load(&sv, shape, &[]);
                 let v = self.read_strided(&r, strides, shape);
                 self.bind(inst, v, None);
             }
@@ -3315,6 +3326,7 @@ impl<'k> Lowerer<'k> {
                 let r = self.refval(*dst)?;
                 let (v, vs) = (self.tensor(*value), self.vshape(*value));
                 let sv = strided(&r, strides, &vs);
+                self.check_strided(&sv, &r.shape);
                 self.write(&sv, &vs, &v, None, &[]);
                 self.mark_written(&sv, &vs, None, &[]);
             }
