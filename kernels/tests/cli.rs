@@ -225,6 +225,54 @@ fn failed_checks_and_refused_batches_exit_with_1() {
     assert!(stderr(&o).contains("values.npy"), "{}", stderr(&o));
 }
 
+/// Saves the inputs of a `run` with `args` into `dir/inputs` and returns that directory.
+fn saved_inputs(dir: &Path, args: &[&str]) -> PathBuf {
+    expect_code(&rpa(&[&["run", "--out", s(dir), "--save-inputs"][..], args].concat()), 0, "save inputs");
+    dir.join("inputs")
+}
+
+#[test]
+fn nan_in_the_inputs_matches_where_the_reference_is_nan() {
+    let dir = tmp("nan-inputs");
+    let inputs = saved_inputs(&dir, &[TINY, &["--dtype", "f32", "--lse"]].concat());
+    let mut queries = read_npy(&inputs.join("queries.npy"), DType::F32);
+    queries.set_f64(5 * 4 * 128 + 130, f64::NAN); // token 5, head 1
+    npy::write_array(&inputs.join("queries.npy"), &queries).unwrap();
+    let batch = library_batch(&["--input", s(&inputs)]);
+    let reference = rpa_kernels::rpa::reference::run(&batch.inputs, &batch.opts);
+    let nan = reference.output.to_f64().iter().filter(|v| v.is_nan()).count();
+    assert_eq!(nan, 128, "the NaN query makes its output row NaN");
+    let o = rpa(&["run", "--input", s(&inputs), "--out", s(&dir)]);
+    expect_code(&o, 0, "NaN where the reference is NaN");
+    let line = format!("{nan} elements NaN in the reference and the output (NaN inputs)");
+    assert!(stdout(&o).contains(&line), "{}", stdout(&o));
+    assert!(stdout(&o).contains("lse max |error|") && !stdout(&o).contains("MISMATCH"), "{}", stdout(&o));
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["check"]["output"]["nan_in_both"], nan);
+    assert_eq!(summary["check"]["lse"]["nan_in_both"], 1, "{summary}");
+    assert_eq!(summary["passed"], true);
+}
+
+#[test]
+fn nan_where_the_reference_is_a_number_is_a_mismatch_counted() {
+    let batch = library_batch(&[TINY, &["--dtype", "f32"]].concat());
+    let mut out = library_run(&batch, Backend::Interpret);
+    let tolerance = batch.tolerance();
+    assert!(rpa_kernels::cli::run::check(&batch, &out, tolerance).passed());
+    for i in [3, 700, 4000] {
+        out.output.set_f64(i, f64::NAN);
+    }
+    let c = rpa_kernels::cli::run::check(&batch, &out, tolerance);
+    assert!(!c.passed());
+    assert_eq!((c.output.mismatches, c.output.nan_mismatches, c.output.nan_in_both), (3, 3, 0));
+    assert_eq!(c.output.first_mismatch.map(|m| m.0), Some(3));
+    assert!(c.output.max_abs_err.is_finite(), "the error of the other elements");
+    let x = &batch.inputs;
+    let len = x.cu_q_lens[x.distribution[2] as usize] as usize * x.num_q_heads() * x.head_dim();
+    let verdict = format!("MISMATCH (3 of {len} elements, 3 of them NaN where the other is not)");
+    assert_eq!(c.output.verdict(), verdict);
+}
+
 #[test]
 fn other_backends_need_their_plugins() {
     let args = [&["run", "--dtype", "f32"][..], TINY].concat();
