@@ -11,6 +11,7 @@ use crate::rpa::layout::{cache_index, merge_kv};
 use crate::rpa::reference::RpaInputs;
 use crate::rpa::testing::{make_batch, BatchSpec};
 use crate::rpa::{BlockSizes, RpaOptions};
+use clap::ValueEnum;
 use rpa_dsl::DType;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
@@ -55,17 +56,7 @@ fn check_heads((q, kv): (usize, usize)) -> Result<(usize, usize), String> {
     Ok((q, kv))
 }
 
-/// A dtype by its command-line name (`f32`, `bf16`, `fp8e4m3`, `fp8e5m2`, `int8`) or its rpa name.
-pub fn parse_dtype(name: &str) -> Option<DType> {
-    match name {
-        "fp8e4m3" | "fp8" => Some(DType::F8E4M3),
-        "fp8e5m2" => Some(DType::F8E5M2),
-        "int8" => Some(DType::I8),
-        _ => DType::from_name(name),
-    }
-}
-
-/// The command-line name of a dtype (inverse of [`parse_dtype`] for the cache dtypes).
+/// The command-line name of a dtype (the names of the dtype flags for the dtypes they offer).
 pub fn dtype_name(d: DType) -> &'static str {
     match d {
         DType::F8E4M3 => "fp8e4m3",
@@ -75,41 +66,99 @@ pub fn dtype_name(d: DType) -> &'static str {
     }
 }
 
-/// Query dtypes of `--dtype`.
+/// The dtypes a flag (and its JSON field) offers, by their command-line names; the NumPy and
+/// ml_dtypes names are aliases.
+pub trait DtypeChoice: ValueEnum + Copy + 'static {
+    /// The JSON field; the flag is `--` and the field with dashes.
+    const FIELD: &'static str;
+
+    fn dtype(self) -> DType;
+
+    /// The dtypes of every choice.
+    fn all() -> Vec<DType> {
+        Self::value_variants().iter().map(|c| c.dtype()).collect()
+    }
+
+    /// The choice of `dtype`, if there is one.
+    fn of(dtype: DType) -> Option<Self> {
+        Self::value_variants().iter().copied().find(|c| c.dtype() == dtype)
+    }
+
+    fn flag() -> String {
+        format!("--{}", Self::FIELD.replace('_', "-"))
+    }
+}
+
+/// Query (and output) dtypes of `--dtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum QueryDtype {
+    #[value(alias = "float32")]
     F32,
+    #[value(alias = "bfloat16")]
     Bf16,
+    #[value(alias = "float16")]
+    F16,
 }
 
 /// Cache dtypes of `--kv-dtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum KvDtype {
+    #[value(alias = "float32")]
     F32,
+    #[value(alias = "bfloat16")]
     Bf16,
+    #[value(alias = "float16")]
+    F16,
+    #[value(alias = "float8_e4m3fn")]
     Fp8e4m3,
+    #[value(alias = "float8_e5m2")]
     Fp8e5m2,
     Int8,
 }
 
-impl QueryDtype {
-    pub fn dtype(self) -> DType {
+impl DtypeChoice for QueryDtype {
+    const FIELD: &'static str = "dtype";
+
+    fn dtype(self) -> DType {
         match self {
             QueryDtype::F32 => DType::F32,
             QueryDtype::Bf16 => DType::Bf16,
+            QueryDtype::F16 => DType::F16,
         }
     }
 }
 
-impl KvDtype {
-    pub fn dtype(self) -> DType {
+impl DtypeChoice for KvDtype {
+    const FIELD: &'static str = "kv_dtype";
+
+    fn dtype(self) -> DType {
         match self {
             KvDtype::F32 => DType::F32,
             KvDtype::Bf16 => DType::Bf16,
+            KvDtype::F16 => DType::F16,
             KvDtype::Fp8e4m3 => DType::F8E4M3,
             KvDtype::Fp8e5m2 => DType::F8E5M2,
             KvDtype::Int8 => DType::I8,
         }
+    }
+}
+
+/// JSON of a [`DtypeChoice`]: its command-line name; an unknown one is refused naming the field,
+/// the name and the choices.
+mod choice {
+    use super::{dtype_name, DtypeChoice};
+    use crate::cli::npy::dtype_list;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: DtypeChoice>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(|c| dtype_name(c.dtype())).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: DtypeChoice>(d: D) -> Result<Option<T>, D::Error> {
+        let Some(name) = Option::<String>::deserialize(d)? else { return Ok(None) };
+        T::from_str(&name, true)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("`{}` is {name:?}, expected {}", T::FIELD, dtype_list(&T::all()))))
     }
 }
 
@@ -122,7 +171,8 @@ pub struct BatchArgs {
     // A fully qualified `Vec`: one value parsed by `parse_seqs`, not a list of values to clap.
     pub seqs: Option<::std::vec::Vec<(usize, usize)>>,
     /// Read the batch from a JSON file (the fields of these flags) or a directory of .npy files
-    /// (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution)
+    /// (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution), read as
+    /// saved: a dtype other than its flag's (int32 for the metadata) is refused, never converted
     #[arg(long, value_name = "FILE|DIR", help_heading = "Batch")]
     pub input: Option<PathBuf>,
     /// Query heads and KV heads [default: 32:8]
@@ -134,10 +184,11 @@ pub struct BatchArgs {
     /// Tokens per KV-cache page [default: 16]
     #[arg(long, value_name = "N", help_heading = "Batch")]
     pub page_size: Option<usize>,
-    /// Query (and output) dtype [default: bf16]
+    /// Query (and output) dtype [default: bf16, or that of queries.npy]
     #[arg(long, value_enum, help_heading = "Batch")]
     pub dtype: Option<QueryDtype>,
-    /// KV-cache dtype [default: the query dtype]; int8 caches get k/v scales of 1/127, fp8 of 1
+    /// KV-cache dtype [default: the query dtype, or that of kv_cache.npy]; int8 caches get k/v
+    /// scales of 1/127, fp8 of 1. Needed for an fp8 kv_cache.npy saved as raw bytes ('<V1', '|u1')
     #[arg(long, value_enum, help_heading = "Batch")]
     pub kv_dtype: Option<KvDtype>,
     /// Keep only the N most recent keys (including the token itself)
@@ -209,8 +260,10 @@ pub struct BatchConfig {
     pub heads: (usize, usize),
     pub head_dim: usize,
     pub page_size: usize,
-    pub dtype: Option<String>,
-    pub kv_dtype: Option<String>,
+    #[serde(with = "choice")]
+    pub dtype: Option<QueryDtype>,
+    #[serde(with = "choice")]
+    pub kv_dtype: Option<KvDtype>,
     pub sliding_window: Option<usize>,
     pub soft_cap: Option<f64>,
     pub non_causal: bool,
@@ -320,15 +373,9 @@ impl BatchArgs {
         macro_rules! over_opt {
             ($($f:ident),*) => { $(if self.$f.is_some() { c.$f = self.$f; })* };
         }
-        over_opt!(sliding_window, soft_cap, chunk, sm_scale, k_scale, v_scale, vmem_limit_mib);
+        over_opt!(dtype, kv_dtype, sliding_window, soft_cap, chunk, sm_scale, k_scale, v_scale, vmem_limit_mib);
         if self.blocks.is_some() {
             c.blocks.clone_from(&self.blocks);
-        }
-        if let Some(d) = self.dtype {
-            c.dtype = Some(dtype_name(d.dtype()).into());
-        }
-        if let Some(d) = self.kv_dtype {
-            c.kv_dtype = Some(dtype_name(d.dtype()).into());
         }
         c.non_causal |= self.non_causal;
         c.kv_share |= self.kv_share;
@@ -426,6 +473,24 @@ fn options(c: &BatchConfig, head_dim: usize, kv_dtype: DType) -> RpaOptions {
     }
 }
 
+/// Reads `dir/name.npy` as one of `expected`, as saved: another dtype is refused, naming the file,
+/// the dtype found and the one expected (and `hint`: where the expectation comes from).
+fn read_input(dir: &Path, name: &str, expected: &[DType], hint: &str) -> Result<rpa_dsl::Array, CliError> {
+    let path = dir.join(format!("{name}.npy"));
+    let refused = |e: String| CliError::Failed(format!("{}: {e} ({hint})", path.display()));
+    let npy = npy::read(&path).map_err(CliError::Failed)?;
+    npy.dtype_among(expected).and_then(|d| npy.to_array(d)).map_err(refused)
+}
+
+/// Reads `dir/name.npy` as the dtype of the choice `given`, or of any choice of `T`.
+fn read_choice<T: DtypeChoice>(dir: &Path, name: &str, given: Option<T>) -> Result<(T, rpa_dsl::Array), CliError> {
+    let choices = given.map_or_else(|| T::value_variants().to_vec(), |c| vec![c]);
+    let dtypes: Vec<DType> = choices.iter().map(|c| c.dtype()).collect();
+    let a = read_input(dir, name, &dtypes, &T::flag())?;
+    let i = dtypes.iter().position(|&d| d == a.dtype()).expect("read as one of the expected dtypes");
+    Ok((choices[i], a))
+}
+
 impl Batch {
     /// Builds the random batch of `config` (as the upstream tests do: pages scattered over the
     /// cache, NaN in every slot that holds no token yet).
@@ -440,12 +505,8 @@ impl Batch {
         if let Some(b) = &c.blocks {
             check_blocks(b).map_err(CliError::Usage)?;
         }
-        let resolve = |name: &Option<String>, what: &str| match name {
-            None => Ok(None),
-            Some(n) => parse_dtype(n).map(Some).ok_or_else(|| CliError::Usage(format!("unknown {what} `{n}`"))),
-        };
-        let q_dtype = resolve(&c.dtype, "dtype")?.unwrap_or(DType::Bf16);
-        let kv_dtype = resolve(&c.kv_dtype, "kv dtype")?.unwrap_or(q_dtype);
+        let q_dtype = c.dtype.map_or(DType::Bf16, QueryDtype::dtype);
+        let kv_dtype = c.kv_dtype.map_or(q_dtype, KvDtype::dtype);
         let mut seqs = c.seqs.clone();
         seqs.sort_by_key(|s| bucket(s.0, c.chunk));
         let reordered = (seqs != c.seqs).then(|| {
@@ -467,30 +528,21 @@ impl Batch {
             write_new_kv(&mut x);
         }
         config.seqs = seqs;
-        config.dtype = Some(dtype_name(q_dtype).into());
-        config.kv_dtype = Some(dtype_name(kv_dtype).into());
+        config.dtype = Some(config.dtype.unwrap_or(QueryDtype::Bf16));
+        config.kv_dtype = KvDtype::of(kv_dtype);
         Ok(Batch { inputs: x, opts, config, buckets, reordered, source })
     }
 
-    /// Reads a batch saved as `.npy` files (see [`Batch::save_inputs`]); the options come from
-    /// `config` (the flags and the directory's optional `batch.json`).
+    /// Reads a batch saved as `.npy` files (see [`Batch::save_inputs`]), each as saved (see
+    /// [`npy`]); the options come from `config` (the flags and the directory's optional
+    /// `batch.json`), whose dtypes, when given, the files must have.
     pub fn from_npy_dir(dir: &Path, mut config: BatchConfig) -> Result<Batch, CliError> {
         let failed = |m: String| CliError::Failed(format!("{}: {m}", dir.display()));
-        let read = |name: &str| npy::read(&dir.join(format!("{name}.npy"))).map_err(CliError::Failed);
-        let want = |name: &Option<String>| name.as_deref().and_then(parse_dtype);
-        let queries =
-            read("queries")?.to_array(want(&config.dtype)).map_err(|e| failed(format!("queries.npy: {e}")))?;
-        let cache_npy = read("kv_cache")?;
-        let kv_want = want(&config.kv_dtype);
-        if kv_want.is_none() && matches!(cache_npy.kind, npy::NpyKind::U8 | npy::NpyKind::Bits8) {
-            return Err(failed(
-                "kv_cache.npy holds raw 8-bit values: say which dtype with --kv-dtype fp8e4m3|fp8e5m2".into(),
-            ));
-        }
-        let kv_cache = cache_npy.to_array(kv_want).map_err(|e| failed(format!("kv_cache.npy: {e}")))?;
+        let (q_choice, queries) = read_choice(dir, "queries", config.dtype)?;
+        let (kv_choice, kv_cache) = read_choice(dir, "kv_cache", config.kv_dtype)?;
         let kv_dtype = kv_cache.dtype();
-        let keys = read("keys")?.to_array(Some(kv_dtype)).map_err(|e| failed(format!("keys.npy: {e}")))?;
-        let values = read("values")?.to_array(Some(kv_dtype)).map_err(|e| failed(format!("values.npy: {e}")))?;
+        let keys = read_input(dir, "keys", &[kv_dtype], "the dtype of kv_cache.npy")?;
+        let values = read_input(dir, "values", &[kv_dtype], "the dtype of kv_cache.npy")?;
         for (name, a, rank) in
             [("queries", &queries, 3), ("keys", &keys, 3), ("values", &values, 3), ("kv_cache", &kv_cache, 5)]
         {
@@ -498,7 +550,10 @@ impl Batch {
                 return Err(failed(format!("{name}.npy must be {rank}-D, got shape {:?}", a.shape())));
             }
         }
-        let ints = |name: &str| read(name)?.to_i32().map_err(|e| failed(format!("{name}.npy: {e}")));
+        let ints = |name: &str| {
+            let a = read_input(dir, name, &[DType::I32], "the metadata are int32")?;
+            Ok::<_, CliError>(a.bits().iter().map(|&b| b as i32).collect::<Vec<i32>>())
+        };
         let (kv_lens, page_indices, cu_q_lens) = (ints("kv_lens")?, ints("page_indices")?, ints("cu_q_lens")?);
         let distribution: [i32; 3] = ints("distribution")?
             .try_into()
@@ -521,8 +576,8 @@ impl Batch {
         config.heads = (x.queries.shape()[1], x.keys.shape()[1]);
         config.head_dim = x.head_dim();
         config.page_size = x.page_size();
-        config.dtype = Some(dtype_name(x.queries.dtype()).into());
-        config.kv_dtype = Some(dtype_name(kv_dtype).into());
+        config.dtype = Some(q_choice);
+        config.kv_dtype = Some(kv_choice);
         let opts = options(&config, x.head_dim(), kv_dtype);
         Ok(Batch { inputs: x, opts, config, buckets, reordered: None, source: Source::NpyDir(dir.to_path_buf()) })
     }
@@ -693,12 +748,34 @@ mod tests {
     }
 
     #[test]
+    fn dtype_fields_use_the_flag_names_and_refuse_others() {
+        fn names<T: DtypeChoice>() {
+            for c in T::value_variants() {
+                assert_eq!(c.to_possible_value().unwrap().get_name(), dtype_name(c.dtype()), "{}", T::FIELD);
+            }
+        }
+        names::<QueryDtype>();
+        names::<KvDtype>();
+        let c: BatchConfig = serde_json::from_str(r#"{"dtype": "bfloat16", "kv_dtype": "float8_e4m3fn"}"#).unwrap();
+        assert_eq!((c.dtype, c.kv_dtype), (Some(QueryDtype::Bf16), Some(KvDtype::Fp8e4m3)));
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(text.contains(r#""dtype":"bf16","kv_dtype":"fp8e4m3""#), "{text}");
+        for (json, message) in [
+            (r#"{"dtype": "f64"}"#, "`dtype` is \"f64\", expected f32, bf16 or f16"),
+            (r#"{"kv_dtype": "i32"}"#, "`kv_dtype` is \"i32\", expected f32, bf16, f16, fp8e4m3, fp8e5m2 or int8"),
+        ] {
+            let err = serde_json::from_str::<BatchConfig>(json).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
     fn sequences_are_reordered_by_kernel() {
         let config = BatchConfig {
             seqs: vec![(7, 20), (1, 9), (4, 8), (1, 5)],
             heads: (4, 2),
             chunk: Some(4),
-            dtype: Some("f32".into()),
+            dtype: Some(QueryDtype::F32),
             ..Default::default()
         };
         let b = Batch::from_config(config, Source::Flags).unwrap();
@@ -719,7 +796,7 @@ mod tests {
         let config = BatchConfig {
             seqs: vec![(1, 64), (8, 40)],
             heads: (4, 2),
-            dtype: Some("f32".into()),
+            dtype: Some(QueryDtype::F32),
             ..Default::default()
         };
         let b = Batch::from_config(config, Source::Flags).unwrap();
