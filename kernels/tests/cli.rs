@@ -8,7 +8,7 @@ use rpa_dsl::DType;
 use rpa_kernels::cli::batch::Batch;
 use rpa_kernels::cli::{bench, npy, Cli, Command as Sub};
 use rpa_kernels::rpa::launch::{self, Backend, RpaOutput};
-use rpa_kernels::rpa::RpaCase;
+use rpa_kernels::rpa::{RpaCase, RpaOptions};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -216,9 +216,12 @@ fn failed_checks_and_refused_batches_exit_with_1() {
     let mut kv = npy::read(&inputs.join("kv_lens.npy")).unwrap().to_i32().unwrap();
     kv[2] = 3;
     npy::write_i32(&inputs.join("kv_lens.npy"), &[kv.len()], &kv).unwrap();
-    let o = rpa(&["run", "--input", s(&inputs)]);
-    expect_code(&o, 1, "bad kv_lens");
-    assert!(stderr(&o).contains("sequence 2") && stderr(&o).contains("kv_lens"), "{}", stderr(&o));
+    for extra in [&[][..], &["--no-validate"]] {
+        // Also when the calls skip validation: the batch is validated once before them.
+        let o = rpa(&[&["run", "--input", s(&inputs)][..], extra].concat());
+        expect_code(&o, 1, "bad kv_lens");
+        assert!(stderr(&o).contains("sequence 2") && stderr(&o).contains("kv_lens"), "{}", stderr(&o));
+    }
     std::fs::remove_file(inputs.join("values.npy")).unwrap();
     let o = rpa(&["run", "--input", s(&inputs)]);
     expect_code(&o, 1, "missing file");
@@ -401,6 +404,50 @@ fn nan_where_the_reference_is_a_number_is_a_mismatch_counted() {
     let len = x.cu_q_lens[x.distribution[2] as usize] as usize * x.num_q_heads() * x.head_dim();
     let verdict = format!("MISMATCH (3 of {len} elements, 3 of them NaN where the other is not)");
     assert_eq!(c.output.verdict(), verdict);
+}
+
+/// Whole kv blocks of 8: the kernels give every masked logit `mask_value`, keys past `kv_len` in a
+/// sequence's last kv block included, where the f64 reference leaves those keys out; the two agree
+/// for a mask value whose `exp` does not vanish only when no block ends past `kv_len`.
+const WHOLE_BLOCKS: &[&str] =
+    &["--seqs", "1:16,4:16,5:24", "--heads", "4:2", "--chunk", "4", "--page-size", "8", "--blocks", "8,8"];
+
+#[test]
+fn q_scale_mask_value_and_block_flags_replay_the_library_call() {
+    let cases: [(&str, &[&str], &[&str], fn(&mut RpaOptions)); 2] = [
+        ("q-scale", &[TINY, &["--kv-dtype", "fp8e4m3"]].concat(), &["--q-scale", "0.5"], |o| o.q_scale = Some(0.5)),
+        ("mask-value", &[WHOLE_BLOCKS, &["--dtype", "f32"]].concat(), &["--mask-value", "-2.5"], |o| {
+            o.mask_value = Some(-2.5)
+        }),
+    ];
+    for (name, base, flags, set) in cases {
+        let batch = library_batch(base);
+        let mut opts = batch.opts.clone();
+        set(&mut opts);
+        let want = launch::run(Backend::Interpret, &batch.inputs, &opts).unwrap();
+        let plain = library_run(&batch, Backend::Interpret);
+        assert_ne!(want.output, plain.output, "{name} changes the output");
+        let dir = tmp(&format!("flag-{name}"));
+        let o = rpa(&[&["run", "--out", s(&dir)][..], base, flags].concat());
+        expect_code(&o, 0, name);
+        assert_eq!(read_npy(&dir.join("output.npy"), want.output.dtype()), want.output, "{name}: bit-identical");
+        assert_eq!(read_npy(&dir.join("kv_cache.npy"), want.kv_cache.dtype()), want.kv_cache, "{name}: cache");
+        // And through the saved inputs' batch.json.
+        let again = dir.join("again");
+        expect_code(&rpa(&[&["run", "--save-inputs", "--out", s(&dir)][..], base, flags].concat()), 0, name);
+        expect_code(&rpa(&["run", "--input", s(&dir.join("inputs")), "--out", s(&again)]), 0, name);
+        assert_eq!(read_npy(&again.join("output.npy"), want.output.dtype()), want.output, "{name}: rerun");
+    }
+    // Per-kernel block sizes reach the kernels (their names carry them).
+    let blocks = ["--decode-blocks", "1,8", "--prefill-blocks", "4,16,2,8", "--mixed-blocks", "8,24"];
+    let o = rpa(&[&["run", "--acc-dtype", "bf16", "--no-validate", "--mask-value=-inf"][..], TINY, &blocks].concat());
+    expect_code(&o, 0, "per-kernel blocks");
+    for kernel in ["rpa_decode_p8_bq1_1_bkv8_8", "rpa_prefill_p8_bq4_2_bkv16_8", "rpa_mixed_p8_bq8_8_bkv24_24"] {
+        assert!(stdout(&o).contains(kernel), "no {kernel} in\n{}", stdout(&o));
+    }
+    for option in ["mask value -inf", "bf16 accumulator", "calls without validation"] {
+        assert!(stdout(&o).contains(option), "no {option:?} in\n{}", stdout(&o));
+    }
 }
 
 #[test]

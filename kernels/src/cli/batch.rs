@@ -116,6 +116,15 @@ pub enum KvDtype {
     Int8,
 }
 
+/// Softmax statistics and accumulator dtypes of `--acc-dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccDtype {
+    #[value(alias = "float32")]
+    F32,
+    #[value(alias = "bfloat16")]
+    Bf16,
+}
+
 impl DtypeChoice for QueryDtype {
     const FIELD: &'static str = "dtype";
 
@@ -143,6 +152,17 @@ impl DtypeChoice for KvDtype {
     }
 }
 
+impl DtypeChoice for AccDtype {
+    const FIELD: &'static str = "acc_dtype";
+
+    fn dtype(self) -> DType {
+        match self {
+            AccDtype::F32 => DType::F32,
+            AccDtype::Bf16 => DType::Bf16,
+        }
+    }
+}
+
 /// JSON of a [`DtypeChoice`]: its command-line name; an unknown one is refused naming the field,
 /// the name and the choices.
 mod choice {
@@ -159,6 +179,30 @@ mod choice {
         T::from_str(&name, true)
             .map(Some)
             .map_err(|_| D::Error::custom(format!("`{}` is {name:?}, expected {}", T::FIELD, dtype_list(&T::all()))))
+    }
+}
+
+/// JSON of an optional float that may be infinite or NaN (`--mask-value -inf`): a number, or the
+/// text Rust writes for it (`"-inf"`, `"inf"`, `"NaN"`), which JSON numbers cannot hold.
+mod float_text {
+    use super::TextOr;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) if !x.is_finite() => s.serialize_str(&x.to_string()),
+            v => v.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        match Option::<TextOr<f64>>::deserialize(d)? {
+            None => Ok(None),
+            Some(TextOr::Value(x)) => Ok(Some(x)),
+            Some(TextOr::Text(t)) => {
+                t.parse().map(Some).map_err(|_| D::Error::custom(format!("`{t}` is not a number")))
+            }
+        }
     }
 }
 
@@ -218,14 +262,37 @@ pub struct BatchArgs {
     /// Scale of the stored values (quantized caches)
     #[arg(long, value_name = "X", help_heading = "Batch")]
     pub v_scale: Option<f64>,
+    /// Quantize the queries to the cache dtype with this scale (q / X, clipped) [default: none]
+    #[arg(long, value_name = "X", help_heading = "Batch")]
+    pub q_scale: Option<f64>,
+    /// Value of masked logits, e.g. -1e30 or -inf [default: the most negative finite value of the
+    /// accumulator dtype]
+    #[arg(long, value_name = "X", allow_hyphen_values = true, help_heading = "Batch")]
+    pub mask_value: Option<f64>,
+    /// Dtype of the softmax statistics and the accumulator [default: f32]
+    #[arg(long, value_enum, help_heading = "Batch")]
+    pub acc_dtype: Option<AccDtype>,
     /// Block sizes of every kernel instead of the backend's defaults, in tokens: BQ,BKV or
     /// BQ,BKV,BQ_COMPUTE,BKV_COMPUTE (the decode kernel keeps q blocks of 1)
     #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
     pub blocks: Option<::std::vec::Vec<usize>>,
+    /// Block sizes of the decode kernel, as given (overrides --blocks)
+    #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
+    pub decode_blocks: Option<::std::vec::Vec<usize>>,
+    /// Block sizes of the chunked-prefill kernel (overrides --blocks)
+    #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
+    pub prefill_blocks: Option<::std::vec::Vec<usize>>,
+    /// Block sizes of the mixed kernel (overrides --blocks)
+    #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
+    pub mixed_blocks: Option<::std::vec::Vec<usize>>,
     /// Scoped VMEM limit of the kernels in MiB [default: the generation's default, raised when the
     /// blocks need it]
     #[arg(long, value_name = "MIB", help_heading = "Batch")]
     pub vmem_limit_mib: Option<usize>,
+    /// The calls skip the library's metadata validation (`validate: false`); the batch is still
+    /// validated once before the first call
+    #[arg(long, help_heading = "Batch")]
+    pub no_validate: bool,
     /// Seed of the random batch data [default: 1234]
     #[arg(long, help_heading = "Batch")]
     pub seed: Option<u64>,
@@ -273,9 +340,19 @@ pub struct BatchConfig {
     pub sm_scale: Option<f64>,
     pub k_scale: Option<f64>,
     pub v_scale: Option<f64>,
-    /// `[bq, bkv]` or `[bq, bkv, bq_compute, bkv_compute]`.
+    pub q_scale: Option<f64>,
+    #[serde(with = "float_text")]
+    pub mask_value: Option<f64>,
+    #[serde(with = "choice")]
+    pub acc_dtype: Option<AccDtype>,
+    /// `[bq, bkv]` or `[bq, bkv, bq_compute, bkv_compute]`, for every kernel.
     pub blocks: Option<Vec<usize>>,
+    /// Per kernel, overriding `blocks`.
+    pub decode_blocks: Option<Vec<usize>>,
+    pub prefill_blocks: Option<Vec<usize>>,
+    pub mixed_blocks: Option<Vec<usize>>,
     pub vmem_limit_mib: Option<usize>,
+    pub no_validate: bool,
     pub seed: u64,
 }
 
@@ -297,8 +374,15 @@ impl Default for BatchConfig {
             sm_scale: None,
             k_scale: None,
             v_scale: None,
+            q_scale: None,
+            mask_value: None,
+            acc_dtype: None,
             blocks: None,
+            decode_blocks: None,
+            prefill_blocks: None,
+            mixed_blocks: None,
             vmem_limit_mib: None,
+            no_validate: false,
             seed: 1234,
         }
     }
@@ -373,13 +457,22 @@ impl BatchArgs {
         macro_rules! over_opt {
             ($($f:ident),*) => { $(if self.$f.is_some() { c.$f = self.$f; })* };
         }
-        over_opt!(dtype, kv_dtype, sliding_window, soft_cap, chunk, sm_scale, k_scale, v_scale, vmem_limit_mib);
-        if self.blocks.is_some() {
-            c.blocks.clone_from(&self.blocks);
+        over_opt!(dtype, kv_dtype, acc_dtype, sliding_window, soft_cap, chunk, sm_scale, k_scale, v_scale);
+        over_opt!(q_scale, mask_value, vmem_limit_mib);
+        for (to, from) in [
+            (&mut c.blocks, &self.blocks),
+            (&mut c.decode_blocks, &self.decode_blocks),
+            (&mut c.prefill_blocks, &self.prefill_blocks),
+            (&mut c.mixed_blocks, &self.mixed_blocks),
+        ] {
+            if from.is_some() {
+                to.clone_from(from);
+            }
         }
         c.non_causal |= self.non_causal;
         c.kv_share |= self.kv_share;
         c.lse |= self.lse;
+        c.no_validate |= self.no_validate;
         if c.seqs.is_empty() && !matches!(source, Source::NpyDir(_)) {
             match default_seqs {
                 Some(d) => c.seqs = parse_seqs(d).expect("default sequences parse"),
@@ -444,32 +537,58 @@ fn usize_check(ok: bool, msg: &str) -> Result<(), CliError> {
     }
 }
 
-/// Options of a call from the batch fields.
+/// Checks the fields that shape the options (whichever way the batch is given).
+fn check_options(c: &BatchConfig) -> Result<(), CliError> {
+    usize_check(c.chunk != Some(0), "--chunk must be positive")?;
+    usize_check(c.sliding_window != Some(0), "--sliding-window must be positive")?;
+    for (flag, blocks) in [
+        ("--blocks", &c.blocks),
+        ("--decode-blocks", &c.decode_blocks),
+        ("--prefill-blocks", &c.prefill_blocks),
+        ("--mixed-blocks", &c.mixed_blocks),
+    ] {
+        if let Some(b) = blocks {
+            check_blocks(b).map_err(|e| CliError::Usage(format!("{flag}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// `[bq, bkv]` (computed whole) or `[bq, bkv, bq_compute, bkv_compute]`, checked by [`check_blocks`].
+fn block_sizes(b: &[usize]) -> BlockSizes {
+    match *b {
+        [bq, bkv, bq_compute, bkv_compute] => BlockSizes { bq, bkv, bq_compute, bkv_compute },
+        _ => BlockSizes { bq: b[0], bkv: b[1], bq_compute: b[0], bkv_compute: b[1] },
+    }
+}
+
+/// Options of a call from the batch fields: every field of [`RpaOptions`] has its flag.
 fn options(c: &BatchConfig, head_dim: usize, kv_dtype: DType) -> RpaOptions {
     let (k, v) = match kv_dtype {
         DType::I8 => (Some(1.0 / 127.0), Some(1.0 / 127.0)),
         DType::F8E4M3 | DType::F8E5M2 => (Some(1.0), Some(1.0)),
         _ => (None, None),
     };
-    let blocks = c.blocks.as_ref().map(|b| match b[..] {
-        [bq, bkv, bqc, bkvc] => BlockSizes { bq, bkv, bq_compute: bqc, bkv_compute: bkvc },
-        _ => BlockSizes { bq: b[0], bkv: b[1], bq_compute: b[0], bkv_compute: b[1] },
-    });
+    let blocks = |b: &Option<Vec<usize>>| b.as_deref().map(block_sizes);
+    let every = blocks(&c.blocks);
     RpaOptions {
-        decode_blocks: blocks.map(|b| BlockSizes { bq: 1, bq_compute: 1, ..b }),
-        prefill_blocks: blocks,
-        mixed_blocks: blocks,
-        vmem_limit: c.vmem_limit_mib.map(|m| m << 20),
         causal: !c.non_causal,
         update_kv_cache: !c.kv_share,
         sm_scale: c.sm_scale.unwrap_or(1.0 / (head_dim as f64).sqrt()),
         sliding_window: c.sliding_window,
         soft_cap: c.soft_cap,
+        mask_value: c.mask_value,
+        acc_dtype: c.acc_dtype.map(AccDtype::dtype),
+        q_scale: c.q_scale,
         k_scale: c.k_scale.or(k),
         v_scale: c.v_scale.or(v),
         chunk_prefill_size: c.chunk,
+        decode_blocks: blocks(&c.decode_blocks).or(every.map(|b| BlockSizes { bq: 1, bq_compute: 1, ..b })),
+        prefill_blocks: blocks(&c.prefill_blocks).or(every),
+        mixed_blocks: blocks(&c.mixed_blocks).or(every),
+        vmem_limit: c.vmem_limit_mib.map(|m| m << 20),
+        validate: !c.no_validate,
         return_lse: c.lse,
-        ..Default::default()
     }
 }
 
@@ -498,13 +617,9 @@ impl Batch {
         let c = &config;
         usize_check(c.head_dim > 0, "--head-dim must be positive")?;
         usize_check(c.page_size > 0, "--page-size must be positive")?;
-        usize_check(c.chunk != Some(0), "--chunk must be positive")?;
-        usize_check(c.sliding_window != Some(0), "--sliding-window must be positive")?;
         usize_check(!c.seqs.is_empty(), "the batch has no sequences")?;
         check_heads(c.heads).map_err(CliError::Usage)?;
-        if let Some(b) = &c.blocks {
-            check_blocks(b).map_err(CliError::Usage)?;
-        }
+        check_options(c)?;
         let q_dtype = c.dtype.map_or(DType::Bf16, QueryDtype::dtype);
         let kv_dtype = c.kv_dtype.map_or(q_dtype, KvDtype::dtype);
         let mut seqs = c.seqs.clone();
@@ -537,6 +652,7 @@ impl Batch {
     /// [`npy`]); the options come from `config` (the flags and the directory's optional
     /// `batch.json`), whose dtypes, when given, the files must have.
     pub fn from_npy_dir(dir: &Path, mut config: BatchConfig) -> Result<Batch, CliError> {
+        check_options(&config)?;
         let failed = |m: String| CliError::Failed(format!("{}: {m}", dir.display()));
         let (q_choice, queries) = read_choice(dir, "queries", config.dtype)?;
         let (kv_choice, kv_cache) = read_choice(dir, "kv_cache", config.kv_dtype)?;
@@ -580,6 +696,13 @@ impl Batch {
         config.kv_dtype = Some(kv_choice);
         let opts = options(&config, x.head_dim(), kv_dtype);
         Ok(Batch { inputs: x, opts, config, buckets, reordered: None, source: Source::NpyDir(dir.to_path_buf()) })
+    }
+
+    /// Validates the batch and the options as every call does (also when the calls skip it:
+    /// `--no-validate`), so that bad metadata is an error before anything runs.
+    pub fn validate(&self) -> Result<(), crate::rpa::validate::RpaError> {
+        crate::rpa::validate::validate_static(&self.inputs, &self.opts)?;
+        crate::rpa::validate::validate_dynamic(&self.inputs, &self.opts)
     }
 
     /// Writes the inputs as `.npy` files and the options as `batch.json` into `dir`, so that
@@ -651,14 +774,31 @@ impl Batch {
         if let Some(c) = o.soft_cap {
             parts.push(format!("soft cap {c}"));
         }
+        if let Some(m) = o.mask_value {
+            parts.push(format!("mask value {m:e}"));
+        }
+        if let Some(d) = o.acc_dtype {
+            parts.push(format!("{d} accumulator"));
+        }
+        if let Some(q) = o.q_scale {
+            parts.push(format!("q_scale {q:.6}"));
+        }
         if let (Some(k), Some(v)) = (o.k_scale, o.v_scale) {
             parts.push(format!("k_scale {k:.6}, v_scale {v:.6}"));
         }
-        if let Some(b) = o.mixed_blocks {
-            parts.push(format!("blocks bq {}, bkv {} (computed {}×{})", b.bq, b.bkv, b.bq_compute, b.bkv_compute));
+        for (case, b) in [("decode", o.decode_blocks), ("prefill", o.prefill_blocks), ("mixed", o.mixed_blocks)] {
+            if let Some(b) = b {
+                parts.push(format!(
+                    "{case} blocks bq {}, bkv {} (computed {}×{})",
+                    b.bq, b.bkv, b.bq_compute, b.bkv_compute
+                ));
+            }
         }
         if let Some(v) = o.vmem_limit {
             parts.push(format!("VMEM limit {} MiB", v >> 20));
+        }
+        if !o.validate {
+            parts.push("calls without validation".into());
         }
         if o.return_lse {
             parts.push("log-sum-exp returned".into());
@@ -671,9 +811,12 @@ impl Batch {
         minimum_bytes(&self.inputs, &self.opts, self.seqs())
     }
 
-    /// The output error bound (`|kernel - reference| <= tol · (1 + |reference|)`) for the dtypes.
+    /// The output error bound (`|kernel - reference| <= tol · (1 + |reference|)`) for the dtypes
+    /// of the queries, the cache and the accumulator.
     pub fn tolerance(&self) -> f64 {
-        crate::rpa::fuzz::tolerance(self.inputs.queries.dtype(), self.inputs.kv_cache.dtype())
+        let acc = self.opts.acc_dtype();
+        let tolerance = crate::rpa::fuzz::tolerance;
+        tolerance(self.inputs.queries.dtype(), self.inputs.kv_cache.dtype()).max(tolerance(acc, acc))
     }
 }
 
@@ -756,17 +899,75 @@ mod tests {
         }
         names::<QueryDtype>();
         names::<KvDtype>();
-        let c: BatchConfig = serde_json::from_str(r#"{"dtype": "bfloat16", "kv_dtype": "float8_e4m3fn"}"#).unwrap();
-        assert_eq!((c.dtype, c.kv_dtype), (Some(QueryDtype::Bf16), Some(KvDtype::Fp8e4m3)));
+        names::<AccDtype>();
+        let c: BatchConfig =
+            serde_json::from_str(r#"{"dtype": "bfloat16", "kv_dtype": "float8_e4m3fn", "acc_dtype": "bf16"}"#).unwrap();
+        assert_eq!(
+            (c.dtype, c.kv_dtype, c.acc_dtype),
+            (Some(QueryDtype::Bf16), Some(KvDtype::Fp8e4m3), Some(AccDtype::Bf16))
+        );
         let text = serde_json::to_string(&c).unwrap();
         assert!(text.contains(r#""dtype":"bf16","kv_dtype":"fp8e4m3""#), "{text}");
         for (json, message) in [
             (r#"{"dtype": "f64"}"#, "`dtype` is \"f64\", expected f32, bf16 or f16"),
             (r#"{"kv_dtype": "i32"}"#, "`kv_dtype` is \"i32\", expected f32, bf16, f16, fp8e4m3, fp8e5m2 or int8"),
+            (r#"{"acc_dtype": "f16"}"#, "`acc_dtype` is \"f16\", expected f32 or bf16"),
         ] {
             let err = serde_json::from_str::<BatchConfig>(json).unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
         }
+    }
+
+    #[test]
+    fn every_option_comes_from_a_field() {
+        let config = BatchConfig {
+            seqs: vec![(1, 20)],
+            non_causal: true,
+            kv_share: true,
+            sm_scale: Some(0.5),
+            sliding_window: Some(9),
+            soft_cap: Some(30.0),
+            mask_value: Some(f64::NEG_INFINITY),
+            acc_dtype: Some(AccDtype::Bf16),
+            q_scale: Some(0.25),
+            k_scale: Some(2.0),
+            v_scale: Some(3.0),
+            chunk: Some(4),
+            blocks: Some(vec![8, 32]),
+            mixed_blocks: Some(vec![16, 64, 8, 32]),
+            vmem_limit_mib: Some(64),
+            no_validate: true,
+            lse: true,
+            ..Default::default()
+        };
+        // Every field of RpaOptions, none defaulted: a new option fails to compile here until it
+        // has its flag.
+        let want = RpaOptions {
+            causal: false,
+            update_kv_cache: false,
+            sm_scale: 0.5,
+            sliding_window: Some(9),
+            soft_cap: Some(30.0),
+            mask_value: Some(f64::NEG_INFINITY),
+            acc_dtype: Some(DType::Bf16),
+            q_scale: Some(0.25),
+            k_scale: Some(2.0),
+            v_scale: Some(3.0),
+            chunk_prefill_size: Some(4),
+            decode_blocks: Some(BlockSizes { bq: 1, bkv: 32, bq_compute: 1, bkv_compute: 32 }),
+            prefill_blocks: Some(BlockSizes { bq: 8, bkv: 32, bq_compute: 8, bkv_compute: 32 }),
+            mixed_blocks: Some(BlockSizes { bq: 16, bkv: 64, bq_compute: 8, bkv_compute: 32 }),
+            vmem_limit: Some(64 << 20),
+            validate: false,
+            return_lse: true,
+        };
+        assert_eq!(options(&config, 128, DType::F32), want);
+        // The JSON form keeps them all, -inf included.
+        let text = serde_json::to_string(&config).unwrap();
+        assert!(text.contains(r#""mask_value":"-inf""#), "{text}");
+        assert_eq!(serde_json::from_str::<BatchConfig>(&text).unwrap(), config);
+        let bad = serde_json::from_str::<BatchConfig>(r#"{"mask_value": "lots"}"#).unwrap_err().to_string();
+        assert!(bad.contains("`lots` is not a number"), "{bad}");
     }
 
     #[test]

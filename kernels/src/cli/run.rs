@@ -164,7 +164,7 @@ pub fn run(a: &RunArgs) -> CliResult {
     let batch = a.batch.load(None)?;
     let backend = a.backend.backend();
     require_plugin(backend)?;
-    crate::rpa::validate::validate_static(&batch.inputs, &batch.opts).map_err(failed)?;
+    batch.validate().map_err(failed)?;
     println!("rpa run — backend: {}", a.backend.name());
     println!("  batch           {}", batch.describe());
     println!("  options         {}", batch.describe_options());
