@@ -8,7 +8,7 @@ use rpa_dsl::DType;
 use rpa_kernels::cli::batch::Batch;
 use rpa_kernels::cli::{bench, npy, Cli, Command as Sub};
 use rpa_kernels::rpa::launch::{self, Backend, RpaOutput};
-use rpa_kernels::rpa::RpaCase;
+use rpa_kernels::rpa::{RpaCase, RpaOptions};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -68,7 +68,7 @@ fn library_run(batch: &Batch, backend: Backend) -> RpaOutput {
 }
 
 fn read_npy(path: &Path, dtype: DType) -> rpa_dsl::Array {
-    npy::read(path).unwrap().to_array(Some(dtype)).unwrap()
+    npy::read(path).unwrap().to_array(dtype).unwrap()
 }
 
 fn read_json(path: &Path) -> Value {
@@ -216,13 +216,238 @@ fn failed_checks_and_refused_batches_exit_with_1() {
     let mut kv = npy::read(&inputs.join("kv_lens.npy")).unwrap().to_i32().unwrap();
     kv[2] = 3;
     npy::write_i32(&inputs.join("kv_lens.npy"), &[kv.len()], &kv).unwrap();
-    let o = rpa(&["run", "--input", s(&inputs)]);
-    expect_code(&o, 1, "bad kv_lens");
-    assert!(stderr(&o).contains("sequence 2") && stderr(&o).contains("kv_lens"), "{}", stderr(&o));
+    for extra in [&[][..], &["--no-validate"]] {
+        // Also when the calls skip validation: the batch is validated once before them.
+        let o = rpa(&[&["run", "--input", s(&inputs)][..], extra].concat());
+        expect_code(&o, 1, "bad kv_lens");
+        assert!(stderr(&o).contains("sequence 2") && stderr(&o).contains("kv_lens"), "{}", stderr(&o));
+    }
     std::fs::remove_file(inputs.join("values.npy")).unwrap();
     let o = rpa(&["run", "--input", s(&inputs)]);
     expect_code(&o, 1, "missing file");
     assert!(stderr(&o).contains("values.npy"), "{}", stderr(&o));
+}
+
+/// Saves the inputs of a `run` with `args` into `dir/inputs` and returns that directory.
+fn saved_inputs(dir: &Path, args: &[&str]) -> PathBuf {
+    expect_code(&rpa(&[&["run", "--out", s(dir), "--save-inputs"][..], args].concat()), 0, "save inputs");
+    dir.join("inputs")
+}
+
+/// Writes `array` as `np.save` writes an array of its dtype (the descrs of numpy 1.26–2.4 with
+/// ml_dtypes 0.4–0.7; `npy::encode` writes numpy's header bytes, see `tests/fixtures/npy`).
+fn save_as_numpy(path: &Path, array: &rpa_dsl::Array) {
+    let descr = match array.dtype() {
+        DType::F32 => "<f4",
+        DType::F16 => "<f2",
+        DType::Bf16 => "<V2",
+        DType::F8E4M3 => "<V1",
+        DType::F8E5M2 => "<f1",
+        DType::I8 => "|i1",
+        DType::I32 => "<i4",
+        d => panic!("no RPA input is {d}"),
+    };
+    std::fs::write(path, npy::encode(descr, array.shape(), &array.to_le_bytes())).unwrap();
+}
+
+/// Writes `values` as f64 (`'<f8'`) or i64 (`'<i8'`) data.
+fn save_wide(path: &Path, shape: &[usize], values: &[f64], float: bool) {
+    let bytes: Vec<u8> = if float {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    } else {
+        values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect()
+    };
+    std::fs::write(path, npy::encode(if float { "<f8" } else { "<i8" }, shape, &bytes)).unwrap();
+}
+
+#[test]
+fn input_arrays_of_another_dtype_are_refused_naming_the_one_expected() {
+    let dir = tmp("wrong-dtypes");
+    let inputs = saved_inputs(&dir, &[TINY, &["--dtype", "f32"]].concat());
+    let refused = |what: &str, needles: &[&str]| {
+        let o = rpa(&["run", "--input", s(&inputs)]);
+        expect_code(&o, 1, what);
+        for n in needles {
+            assert!(stderr(&o).contains(n), "{what}: stderr lacks {n:?}:\n{}", stderr(&o));
+        }
+    };
+    let queries = read_npy(&inputs.join("queries.npy"), DType::F32);
+    save_wide(&inputs.join("queries.npy"), queries.shape(), &queries.to_f64(), true);
+    refused("f64 queries", &["queries.npy: dtype f64 ('<f8'), expected f32 (--dtype)"]);
+    // Without batch.json, any query dtype of --dtype would do.
+    std::fs::remove_file(inputs.join("batch.json")).unwrap();
+    refused("f64 queries", &["queries.npy: dtype f64 ('<f8'), expected f32, bf16 or f16 (--dtype)"]);
+    save_as_numpy(&inputs.join("queries.npy"), &queries);
+    let keys = read_npy(&inputs.join("keys.npy"), DType::F32);
+    save_as_numpy(&inputs.join("keys.npy"), &rpa_dsl::Array::from_f64(DType::Bf16, keys.shape(), &keys.to_f64()));
+    refused("bf16 keys", &["keys.npy: dtype '<V2' (bits without type information: bf16 or u16), expected f32"]);
+    save_as_numpy(&inputs.join("keys.npy"), &keys);
+    let kv_lens = npy::read(&inputs.join("kv_lens.npy")).unwrap().to_i32().unwrap();
+    let wide: Vec<f64> = kv_lens.iter().map(|&v| v as f64).collect();
+    save_wide(&inputs.join("kv_lens.npy"), &[wide.len()], &wide, false);
+    refused("i64 kv_lens", &["kv_lens.npy: dtype i64 ('<i8'), expected i32 (the metadata are int32)"]);
+    npy::write_i32(&inputs.join("kv_lens.npy"), &[kv_lens.len()], &kv_lens).unwrap();
+    expect_code(&rpa(&["run", "--input", s(&inputs), "--chunk", "4"]), 0, "the same arrays as saved");
+    // A JSON batch names its dtypes with the flags' names.
+    let json = dir.join("batch.json");
+    for (field, value, expected) in
+        [("dtype", "f64", "f32, bf16 or f16"), ("kv_dtype", "float8_e4m3fnuz", "fp8e4m3, fp8e5m2 or int8")]
+    {
+        std::fs::write(&json, format!(r#"{{"seqs": "1:9", "{field}": "{value}"}}"#)).unwrap();
+        let o = rpa(&["run", "--input", s(&json)]);
+        expect_code(&o, 1, field);
+        let message = format!("`{field}` is \"{value}\", expected");
+        assert!(stderr(&o).contains(s(&json)) && stderr(&o).contains(&message), "{}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn every_numpy_and_ml_dtypes_dtype_round_trips_through_input() {
+    // The RPA inputs in every dtype they can have, saved as numpy and ml_dtypes save them.
+    for (q, kv) in
+        [("f32", "f32"), ("bf16", "bf16"), ("f16", "f16"), ("bf16", "fp8e4m3"), ("f32", "fp8e5m2"), ("bf16", "int8")]
+    {
+        let args = [TINY, &["--dtype", q, "--kv-dtype", kv]].concat();
+        let batch = library_batch(&args);
+        let x = &batch.inputs;
+        let dir = tmp(&format!("numpy-{q}-{kv}"));
+        let inputs = dir.join("inputs");
+        std::fs::create_dir_all(&inputs).unwrap();
+        let i32s = |v: &[i32], shape: &[usize]| rpa_dsl::Array::from_i32(shape, v);
+        let (seqs, pps) = (x.max_num_seqs(), x.pages_per_seq());
+        for (name, a) in [
+            ("queries", x.queries.clone()),
+            ("keys", x.keys.clone()),
+            ("values", x.values.clone()),
+            ("kv_cache", x.kv_cache.clone()),
+            ("kv_lens", i32s(&x.kv_lens, &[seqs])),
+            ("page_indices", i32s(&x.page_indices, &[seqs, pps])),
+            ("cu_q_lens", i32s(&x.cu_q_lens, &[seqs + 1])),
+            ("distribution", i32s(&x.distribution, &[3])),
+        ] {
+            save_as_numpy(&inputs.join(format!("{name}.npy")), &a);
+        }
+        // No batch.json: the dtypes come from the files, except for the raw bytes of '<V1'.
+        let run = [&["run", "--input", s(&inputs), "--chunk", "4", "--out", s(&dir)][..]].concat();
+        let o = rpa(&run);
+        if kv == "fp8e4m3" {
+            expect_code(&o, 1, "'<V1' without --kv-dtype");
+            let message = "kv_cache.npy: dtype '<V1' (bits without type information: fp8e4m3, fp8e5m2 or u8) could \
+                           be fp8e4m3 or fp8e5m2: say which (--kv-dtype)";
+            assert!(stderr(&o).contains(message), "{}", stderr(&o));
+            expect_code(&rpa(&[&run[..], &["--kv-dtype", kv]].concat()), 0, "'<V1' with --kv-dtype");
+        } else {
+            expect_code(&o, 0, &format!("{q} queries, {kv} cache"));
+        }
+        let want = library_run(&batch, Backend::Interpret);
+        assert_eq!(read_npy(&dir.join("output.npy"), x.queries.dtype()), want.output, "{q}/{kv}: output");
+        assert_eq!(read_npy(&dir.join("kv_cache.npy"), x.kv_cache.dtype()), want.kv_cache, "{q}/{kv}: cache");
+    }
+    // The other types numpy writes are read, and refused naming what they are.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npy");
+    let inputs = saved_inputs(&tmp("numpy-others"), &[TINY, &["--dtype", "f32"]].concat());
+    for (file, found) in [
+        ("float64", "f64 ('<f8')"),
+        ("int64", "i64 ('<i8')"),
+        ("int16", "i16 ('<i2')"),
+        ("uint32", "u32 ('<u4')"),
+        ("uint16", "'<u2' (bits without type information: bf16 or u16)"),
+        ("uint8", "'|u1' (bits without type information: fp8e4m3, fp8e5m2 or u8)"),
+        ("bool", "bool ('|b1')"),
+    ] {
+        std::fs::copy(fixtures.join(format!("{file}.npy")), inputs.join("cu_q_lens.npy")).unwrap();
+        let o = rpa(&["run", "--input", s(&inputs)]);
+        expect_code(&o, 1, file);
+        let message = format!("cu_q_lens.npy: dtype {found}, expected i32");
+        assert!(stderr(&o).contains(&message), "{file}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn nan_in_the_inputs_matches_where_the_reference_is_nan() {
+    let dir = tmp("nan-inputs");
+    let inputs = saved_inputs(&dir, &[TINY, &["--dtype", "f32", "--lse"]].concat());
+    let mut queries = read_npy(&inputs.join("queries.npy"), DType::F32);
+    queries.set_f64(5 * 4 * 128 + 130, f64::NAN); // token 5, head 1
+    npy::write_array(&inputs.join("queries.npy"), &queries).unwrap();
+    let batch = library_batch(&["--input", s(&inputs)]);
+    let reference = rpa_kernels::rpa::reference::run(&batch.inputs, &batch.opts);
+    let nan = reference.output.to_f64().iter().filter(|v| v.is_nan()).count();
+    assert_eq!(nan, 128, "the NaN query makes its output row NaN");
+    let o = rpa(&["run", "--input", s(&inputs), "--out", s(&dir)]);
+    expect_code(&o, 0, "NaN where the reference is NaN");
+    let line = format!("{nan} elements NaN in the reference and the output (NaN inputs)");
+    assert!(stdout(&o).contains(&line), "{}", stdout(&o));
+    assert!(stdout(&o).contains("lse max |error|") && !stdout(&o).contains("MISMATCH"), "{}", stdout(&o));
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["check"]["output"]["nan_in_both"], nan);
+    assert_eq!(summary["check"]["lse"]["nan_in_both"], 1, "{summary}");
+    assert_eq!(summary["passed"], true);
+}
+
+#[test]
+fn nan_where_the_reference_is_a_number_is_a_mismatch_counted() {
+    let batch = library_batch(&[TINY, &["--dtype", "f32"]].concat());
+    let mut out = library_run(&batch, Backend::Interpret);
+    let tolerance = batch.tolerance();
+    assert!(rpa_kernels::cli::run::check(&batch, &out, tolerance).passed());
+    for i in [3, 700, 4000] {
+        out.output.set_f64(i, f64::NAN);
+    }
+    let c = rpa_kernels::cli::run::check(&batch, &out, tolerance);
+    assert!(!c.passed());
+    assert_eq!((c.output.mismatches, c.output.nan_mismatches, c.output.nan_in_both), (3, 3, 0));
+    assert_eq!(c.output.first_mismatch.map(|m| m.0), Some(3));
+    assert!(c.output.max_abs_err.is_finite(), "the error of the other elements");
+    let x = &batch.inputs;
+    let len = x.cu_q_lens[x.distribution[2] as usize] as usize * x.num_q_heads() * x.head_dim();
+    let verdict = format!("MISMATCH (3 of {len} elements, 3 of them NaN where the other is not)");
+    assert_eq!(c.output.verdict(), verdict);
+}
+
+/// Whole kv blocks of 8: the kernels give every masked logit `mask_value`, keys past `kv_len` in a
+/// sequence's last kv block included, where the f64 reference leaves those keys out; the two agree
+/// for a mask value whose `exp` does not vanish only when no block ends past `kv_len`.
+const WHOLE_BLOCKS: &[&str] =
+    &["--seqs", "1:16,4:16,5:24", "--heads", "4:2", "--chunk", "4", "--page-size", "8", "--blocks", "8,8"];
+
+#[test]
+fn q_scale_mask_value_and_block_flags_replay_the_library_call() {
+    let cases: [(&str, &[&str], &[&str], fn(&mut RpaOptions)); 2] = [
+        ("q-scale", &[TINY, &["--kv-dtype", "fp8e4m3"]].concat(), &["--q-scale", "0.5"], |o| o.q_scale = Some(0.5)),
+        ("mask-value", &[WHOLE_BLOCKS, &["--dtype", "f32"]].concat(), &["--mask-value", "-2.5"], |o| {
+            o.mask_value = Some(-2.5)
+        }),
+    ];
+    for (name, base, flags, set) in cases {
+        let batch = library_batch(base);
+        let mut opts = batch.opts.clone();
+        set(&mut opts);
+        let want = launch::run(Backend::Interpret, &batch.inputs, &opts).unwrap();
+        let plain = library_run(&batch, Backend::Interpret);
+        assert_ne!(want.output, plain.output, "{name} changes the output");
+        let dir = tmp(&format!("flag-{name}"));
+        let o = rpa(&[&["run", "--out", s(&dir)][..], base, flags].concat());
+        expect_code(&o, 0, name);
+        assert_eq!(read_npy(&dir.join("output.npy"), want.output.dtype()), want.output, "{name}: bit-identical");
+        assert_eq!(read_npy(&dir.join("kv_cache.npy"), want.kv_cache.dtype()), want.kv_cache, "{name}: cache");
+        // And through the saved inputs' batch.json.
+        let again = dir.join("again");
+        expect_code(&rpa(&[&["run", "--save-inputs", "--out", s(&dir)][..], base, flags].concat()), 0, name);
+        expect_code(&rpa(&["run", "--input", s(&dir.join("inputs")), "--out", s(&again)]), 0, name);
+        assert_eq!(read_npy(&again.join("output.npy"), want.output.dtype()), want.output, "{name}: rerun");
+    }
+    // Per-kernel block sizes reach the kernels (their names carry them).
+    let blocks = ["--decode-blocks", "1,8", "--prefill-blocks", "4,16,2,8", "--mixed-blocks", "8,24"];
+    let o = rpa(&[&["run", "--acc-dtype", "bf16", "--no-validate", "--mask-value=-inf"][..], TINY, &blocks].concat());
+    expect_code(&o, 0, "per-kernel blocks");
+    for kernel in ["rpa_decode_p8_bq1_1_bkv8_8", "rpa_prefill_p8_bq4_2_bkv16_8", "rpa_mixed_p8_bq8_8_bkv24_24"] {
+        assert!(stdout(&o).contains(kernel), "no {kernel} in\n{}", stdout(&o));
+    }
+    for option in ["mask value -inf", "bf16 accumulator", "calls without validation"] {
+        assert!(stdout(&o).contains(option), "no {option:?} in\n{}", stdout(&o));
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::rpa::layout::{cache_index, merge_kv};
 use crate::rpa::reference::RpaInputs;
 use crate::rpa::testing::{make_batch, BatchSpec};
 use crate::rpa::{BlockSizes, RpaOptions};
+use clap::ValueEnum;
 use rpa_dsl::DType;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
@@ -55,17 +56,7 @@ fn check_heads((q, kv): (usize, usize)) -> Result<(usize, usize), String> {
     Ok((q, kv))
 }
 
-/// A dtype by its command-line name (`f32`, `bf16`, `fp8e4m3`, `fp8e5m2`, `int8`) or its rpa name.
-pub fn parse_dtype(name: &str) -> Option<DType> {
-    match name {
-        "fp8e4m3" | "fp8" => Some(DType::F8E4M3),
-        "fp8e5m2" => Some(DType::F8E5M2),
-        "int8" => Some(DType::I8),
-        _ => DType::from_name(name),
-    }
-}
-
-/// The command-line name of a dtype (inverse of [`parse_dtype`] for the cache dtypes).
+/// The command-line name of a dtype (the names of the dtype flags for the dtypes they offer).
 pub fn dtype_name(d: DType) -> &'static str {
     match d {
         DType::F8E4M3 => "fp8e4m3",
@@ -75,40 +66,142 @@ pub fn dtype_name(d: DType) -> &'static str {
     }
 }
 
-/// Query dtypes of `--dtype`.
+/// The dtypes a flag (and its JSON field) offers, by their command-line names; the NumPy and
+/// ml_dtypes names are aliases.
+pub trait DtypeChoice: ValueEnum + Copy + 'static {
+    /// The JSON field; the flag is `--` and the field with dashes.
+    const FIELD: &'static str;
+
+    fn dtype(self) -> DType;
+
+    /// The dtypes of every choice.
+    fn all() -> Vec<DType> {
+        Self::value_variants().iter().map(|c| c.dtype()).collect()
+    }
+
+    /// The choice of `dtype`, if there is one.
+    fn of(dtype: DType) -> Option<Self> {
+        Self::value_variants().iter().copied().find(|c| c.dtype() == dtype)
+    }
+
+    fn flag() -> String {
+        format!("--{}", Self::FIELD.replace('_', "-"))
+    }
+}
+
+/// Query (and output) dtypes of `--dtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum QueryDtype {
+    #[value(alias = "float32")]
     F32,
+    #[value(alias = "bfloat16")]
     Bf16,
+    #[value(alias = "float16")]
+    F16,
 }
 
 /// Cache dtypes of `--kv-dtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum KvDtype {
+    #[value(alias = "float32")]
     F32,
+    #[value(alias = "bfloat16")]
     Bf16,
+    #[value(alias = "float16")]
+    F16,
+    #[value(alias = "float8_e4m3fn")]
     Fp8e4m3,
+    #[value(alias = "float8_e5m2")]
     Fp8e5m2,
     Int8,
 }
 
-impl QueryDtype {
-    pub fn dtype(self) -> DType {
+/// Softmax statistics and accumulator dtypes of `--acc-dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccDtype {
+    #[value(alias = "float32")]
+    F32,
+    #[value(alias = "bfloat16")]
+    Bf16,
+}
+
+impl DtypeChoice for QueryDtype {
+    const FIELD: &'static str = "dtype";
+
+    fn dtype(self) -> DType {
         match self {
             QueryDtype::F32 => DType::F32,
             QueryDtype::Bf16 => DType::Bf16,
+            QueryDtype::F16 => DType::F16,
         }
     }
 }
 
-impl KvDtype {
-    pub fn dtype(self) -> DType {
+impl DtypeChoice for KvDtype {
+    const FIELD: &'static str = "kv_dtype";
+
+    fn dtype(self) -> DType {
         match self {
             KvDtype::F32 => DType::F32,
             KvDtype::Bf16 => DType::Bf16,
+            KvDtype::F16 => DType::F16,
             KvDtype::Fp8e4m3 => DType::F8E4M3,
             KvDtype::Fp8e5m2 => DType::F8E5M2,
             KvDtype::Int8 => DType::I8,
+        }
+    }
+}
+
+impl DtypeChoice for AccDtype {
+    const FIELD: &'static str = "acc_dtype";
+
+    fn dtype(self) -> DType {
+        match self {
+            AccDtype::F32 => DType::F32,
+            AccDtype::Bf16 => DType::Bf16,
+        }
+    }
+}
+
+/// JSON of a [`DtypeChoice`]: its command-line name; an unknown one is refused naming the field,
+/// the name and the choices.
+mod choice {
+    use super::{dtype_name, DtypeChoice};
+    use crate::cli::npy::dtype_list;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: DtypeChoice>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(|c| dtype_name(c.dtype())).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: DtypeChoice>(d: D) -> Result<Option<T>, D::Error> {
+        let Some(name) = Option::<String>::deserialize(d)? else { return Ok(None) };
+        T::from_str(&name, true)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("`{}` is {name:?}, expected {}", T::FIELD, dtype_list(&T::all()))))
+    }
+}
+
+/// JSON of an optional float that may be infinite or NaN (`--mask-value -inf`): a number, or the
+/// text Rust writes for it (`"-inf"`, `"inf"`, `"NaN"`), which JSON numbers cannot hold.
+mod float_text {
+    use super::TextOr;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) if !x.is_finite() => s.serialize_str(&x.to_string()),
+            v => v.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        match Option::<TextOr<f64>>::deserialize(d)? {
+            None => Ok(None),
+            Some(TextOr::Value(x)) => Ok(Some(x)),
+            Some(TextOr::Text(t)) => {
+                t.parse().map(Some).map_err(|_| D::Error::custom(format!("`{t}` is not a number")))
+            }
         }
     }
 }
@@ -122,7 +215,8 @@ pub struct BatchArgs {
     // A fully qualified `Vec`: one value parsed by `parse_seqs`, not a list of values to clap.
     pub seqs: Option<::std::vec::Vec<(usize, usize)>>,
     /// Read the batch from a JSON file (the fields of these flags) or a directory of .npy files
-    /// (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution)
+    /// (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution), read as
+    /// saved: a dtype other than its flag's (int32 for the metadata) is refused, never converted
     #[arg(long, value_name = "FILE|DIR", help_heading = "Batch")]
     pub input: Option<PathBuf>,
     /// Query heads and KV heads [default: 32:8]
@@ -134,10 +228,11 @@ pub struct BatchArgs {
     /// Tokens per KV-cache page [default: 16]
     #[arg(long, value_name = "N", help_heading = "Batch")]
     pub page_size: Option<usize>,
-    /// Query (and output) dtype [default: bf16]
+    /// Query (and output) dtype [default: bf16, or that of queries.npy]
     #[arg(long, value_enum, help_heading = "Batch")]
     pub dtype: Option<QueryDtype>,
-    /// KV-cache dtype [default: the query dtype]; int8 caches get k/v scales of 1/127, fp8 of 1
+    /// KV-cache dtype [default: the query dtype, or that of kv_cache.npy]; int8 caches get k/v
+    /// scales of 1/127, fp8 of 1. Needed for an fp8 kv_cache.npy saved as raw bytes ('<V1', '|u1')
     #[arg(long, value_enum, help_heading = "Batch")]
     pub kv_dtype: Option<KvDtype>,
     /// Keep only the N most recent keys (including the token itself)
@@ -167,14 +262,37 @@ pub struct BatchArgs {
     /// Scale of the stored values (quantized caches)
     #[arg(long, value_name = "X", help_heading = "Batch")]
     pub v_scale: Option<f64>,
+    /// Quantize the queries to the cache dtype with this scale (q / X, clipped) [default: none]
+    #[arg(long, value_name = "X", help_heading = "Batch")]
+    pub q_scale: Option<f64>,
+    /// Value of masked logits, e.g. -1e30 or -inf [default: the most negative finite value of the
+    /// accumulator dtype]
+    #[arg(long, value_name = "X", allow_hyphen_values = true, help_heading = "Batch")]
+    pub mask_value: Option<f64>,
+    /// Dtype of the softmax statistics and the accumulator [default: f32]
+    #[arg(long, value_enum, help_heading = "Batch")]
+    pub acc_dtype: Option<AccDtype>,
     /// Block sizes of every kernel instead of the backend's defaults, in tokens: BQ,BKV or
     /// BQ,BKV,BQ_COMPUTE,BKV_COMPUTE (the decode kernel keeps q blocks of 1)
     #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
     pub blocks: Option<::std::vec::Vec<usize>>,
+    /// Block sizes of the decode kernel, as given (overrides --blocks)
+    #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
+    pub decode_blocks: Option<::std::vec::Vec<usize>>,
+    /// Block sizes of the chunked-prefill kernel (overrides --blocks)
+    #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
+    pub prefill_blocks: Option<::std::vec::Vec<usize>>,
+    /// Block sizes of the mixed kernel (overrides --blocks)
+    #[arg(long, value_name = "BQ,BKV[,..]", value_parser = parse_blocks, help_heading = "Batch")]
+    pub mixed_blocks: Option<::std::vec::Vec<usize>>,
     /// Scoped VMEM limit of the kernels in MiB [default: the generation's default, raised when the
     /// blocks need it]
     #[arg(long, value_name = "MIB", help_heading = "Batch")]
     pub vmem_limit_mib: Option<usize>,
+    /// The calls skip the library's metadata validation (`validate: false`); the batch is still
+    /// validated once before the first call
+    #[arg(long, help_heading = "Batch")]
+    pub no_validate: bool,
     /// Seed of the random batch data [default: 1234]
     #[arg(long, help_heading = "Batch")]
     pub seed: Option<u64>,
@@ -209,8 +327,10 @@ pub struct BatchConfig {
     pub heads: (usize, usize),
     pub head_dim: usize,
     pub page_size: usize,
-    pub dtype: Option<String>,
-    pub kv_dtype: Option<String>,
+    #[serde(with = "choice")]
+    pub dtype: Option<QueryDtype>,
+    #[serde(with = "choice")]
+    pub kv_dtype: Option<KvDtype>,
     pub sliding_window: Option<usize>,
     pub soft_cap: Option<f64>,
     pub non_causal: bool,
@@ -220,9 +340,19 @@ pub struct BatchConfig {
     pub sm_scale: Option<f64>,
     pub k_scale: Option<f64>,
     pub v_scale: Option<f64>,
-    /// `[bq, bkv]` or `[bq, bkv, bq_compute, bkv_compute]`.
+    pub q_scale: Option<f64>,
+    #[serde(with = "float_text")]
+    pub mask_value: Option<f64>,
+    #[serde(with = "choice")]
+    pub acc_dtype: Option<AccDtype>,
+    /// `[bq, bkv]` or `[bq, bkv, bq_compute, bkv_compute]`, for every kernel.
     pub blocks: Option<Vec<usize>>,
+    /// Per kernel, overriding `blocks`.
+    pub decode_blocks: Option<Vec<usize>>,
+    pub prefill_blocks: Option<Vec<usize>>,
+    pub mixed_blocks: Option<Vec<usize>>,
     pub vmem_limit_mib: Option<usize>,
+    pub no_validate: bool,
     pub seed: u64,
 }
 
@@ -244,8 +374,15 @@ impl Default for BatchConfig {
             sm_scale: None,
             k_scale: None,
             v_scale: None,
+            q_scale: None,
+            mask_value: None,
+            acc_dtype: None,
             blocks: None,
+            decode_blocks: None,
+            prefill_blocks: None,
+            mixed_blocks: None,
             vmem_limit_mib: None,
+            no_validate: false,
             seed: 1234,
         }
     }
@@ -320,19 +457,22 @@ impl BatchArgs {
         macro_rules! over_opt {
             ($($f:ident),*) => { $(if self.$f.is_some() { c.$f = self.$f; })* };
         }
-        over_opt!(sliding_window, soft_cap, chunk, sm_scale, k_scale, v_scale, vmem_limit_mib);
-        if self.blocks.is_some() {
-            c.blocks.clone_from(&self.blocks);
-        }
-        if let Some(d) = self.dtype {
-            c.dtype = Some(dtype_name(d.dtype()).into());
-        }
-        if let Some(d) = self.kv_dtype {
-            c.kv_dtype = Some(dtype_name(d.dtype()).into());
+        over_opt!(dtype, kv_dtype, acc_dtype, sliding_window, soft_cap, chunk, sm_scale, k_scale, v_scale);
+        over_opt!(q_scale, mask_value, vmem_limit_mib);
+        for (to, from) in [
+            (&mut c.blocks, &self.blocks),
+            (&mut c.decode_blocks, &self.decode_blocks),
+            (&mut c.prefill_blocks, &self.prefill_blocks),
+            (&mut c.mixed_blocks, &self.mixed_blocks),
+        ] {
+            if from.is_some() {
+                to.clone_from(from);
+            }
         }
         c.non_causal |= self.non_causal;
         c.kv_share |= self.kv_share;
         c.lse |= self.lse;
+        c.no_validate |= self.no_validate;
         if c.seqs.is_empty() && !matches!(source, Source::NpyDir(_)) {
             match default_seqs {
                 Some(d) => c.seqs = parse_seqs(d).expect("default sequences parse"),
@@ -397,33 +537,77 @@ fn usize_check(ok: bool, msg: &str) -> Result<(), CliError> {
     }
 }
 
-/// Options of a call from the batch fields.
+/// Checks the fields that shape the options (whichever way the batch is given).
+fn check_options(c: &BatchConfig) -> Result<(), CliError> {
+    usize_check(c.chunk != Some(0), "--chunk must be positive")?;
+    usize_check(c.sliding_window != Some(0), "--sliding-window must be positive")?;
+    for (flag, blocks) in [
+        ("--blocks", &c.blocks),
+        ("--decode-blocks", &c.decode_blocks),
+        ("--prefill-blocks", &c.prefill_blocks),
+        ("--mixed-blocks", &c.mixed_blocks),
+    ] {
+        if let Some(b) = blocks {
+            check_blocks(b).map_err(|e| CliError::Usage(format!("{flag}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// `[bq, bkv]` (computed whole) or `[bq, bkv, bq_compute, bkv_compute]`, checked by [`check_blocks`].
+fn block_sizes(b: &[usize]) -> BlockSizes {
+    match *b {
+        [bq, bkv, bq_compute, bkv_compute] => BlockSizes { bq, bkv, bq_compute, bkv_compute },
+        _ => BlockSizes { bq: b[0], bkv: b[1], bq_compute: b[0], bkv_compute: b[1] },
+    }
+}
+
+/// Options of a call from the batch fields: every field of [`RpaOptions`] has its flag.
 fn options(c: &BatchConfig, head_dim: usize, kv_dtype: DType) -> RpaOptions {
     let (k, v) = match kv_dtype {
         DType::I8 => (Some(1.0 / 127.0), Some(1.0 / 127.0)),
         DType::F8E4M3 | DType::F8E5M2 => (Some(1.0), Some(1.0)),
         _ => (None, None),
     };
-    let blocks = c.blocks.as_ref().map(|b| match b[..] {
-        [bq, bkv, bqc, bkvc] => BlockSizes { bq, bkv, bq_compute: bqc, bkv_compute: bkvc },
-        _ => BlockSizes { bq: b[0], bkv: b[1], bq_compute: b[0], bkv_compute: b[1] },
-    });
+    let blocks = |b: &Option<Vec<usize>>| b.as_deref().map(block_sizes);
+    let every = blocks(&c.blocks);
     RpaOptions {
-        decode_blocks: blocks.map(|b| BlockSizes { bq: 1, bq_compute: 1, ..b }),
-        prefill_blocks: blocks,
-        mixed_blocks: blocks,
-        vmem_limit: c.vmem_limit_mib.map(|m| m << 20),
         causal: !c.non_causal,
         update_kv_cache: !c.kv_share,
         sm_scale: c.sm_scale.unwrap_or(1.0 / (head_dim as f64).sqrt()),
         sliding_window: c.sliding_window,
         soft_cap: c.soft_cap,
+        mask_value: c.mask_value,
+        acc_dtype: c.acc_dtype.map(AccDtype::dtype),
+        q_scale: c.q_scale,
         k_scale: c.k_scale.or(k),
         v_scale: c.v_scale.or(v),
         chunk_prefill_size: c.chunk,
+        decode_blocks: blocks(&c.decode_blocks).or(every.map(|b| BlockSizes { bq: 1, bq_compute: 1, ..b })),
+        prefill_blocks: blocks(&c.prefill_blocks).or(every),
+        mixed_blocks: blocks(&c.mixed_blocks).or(every),
+        vmem_limit: c.vmem_limit_mib.map(|m| m << 20),
+        validate: !c.no_validate,
         return_lse: c.lse,
-        ..Default::default()
     }
+}
+
+/// Reads `dir/name.npy` as one of `expected`, as saved: another dtype is refused, naming the file,
+/// the dtype found and the one expected (and `hint`: where the expectation comes from).
+fn read_input(dir: &Path, name: &str, expected: &[DType], hint: &str) -> Result<rpa_dsl::Array, CliError> {
+    let path = dir.join(format!("{name}.npy"));
+    let refused = |e: String| CliError::Failed(format!("{}: {e} ({hint})", path.display()));
+    let npy = npy::read(&path).map_err(CliError::Failed)?;
+    npy.dtype_among(expected).and_then(|d| npy.to_array(d)).map_err(refused)
+}
+
+/// Reads `dir/name.npy` as the dtype of the choice `given`, or of any choice of `T`.
+fn read_choice<T: DtypeChoice>(dir: &Path, name: &str, given: Option<T>) -> Result<(T, rpa_dsl::Array), CliError> {
+    let choices = given.map_or_else(|| T::value_variants().to_vec(), |c| vec![c]);
+    let dtypes: Vec<DType> = choices.iter().map(|c| c.dtype()).collect();
+    let a = read_input(dir, name, &dtypes, &T::flag())?;
+    let i = dtypes.iter().position(|&d| d == a.dtype()).expect("read as one of the expected dtypes");
+    Ok((choices[i], a))
 }
 
 impl Batch {
@@ -433,19 +617,11 @@ impl Batch {
         let c = &config;
         usize_check(c.head_dim > 0, "--head-dim must be positive")?;
         usize_check(c.page_size > 0, "--page-size must be positive")?;
-        usize_check(c.chunk != Some(0), "--chunk must be positive")?;
-        usize_check(c.sliding_window != Some(0), "--sliding-window must be positive")?;
         usize_check(!c.seqs.is_empty(), "the batch has no sequences")?;
         check_heads(c.heads).map_err(CliError::Usage)?;
-        if let Some(b) = &c.blocks {
-            check_blocks(b).map_err(CliError::Usage)?;
-        }
-        let resolve = |name: &Option<String>, what: &str| match name {
-            None => Ok(None),
-            Some(n) => parse_dtype(n).map(Some).ok_or_else(|| CliError::Usage(format!("unknown {what} `{n}`"))),
-        };
-        let q_dtype = resolve(&c.dtype, "dtype")?.unwrap_or(DType::Bf16);
-        let kv_dtype = resolve(&c.kv_dtype, "kv dtype")?.unwrap_or(q_dtype);
+        check_options(c)?;
+        let q_dtype = c.dtype.map_or(DType::Bf16, QueryDtype::dtype);
+        let kv_dtype = c.kv_dtype.map_or(q_dtype, KvDtype::dtype);
         let mut seqs = c.seqs.clone();
         seqs.sort_by_key(|s| bucket(s.0, c.chunk));
         let reordered = (seqs != c.seqs).then(|| {
@@ -467,30 +643,22 @@ impl Batch {
             write_new_kv(&mut x);
         }
         config.seqs = seqs;
-        config.dtype = Some(dtype_name(q_dtype).into());
-        config.kv_dtype = Some(dtype_name(kv_dtype).into());
+        config.dtype = Some(config.dtype.unwrap_or(QueryDtype::Bf16));
+        config.kv_dtype = KvDtype::of(kv_dtype);
         Ok(Batch { inputs: x, opts, config, buckets, reordered, source })
     }
 
-    /// Reads a batch saved as `.npy` files (see [`Batch::save_inputs`]); the options come from
-    /// `config` (the flags and the directory's optional `batch.json`).
+    /// Reads a batch saved as `.npy` files (see [`Batch::save_inputs`]), each as saved (see
+    /// [`npy`]); the options come from `config` (the flags and the directory's optional
+    /// `batch.json`), whose dtypes, when given, the files must have.
     pub fn from_npy_dir(dir: &Path, mut config: BatchConfig) -> Result<Batch, CliError> {
+        check_options(&config)?;
         let failed = |m: String| CliError::Failed(format!("{}: {m}", dir.display()));
-        let read = |name: &str| npy::read(&dir.join(format!("{name}.npy"))).map_err(CliError::Failed);
-        let want = |name: &Option<String>| name.as_deref().and_then(parse_dtype);
-        let queries =
-            read("queries")?.to_array(want(&config.dtype)).map_err(|e| failed(format!("queries.npy: {e}")))?;
-        let cache_npy = read("kv_cache")?;
-        let kv_want = want(&config.kv_dtype);
-        if kv_want.is_none() && matches!(cache_npy.kind, npy::NpyKind::U8 | npy::NpyKind::Bits8) {
-            return Err(failed(
-                "kv_cache.npy holds raw 8-bit values: say which dtype with --kv-dtype fp8e4m3|fp8e5m2".into(),
-            ));
-        }
-        let kv_cache = cache_npy.to_array(kv_want).map_err(|e| failed(format!("kv_cache.npy: {e}")))?;
+        let (q_choice, queries) = read_choice(dir, "queries", config.dtype)?;
+        let (kv_choice, kv_cache) = read_choice(dir, "kv_cache", config.kv_dtype)?;
         let kv_dtype = kv_cache.dtype();
-        let keys = read("keys")?.to_array(Some(kv_dtype)).map_err(|e| failed(format!("keys.npy: {e}")))?;
-        let values = read("values")?.to_array(Some(kv_dtype)).map_err(|e| failed(format!("values.npy: {e}")))?;
+        let keys = read_input(dir, "keys", &[kv_dtype], "the dtype of kv_cache.npy")?;
+        let values = read_input(dir, "values", &[kv_dtype], "the dtype of kv_cache.npy")?;
         for (name, a, rank) in
             [("queries", &queries, 3), ("keys", &keys, 3), ("values", &values, 3), ("kv_cache", &kv_cache, 5)]
         {
@@ -498,7 +666,10 @@ impl Batch {
                 return Err(failed(format!("{name}.npy must be {rank}-D, got shape {:?}", a.shape())));
             }
         }
-        let ints = |name: &str| read(name)?.to_i32().map_err(|e| failed(format!("{name}.npy: {e}")));
+        let ints = |name: &str| {
+            let a = read_input(dir, name, &[DType::I32], "the metadata are int32")?;
+            Ok::<_, CliError>(a.bits().iter().map(|&b| b as i32).collect::<Vec<i32>>())
+        };
         let (kv_lens, page_indices, cu_q_lens) = (ints("kv_lens")?, ints("page_indices")?, ints("cu_q_lens")?);
         let distribution: [i32; 3] = ints("distribution")?
             .try_into()
@@ -521,10 +692,17 @@ impl Batch {
         config.heads = (x.queries.shape()[1], x.keys.shape()[1]);
         config.head_dim = x.head_dim();
         config.page_size = x.page_size();
-        config.dtype = Some(dtype_name(x.queries.dtype()).into());
-        config.kv_dtype = Some(dtype_name(kv_dtype).into());
+        config.dtype = Some(q_choice);
+        config.kv_dtype = Some(kv_choice);
         let opts = options(&config, x.head_dim(), kv_dtype);
         Ok(Batch { inputs: x, opts, config, buckets, reordered: None, source: Source::NpyDir(dir.to_path_buf()) })
+    }
+
+    /// Validates the batch and the options as every call does (also when the calls skip it:
+    /// `--no-validate`), so that bad metadata is an error before anything runs.
+    pub fn validate(&self) -> Result<(), crate::rpa::validate::RpaError> {
+        crate::rpa::validate::validate_static(&self.inputs, &self.opts)?;
+        crate::rpa::validate::validate_dynamic(&self.inputs, &self.opts)
     }
 
     /// Writes the inputs as `.npy` files and the options as `batch.json` into `dir`, so that
@@ -596,14 +774,31 @@ impl Batch {
         if let Some(c) = o.soft_cap {
             parts.push(format!("soft cap {c}"));
         }
+        if let Some(m) = o.mask_value {
+            parts.push(format!("mask value {m:e}"));
+        }
+        if let Some(d) = o.acc_dtype {
+            parts.push(format!("{d} accumulator"));
+        }
+        if let Some(q) = o.q_scale {
+            parts.push(format!("q_scale {q:.6}"));
+        }
         if let (Some(k), Some(v)) = (o.k_scale, o.v_scale) {
             parts.push(format!("k_scale {k:.6}, v_scale {v:.6}"));
         }
-        if let Some(b) = o.mixed_blocks {
-            parts.push(format!("blocks bq {}, bkv {} (computed {}×{})", b.bq, b.bkv, b.bq_compute, b.bkv_compute));
+        for (case, b) in [("decode", o.decode_blocks), ("prefill", o.prefill_blocks), ("mixed", o.mixed_blocks)] {
+            if let Some(b) = b {
+                parts.push(format!(
+                    "{case} blocks bq {}, bkv {} (computed {}×{})",
+                    b.bq, b.bkv, b.bq_compute, b.bkv_compute
+                ));
+            }
         }
         if let Some(v) = o.vmem_limit {
             parts.push(format!("VMEM limit {} MiB", v >> 20));
+        }
+        if !o.validate {
+            parts.push("calls without validation".into());
         }
         if o.return_lse {
             parts.push("log-sum-exp returned".into());
@@ -616,9 +811,12 @@ impl Batch {
         minimum_bytes(&self.inputs, &self.opts, self.seqs())
     }
 
-    /// The output error bound (`|kernel - reference| <= tol · (1 + |reference|)`) for the dtypes.
+    /// The output error bound (`|kernel - reference| <= tol · (1 + |reference|)`) for the dtypes
+    /// of the queries, the cache and the accumulator.
     pub fn tolerance(&self) -> f64 {
-        crate::rpa::fuzz::tolerance(self.inputs.queries.dtype(), self.inputs.kv_cache.dtype())
+        let acc = self.opts.acc_dtype();
+        let tolerance = crate::rpa::fuzz::tolerance;
+        tolerance(self.inputs.queries.dtype(), self.inputs.kv_cache.dtype()).max(tolerance(acc, acc))
     }
 }
 
@@ -693,12 +891,92 @@ mod tests {
     }
 
     #[test]
+    fn dtype_fields_use_the_flag_names_and_refuse_others() {
+        fn names<T: DtypeChoice>() {
+            for c in T::value_variants() {
+                assert_eq!(c.to_possible_value().unwrap().get_name(), dtype_name(c.dtype()), "{}", T::FIELD);
+            }
+        }
+        names::<QueryDtype>();
+        names::<KvDtype>();
+        names::<AccDtype>();
+        let c: BatchConfig =
+            serde_json::from_str(r#"{"dtype": "bfloat16", "kv_dtype": "float8_e4m3fn", "acc_dtype": "bf16"}"#).unwrap();
+        assert_eq!(
+            (c.dtype, c.kv_dtype, c.acc_dtype),
+            (Some(QueryDtype::Bf16), Some(KvDtype::Fp8e4m3), Some(AccDtype::Bf16))
+        );
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(text.contains(r#""dtype":"bf16","kv_dtype":"fp8e4m3""#), "{text}");
+        for (json, message) in [
+            (r#"{"dtype": "f64"}"#, "`dtype` is \"f64\", expected f32, bf16 or f16"),
+            (r#"{"kv_dtype": "i32"}"#, "`kv_dtype` is \"i32\", expected f32, bf16, f16, fp8e4m3, fp8e5m2 or int8"),
+            (r#"{"acc_dtype": "f16"}"#, "`acc_dtype` is \"f16\", expected f32 or bf16"),
+        ] {
+            let err = serde_json::from_str::<BatchConfig>(json).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_option_comes_from_a_field() {
+        let config = BatchConfig {
+            seqs: vec![(1, 20)],
+            non_causal: true,
+            kv_share: true,
+            sm_scale: Some(0.5),
+            sliding_window: Some(9),
+            soft_cap: Some(30.0),
+            mask_value: Some(f64::NEG_INFINITY),
+            acc_dtype: Some(AccDtype::Bf16),
+            q_scale: Some(0.25),
+            k_scale: Some(2.0),
+            v_scale: Some(3.0),
+            chunk: Some(4),
+            blocks: Some(vec![8, 32]),
+            mixed_blocks: Some(vec![16, 64, 8, 32]),
+            vmem_limit_mib: Some(64),
+            no_validate: true,
+            lse: true,
+            ..Default::default()
+        };
+        // Every field of RpaOptions, none defaulted: a new option fails to compile here until it
+        // has its flag.
+        let want = RpaOptions {
+            causal: false,
+            update_kv_cache: false,
+            sm_scale: 0.5,
+            sliding_window: Some(9),
+            soft_cap: Some(30.0),
+            mask_value: Some(f64::NEG_INFINITY),
+            acc_dtype: Some(DType::Bf16),
+            q_scale: Some(0.25),
+            k_scale: Some(2.0),
+            v_scale: Some(3.0),
+            chunk_prefill_size: Some(4),
+            decode_blocks: Some(BlockSizes { bq: 1, bkv: 32, bq_compute: 1, bkv_compute: 32 }),
+            prefill_blocks: Some(BlockSizes { bq: 8, bkv: 32, bq_compute: 8, bkv_compute: 32 }),
+            mixed_blocks: Some(BlockSizes { bq: 16, bkv: 64, bq_compute: 8, bkv_compute: 32 }),
+            vmem_limit: Some(64 << 20),
+            validate: false,
+            return_lse: true,
+        };
+        assert_eq!(options(&config, 128, DType::F32), want);
+        // The JSON form keeps them all, -inf included.
+        let text = serde_json::to_string(&config).unwrap();
+        assert!(text.contains(r#""mask_value":"-inf""#), "{text}");
+        assert_eq!(serde_json::from_str::<BatchConfig>(&text).unwrap(), config);
+        let bad = serde_json::from_str::<BatchConfig>(r#"{"mask_value": "lots"}"#).unwrap_err().to_string();
+        assert!(bad.contains("`lots` is not a number"), "{bad}");
+    }
+
+    #[test]
     fn sequences_are_reordered_by_kernel() {
         let config = BatchConfig {
             seqs: vec![(7, 20), (1, 9), (4, 8), (1, 5)],
             heads: (4, 2),
             chunk: Some(4),
-            dtype: Some("f32".into()),
+            dtype: Some(QueryDtype::F32),
             ..Default::default()
         };
         let b = Batch::from_config(config, Source::Flags).unwrap();
@@ -719,7 +997,7 @@ mod tests {
         let config = BatchConfig {
             seqs: vec![(1, 64), (8, 40)],
             heads: (4, 2),
-            dtype: Some("f32".into()),
+            dtype: Some(QueryDtype::F32),
             ..Default::default()
         };
         let b = Batch::from_config(config, Source::Flags).unwrap();

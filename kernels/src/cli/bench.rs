@@ -7,7 +7,7 @@
 //! the three kernels is compiled for XLA:CPU once per group. Those compiles run first, in parallel
 //! and untimed; then every point is timed with nothing else running.
 
-use super::batch::{dtype_name, Batch, BatchConfig, Source};
+use super::batch::{Batch, BatchConfig, DtypeChoice, QueryDtype, Source};
 use super::plot::{line_chart, Series};
 use super::run::{launched_cases, require_plugin};
 use super::{failed, BenchArgs, BenchBackends, CliError, CliResult};
@@ -162,7 +162,7 @@ impl Sweep {
             heads: self.heads,
             head_dim: self.head_dim,
             page_size: self.page_size,
-            dtype: Some(dtype_name(p.dtype).into()),
+            dtype: QueryDtype::of(p.dtype),
             chunk: Some(self.chunk),
             ..Default::default()
         };

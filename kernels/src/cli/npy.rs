@@ -1,30 +1,31 @@
-//! A small reader and writer of NumPy `.npy` files (format versions 1–3, little-endian, C order).
+//! A small reader and writer of NumPy `.npy` files (format versions 1–3, little-endian, C order)
+//! that writes the header bytes `np.save` writes.
 //!
-//! Written: every [`DType`] in its own width; the types NumPy lacks are written as their raw bits —
-//! bf16 as `'<u2'`, fp8 as `'|u1'` — and `summary.json` names each file's dtype. Read: `'<f4'`,
-//! `'<f8'`, `'<f2'`, `'<i4'`, `'|i1'`, `'|u1'`, `'<u2'` (16-bit float bits, bf16 unless f16 is asked
-//! for), `'|V2'`/`'|V1'` (what `ml_dtypes` arrays save as) and `'|b1'`; a float file converts to a
-//! narrower float dtype by rounding to nearest even.
+//! Descrs, as numpy (1.26, 2.4) and ml_dtypes (0.4, 0.7) save them (`tests/fixtures/npy`): f32
+//! `'<f4'`, f16 `'<f2'`, i32 `'<i4'`, u32 `'<u4'`, i16 `'<i2'`, int8 `'|i1'`, bool `'|b1'`, and
+//! ml_dtypes' `float8_e5m2` `'<f1'`; ml_dtypes' `bfloat16` saves as `'<V2'` and its other fp8 types
+//! (`float8_e4m3fn` among them) as `'<V1'`: void, without type information. rpa writes the types
+//! NumPy lacks as their bits — bf16 as `'<u2'`, fp8 as `'|u1'` — and `summary.json` names each
+//! file's dtype.
+//!
+//! Reading never converts: a file is read as the dtype its descr names, or, for the descrs without
+//! type information (`'<V2'`, `'<u2'`, `'<V1'`, `'|V1'`, `'|u1'`), as a dtype rpa writes as bits of
+//! that width (bf16 or u16; fp8e4m3, fp8e5m2 or u8), chosen by what the argument expects
+//! ([`Npy::dtype_among`]). Other NumPy types (`'<f8'`, `'<i8'`, …) are read only to be named in errors.
 
+use super::batch::dtype_name;
 use rpa_dsl::{Array, DType};
 use std::path::Path;
 
-/// The element type as stored in the file.
+/// What a descr says about the elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NpyKind {
-    F64,
-    F32,
-    F16,
-    I32,
-    U32,
-    I16,
-    I8,
-    U8,
-    Bool,
-    /// 16 raw bits (`'<u2'`, `'|V2'`): bf16 (or f16) bit patterns.
-    Bits16,
-    /// 8 raw bits (`'|V1'`): fp8 bit patterns.
-    Bits8,
+    /// A dtype rpa has.
+    Typed(DType),
+    /// Bits without type information.
+    Raw { bytes: usize },
+    /// A NumPy type rpa has no use for (`'<f8'`, `'<i8'`, `'<c8'`, …).
+    Other { bytes: usize },
 }
 
 impl NpyKind {
@@ -33,18 +34,22 @@ impl NpyKind {
         if !matches!(order, "<" | "|" | "=") {
             return Err(format!("unsupported dtype '{descr}': only little-endian data is read"));
         }
-        Ok(match code {
-            "f8" => NpyKind::F64,
-            "f4" => NpyKind::F32,
-            "f2" => NpyKind::F16,
-            "i4" => NpyKind::I32,
-            "u4" => NpyKind::U32,
-            "i2" => NpyKind::I16,
-            "u2" | "V2" => NpyKind::Bits16,
-            "i1" => NpyKind::I8,
-            "u1" => NpyKind::U8,
-            "V1" => NpyKind::Bits8,
-            "b1" => NpyKind::Bool,
+        let (letter, digits) = code.split_at(code.len().min(1));
+        let bytes = match digits.parse::<usize>() {
+            Ok(b) if b > 0 => b,
+            _ => return Err(format!("unsupported dtype '{descr}'")),
+        };
+        Ok(match (letter, bytes) {
+            ("f", 4) => NpyKind::Typed(DType::F32),
+            ("f", 2) => NpyKind::Typed(DType::F16),
+            ("f", 1) => NpyKind::Typed(DType::F8E5M2),
+            ("i", 4) => NpyKind::Typed(DType::I32),
+            ("u", 4) => NpyKind::Typed(DType::U32),
+            ("i", 2) => NpyKind::Typed(DType::I16),
+            ("i", 1) => NpyKind::Typed(DType::I8),
+            ("b", 1) => NpyKind::Typed(DType::Bool),
+            ("u" | "V", 1 | 2) => NpyKind::Raw { bytes },
+            ("f" | "i" | "u" | "c" | "V", _) => NpyKind::Other { bytes },
             _ => return Err(format!("unsupported dtype '{descr}'")),
         })
     }
@@ -52,27 +57,21 @@ impl NpyKind {
     /// Bytes per element.
     pub fn bytes(self) -> usize {
         match self {
-            NpyKind::F64 => 8,
-            NpyKind::F32 | NpyKind::I32 | NpyKind::U32 => 4,
-            NpyKind::F16 | NpyKind::I16 | NpyKind::Bits16 => 2,
-            NpyKind::I8 | NpyKind::U8 | NpyKind::Bool | NpyKind::Bits8 => 1,
+            NpyKind::Typed(d) => d.bytes(),
+            NpyKind::Raw { bytes } | NpyKind::Other { bytes } => bytes,
         }
     }
 
-    /// The dtype an array of this kind is read as when nothing else is asked for.
-    pub fn natural_dtype(self) -> Option<DType> {
-        Some(match self {
-            NpyKind::F64 | NpyKind::F32 => DType::F32,
-            NpyKind::F16 => DType::F16,
-            NpyKind::Bits16 => DType::Bf16,
-            NpyKind::I32 => DType::I32,
-            NpyKind::U32 => DType::U32,
-            NpyKind::I16 => DType::I16,
-            NpyKind::I8 => DType::I8,
-            NpyKind::U8 => DType::U8,
-            NpyKind::Bool => DType::Bool,
-            NpyKind::Bits8 => return None,
-        })
+    /// Whether data of this kind is read as `dtype`: the dtype the descr names, or bits without
+    /// type information of a dtype rpa writes as such bits (see [`descr`]).
+    pub fn holds(self, dtype: DType) -> bool {
+        match self {
+            NpyKind::Typed(d) => d == dtype,
+            NpyKind::Raw { bytes } => {
+                matches!((bytes, dtype), (2, DType::Bf16 | DType::U16) | (1, DType::F8E4M3 | DType::F8E5M2 | DType::U8))
+            }
+            NpyKind::Other { .. } => false,
+        }
     }
 }
 
@@ -91,6 +90,15 @@ pub fn descr(dtype: DType) -> &'static str {
     }
 }
 
+/// `a, b or c`.
+pub fn dtype_list(dtypes: &[DType]) -> String {
+    let names: Vec<&str> = dtypes.iter().map(|&d| dtype_name(d)).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
+}
+
 /// A parsed `.npy` file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Npy {
@@ -103,7 +111,9 @@ pub struct Npy {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// The bytes of a `.npy` file (format 1.0, or 2.0 when the header needs it).
+/// The bytes of a `.npy` file, as `np.save` writes them: format 1.0 (2.0 when the header needs it),
+/// room for the first dimension to grow to 21 digits, then 1 to 64 spaces and a newline so that
+/// the data starts at a multiple of 64 bytes.
 pub fn encode(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = match dims.len() {
@@ -111,17 +121,25 @@ pub fn encode(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
         _ => format!("({})", dims.join(", ")),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
-    let (version, len_bytes) = if header.len() + 11 < 65535 { (1u8, 2) } else { (2u8, 4) };
-    let unpadded = MAGIC.len() + 2 + len_bytes + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    if let Some(first) = dims.first() {
+        header.push_str(&" ".repeat(21usize.saturating_sub(first.len())));
+    }
+    // Header, padding and newline for a header length field of `len_bytes`.
+    let padded = |len_bytes: usize| {
+        let unpadded = header.len() + 1;
+        unpadded + 64 - (MAGIC.len() + 2 + len_bytes + unpadded) % 64
+    };
+    let (version, len_bytes) = if padded(2) <= u16::MAX as usize { (1u8, 2) } else { (2u8, 4) };
+    let total = padded(len_bytes);
+    header.push_str(&" ".repeat(total - header.len() - 1));
     header.push('\n');
-    let mut out = Vec::with_capacity(unpadded + 64 + data.len());
+    let mut out = Vec::with_capacity(MAGIC.len() + 2 + len_bytes + total + data.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[version, 0]);
     if version == 1 {
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(total as u16).to_le_bytes());
     } else {
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(total as u32).to_le_bytes());
     }
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(data);
@@ -164,13 +182,13 @@ pub fn decode(bytes: &[u8]) -> Result<Npy, String> {
     if fortran && shape.iter().filter(|&&d| d > 1).count() > 1 {
         return Err("Fortran-ordered .npy arrays are not supported (save with np.ascontiguousarray)".into());
     }
-    let n: usize = shape.iter().product();
+    let n = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or("the .npy shape is too large")?;
     let data = &bytes[start + len..];
-    if data.len() != n * kind.bytes() {
+    if Some(data.len()) != n.checked_mul(kind.bytes()) {
         return Err(format!(
-            "{} data bytes for shape {shape:?} of '{descr}', expected {}",
+            "{} data bytes for shape {shape:?} of '{descr}', expected {n}×{}",
             data.len(),
-            n * kind.bytes()
+            kind.bytes()
         ));
     }
     Ok(Npy { kind, descr, shape, data: data.to_vec() })
@@ -202,68 +220,52 @@ impl Npy {
         self.len() == 0
     }
 
-    fn raw(&self, i: usize) -> u64 {
-        let w = self.kind.bytes();
-        let mut b = [0u8; 8];
-        b[..w].copy_from_slice(&self.data[i * w..(i + 1) * w]);
-        u64::from_le_bytes(b)
-    }
-
-    /// Element `i` as a wide value (raw-bit kinds give their bits).
-    fn value(&self, i: usize) -> f64 {
-        let r = self.raw(i);
+    /// What the file holds, for messages: `f64 ('<f8')`, `'<V2' (bits without type information: bf16 or u16)`.
+    pub fn found(&self) -> String {
+        let bits = 8 * self.kind.bytes();
         match self.kind {
-            NpyKind::F64 => f64::from_bits(r),
-            NpyKind::F32 => f32::from_bits(r as u32) as f64,
-            NpyKind::F16 => DType::F16.float_from_bits(r as u32),
-            NpyKind::I32 => r as u32 as i32 as f64,
-            NpyKind::I16 => r as u16 as i16 as f64,
-            NpyKind::I8 => r as u8 as i8 as f64,
-            NpyKind::U32 | NpyKind::U8 | NpyKind::Bool | NpyKind::Bits16 | NpyKind::Bits8 => r as f64,
+            NpyKind::Typed(d) => format!("{} ('{}')", dtype_name(d), self.descr),
+            NpyKind::Raw { .. } => {
+                let held: Vec<DType> = DType::ALL.into_iter().filter(|&d| self.kind.holds(d)).collect();
+                format!("'{}' (bits without type information: {})", self.descr, dtype_list(&held))
+            }
+            NpyKind::Other { .. } => {
+                let name = match &self.descr[1..2] {
+                    "c" => "complex",
+                    "V" => "void",
+                    letter => letter,
+                };
+                format!("{name}{bits} ('{}')", self.descr)
+            }
         }
     }
 
-    /// The array as `want` (default: the file's natural dtype). Raw 16-bit data becomes bf16 or f16
-    /// bits, raw 8-bit data fp8 (or u8) bits; float data is rounded to a narrower float dtype;
-    /// integer data must fit the integer dtype.
-    pub fn to_array(&self, want: Option<DType>) -> Result<Array, String> {
-        let dtype = match want.or(self.kind.natural_dtype()) {
-            Some(d) => d,
-            None => return Err(format!("'{}' holds raw 8-bit values: say which fp8 dtype they are", self.descr)),
-        };
-        let n = self.len();
-        let bits_of = |this: &Npy| (0..n).map(|i| this.raw(i) as u32).collect::<Vec<u32>>();
-        let mismatch = || format!("cannot read '{}' data as {dtype}", self.descr);
-        let bits = match (self.kind, dtype) {
-            (NpyKind::Bits16, DType::Bf16 | DType::F16 | DType::U16) => bits_of(self),
-            (NpyKind::F16, DType::F16) => bits_of(self),
-            (NpyKind::U8 | NpyKind::Bits8, DType::F8E4M3 | DType::F8E5M2 | DType::U8) => bits_of(self),
-            (NpyKind::F64 | NpyKind::F32 | NpyKind::F16, d) if d.is_float() => {
-                (0..n).map(|i| d.float_to_bits(self.value(i))).collect()
-            }
-            (k, d)
-                if !matches!(k, NpyKind::F64 | NpyKind::F32 | NpyKind::F16 | NpyKind::Bits16 | NpyKind::Bits8)
-                    && (d.is_int() || d == DType::Bool) =>
-            {
-                let (lo, hi) = d.finite_range();
-                let mut out = Vec::with_capacity(n);
-                for i in 0..n {
-                    let v = self.value(i);
-                    if v < lo || v > hi {
-                        return Err(format!("value {v} of '{}' data does not fit {d}", self.descr));
-                    }
-                    out.push(d.int_to_bits(v as i64));
-                }
-                out
-            }
-            _ => return Err(mismatch()),
-        };
+    /// The one dtype of `expected` the data is read as ([`NpyKind::holds`]): an error names what
+    /// the file holds and what was expected, or the candidates when more than one could be meant.
+    pub fn dtype_among(&self, expected: &[DType]) -> Result<DType, String> {
+        let fits: Vec<DType> = expected.iter().copied().filter(|&d| self.kind.holds(d)).collect();
+        match fits[..] {
+            [d] => Ok(d),
+            [] => Err(format!("dtype {}, expected {}", self.found(), dtype_list(expected))),
+            _ => Err(format!("dtype {} could be {}: say which", self.found(), dtype_list(&fits))),
+        }
+    }
+
+    /// The array as `dtype`, bit for bit: an error unless the file holds `dtype` ([`NpyKind::holds`]).
+    pub fn to_array(&self, dtype: DType) -> Result<Array, String> {
+        let dtype = self.dtype_among(&[dtype])?;
+        let w = self.kind.bytes();
+        let bits: Vec<u32> =
+            self.data.chunks_exact(w).map(|c| c.iter().rev().fold(0u32, |v, &b| v << 8 | b as u32)).collect();
+        if dtype == DType::Bool && bits.iter().any(|&b| b > 1) {
+            return Err(format!("'{}' data holds a byte that is neither 0 (False) nor 1 (True)", self.descr));
+        }
         Ok(Array::from_bits(dtype, &self.shape, bits))
     }
 
-    /// The values as i32 (integer data only).
+    /// The values as i32 (`'<i4'` data only).
     pub fn to_i32(&self) -> Result<Vec<i32>, String> {
-        Ok(self.to_array(Some(DType::I32))?.to_i64().into_iter().map(|v| v as i32).collect())
+        Ok(self.to_array(DType::I32)?.bits().iter().map(|&b| b as i32).collect())
     }
 }
 
@@ -275,38 +277,99 @@ mod tests {
     fn every_dtype_round_trips_bit_exactly() {
         for dtype in DType::ALL {
             let values: Vec<f64> = (0..24).map(|i| (i as f64 - 11.0) * 0.375).collect();
-            let values: Vec<f64> = if dtype.is_float() { values } else { values.iter().map(|v| v.round()).collect() };
+            let values: Vec<f64> = match dtype {
+                DType::Bool => values.iter().map(|&v| (v > 0.0) as u8 as f64).collect(),
+                d if d.is_float() => values,
+                _ => values.iter().map(|v| v.round()).collect(),
+            };
             let a = Array::from_f64(dtype, &[2, 3, 4], &values);
             let bytes = encode(descr(dtype), a.shape(), &a.to_le_bytes());
             let header_end = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
             assert_eq!(header_end % 64, 0, "header padded to 64 bytes");
             let npy = decode(&bytes).unwrap();
             assert_eq!(npy.shape, vec![2, 3, 4]);
-            let back = npy.to_array(Some(dtype)).unwrap();
-            assert_eq!(back, a, "{dtype}");
+            assert_eq!(npy.to_array(dtype).unwrap(), a, "{dtype}");
+        }
+    }
+
+    /// The fixtures `np.save` wrote (see `tests/fixtures/npy/README.md`): `[[1, -2, 0.5], [-0.25, 0,
+    /// NaN]]` in the float types, `[[1, -2, 3], [127, -128, 0]]` in the signed and `[[1, 2, 3], [127,
+    /// 255, 0]]` in the unsigned integer types, `[[T, F, T], [T, F, F]]`.
+    #[test]
+    fn reads_and_writes_what_numpy_and_ml_dtypes_write() {
+        let floats = [1.0, -2.0, 0.5, -0.25, 0.0, f64::NAN];
+        let (ints, uints, bools) =
+            ([1.0, -2.0, 3.0, 127.0, -128.0, 0.0], [1.0, 2.0, 3.0, 127.0, 255.0, 0.0], [1.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        let cases: [(&str, &str, Option<DType>, &[f64]); 14] = [
+            ("float64", "<f8", None, &floats),
+            ("float32", "<f4", Some(DType::F32), &floats),
+            ("float16", "<f2", Some(DType::F16), &floats),
+            ("bfloat16", "<V2", Some(DType::Bf16), &floats),
+            ("float8_e4m3fn", "<V1", Some(DType::F8E4M3), &floats),
+            ("float8_e5m2", "<f1", Some(DType::F8E5M2), &floats),
+            ("int64", "<i8", None, &ints),
+            ("int32", "<i4", Some(DType::I32), &ints),
+            ("int16", "<i2", Some(DType::I16), &ints),
+            ("int8", "|i1", Some(DType::I8), &ints),
+            ("uint32", "<u4", Some(DType::U32), &uints),
+            ("uint16", "<u2", Some(DType::U16), &uints),
+            ("uint8", "|u1", Some(DType::U8), &uints),
+            ("bool", "|b1", Some(DType::Bool), &bools),
+        ];
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npy");
+        for (name, want_descr, dtype, values) in cases {
+            let bytes = std::fs::read(dir.join(format!("{name}.npy"))).unwrap();
+            let npy = decode(&bytes).unwrap();
+            assert_eq!((npy.descr.as_str(), npy.shape.as_slice()), (want_descr, &[2, 3][..]), "{name}");
+            assert_eq!(encode(&npy.descr, &npy.shape, &npy.data), bytes, "{name}: the bytes np.save writes");
+            let Some(dtype) = dtype else {
+                let err = npy.dtype_among(&[DType::F32, DType::I32]).unwrap_err();
+                assert!(err.contains(&format!("'{want_descr}'")) && err.contains("expected f32 or i32"), "{err}");
+                continue;
+            };
+            let got = npy.to_array(dtype).unwrap().to_f64();
+            let same = got.iter().zip(values).all(|(g, w)| g == w || (g.is_nan() && w.is_nan()));
+            assert!(same, "{name}: {got:?}");
         }
     }
 
     #[test]
-    fn natural_dtypes_and_conversions() {
-        let a = Array::from_f64(DType::F32, &[3], &[1.0, 1.00390625, -2.5]);
-        let npy = decode(&encode("<f4", &[3], &a.to_le_bytes())).unwrap();
-        assert_eq!(npy.to_array(None).unwrap(), a);
-        // f32 data read as bf16 rounds to nearest even.
-        assert_eq!(npy.to_array(Some(DType::Bf16)).unwrap().to_f64(), vec![1.0, 1.0, -2.5]);
-        let bf = Array::from_f64(DType::Bf16, &[3], &[1.0, 0.5, -3.0]);
-        assert_eq!(decode(&encode("<u2", &[3], &bf.to_le_bytes())).unwrap().to_array(None).unwrap(), bf);
-        let raw8 = decode(&encode("|u1", &[2], &[0x38, 0x40])).unwrap();
-        assert_eq!(raw8.to_array(Some(DType::F8E4M3)).unwrap().to_f64(), vec![1.0, 2.0]);
-        let ints = decode(&encode("<i4", &[2, 2], &Array::from_i32(&[2, 2], &[1, -2, 3, 400]).to_le_bytes())).unwrap();
-        assert_eq!(ints.to_i32().unwrap(), vec![1, -2, 3, 400]);
-        assert!(ints.to_array(Some(DType::I8)).is_err(), "400 does not fit i8");
-        assert!(ints.to_array(Some(DType::F32)).is_err(), "integers are not read as floats");
+    fn headers_are_padded_as_numpy_pads_them() {
+        // What numpy 2.4.6 writes for these shapes: 20 spaces of room for the one-digit first
+        // dimension, then 64 more when the header is already aligned; a header longer than 65535
+        // bytes makes the file version 2.0.
+        let shape: Vec<usize> = [1].into_iter().chain([123; 21]).collect();
+        let b = encode("|i1", &shape, &[]);
+        let text = format!("{{'descr': '|i1', 'fortran_order': False, 'shape': (1{}), }}", ", 123".repeat(21));
+        assert_eq!((&b[..10], b.len()), (&b"\x93NUMPY\x01\x00\xf6\x00"[..], 256));
+        assert_eq!(std::str::from_utf8(&b[10..]).unwrap(), format!("{text}{}\n", " ".repeat(20 + 64)));
+        let b = encode("<f4", &[1; 22000], &[]);
+        assert_eq!((&b[..12], b.len()), (&b"\x93NUMPY\x02\x00\x34\x02\x01\x00"[..], 66112));
+    }
+
+    #[test]
+    fn descrs_without_type_information_take_the_expected_dtype() {
+        let cache_dtypes = [DType::F32, DType::Bf16, DType::F8E4M3, DType::F8E5M2, DType::I8];
+        let raw8 = decode(&encode("<V1", &[2], &[0x38, 0x40])).unwrap();
+        assert!(raw8.dtype_among(&cache_dtypes).unwrap_err().contains("could be fp8e4m3 or fp8e5m2"));
+        assert_eq!(raw8.dtype_among(&[DType::F8E4M3]), Ok(DType::F8E4M3));
+        assert_eq!(raw8.to_array(DType::F8E4M3).unwrap().to_f64(), vec![1.0, 2.0]);
+        assert!(raw8.to_array(DType::I8).unwrap_err().contains("expected int8"), "raw bytes are not int8");
+        let raw16 = decode(&encode("<V2", &[1], &[0x80, 0x3f])).unwrap();
+        assert_eq!(raw16.dtype_among(&cache_dtypes), Ok(DType::Bf16));
+        assert!(raw16.to_array(DType::F16).is_err(), "f16 has its own descr");
+        let e5m2 = decode(&encode("<f1", &[1], &[0x3c])).unwrap();
+        assert_eq!(e5m2.dtype_among(&cache_dtypes), Ok(DType::F8E5M2));
+        let f32s = decode(&encode("<f4", &[1], &1f32.to_le_bytes())).unwrap();
+        let err = f32s.to_array(DType::Bf16).unwrap_err();
+        assert_eq!(err, "dtype f32 ('<f4'), expected bf16", "no conversion");
+        let bools = decode(&encode("|b1", &[2], &[1, 2])).unwrap();
+        assert!(bools.to_array(DType::Bool).is_err(), "2 is not a bool");
     }
 
     #[test]
     fn reads_numpy_style_headers() {
-        // Header as numpy writes it for a 0-d and a 1-d array.
+        // A header without the padding numpy adds.
         let h = "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }";
         let mut b = MAGIC.to_vec();
         b.extend_from_slice(&[1, 0]);
@@ -321,5 +384,8 @@ mod tests {
         assert!(decode(b"PK\x03\x04 not npy").is_err());
         let big = encode(">f4", &[1], &[0, 0, 0, 0]);
         assert!(decode(&big).unwrap_err().contains("little-endian"));
+        assert!(decode(&encode("|O", &[1], &[0; 8])).unwrap_err().contains("unsupported dtype '|O'"));
+        let c8 = decode(&encode("<c8", &[1], &[0; 8])).unwrap();
+        assert!(c8.to_array(DType::F32).unwrap_err().contains("complex64 ('<c8')"));
     }
 }

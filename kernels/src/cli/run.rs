@@ -9,35 +9,104 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Tolerance of the log-sum-exp: `|kernel - reference| <= 1e-4 · (1 + |reference|)`.
-pub const LSE_TOLERANCE: f64 = 1e-4;
+/// How one result compares with the reference, element by element: an element matches when it is
+/// within `tolerance · (1 + |reference|)` of the reference, equal to it (infinities), or NaN where the
+/// reference is NaN too (NaN inputs make NaN outputs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub tolerance: f64,
+    /// Elements compared.
+    pub len: usize,
+    /// Largest `|kernel - reference|` over the elements that are numbers in both.
+    pub max_abs_err: f64,
+    /// Elements that do not match.
+    pub mismatches: usize,
+    /// Of the mismatches, elements NaN in the result or the reference but not in both.
+    pub nan_mismatches: usize,
+    /// Elements NaN in both (matches).
+    pub nan_in_both: usize,
+    /// The first mismatch: `(flat index, kernel, reference)`.
+    pub first_mismatch: Option<(usize, f64, f64)>,
+}
+
+impl Comparison {
+    /// Compares `len` elements of `got` with `want`.
+    pub fn new(len: usize, got: impl Fn(usize) -> f64, want: impl Fn(usize) -> f64, tolerance: f64) -> Comparison {
+        let mut c = Comparison {
+            tolerance,
+            len,
+            max_abs_err: 0.0,
+            mismatches: 0,
+            nan_mismatches: 0,
+            nan_in_both: 0,
+            first_mismatch: None,
+        };
+        for i in 0..len {
+            let (a, b) = (got(i), want(i));
+            let err = (a - b).abs();
+            if !err.is_nan() {
+                c.max_abs_err = c.max_abs_err.max(err);
+            }
+            let matches = match (a.is_nan(), b.is_nan()) {
+                (true, true) => {
+                    c.nan_in_both += 1;
+                    true
+                }
+                (false, false) => a == b || (a.is_finite() && err <= tolerance * (1.0 + b.abs())),
+                _ => {
+                    c.nan_mismatches += 1;
+                    false
+                }
+            };
+            if !matches {
+                c.mismatches += 1;
+                c.first_mismatch = c.first_mismatch.or(Some((i, a, b)));
+            }
+        }
+        c
+    }
+
+    pub fn ok(&self) -> bool {
+        self.mismatches == 0
+    }
+
+    /// `ok`, or `MISMATCH` with the counts.
+    pub fn verdict(&self) -> String {
+        if self.ok() {
+            return "ok".into();
+        }
+        let nan = match self.nan_mismatches {
+            0 => String::new(),
+            n => format!(", {n} of them NaN where the other is not"),
+        };
+        format!("MISMATCH ({} of {} elements{nan})", self.mismatches, self.len)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "max_abs_err": self.max_abs_err,
+            "tolerance": self.tolerance,
+            "mismatches": self.mismatches,
+            "nan_mismatches": self.nan_mismatches,
+            "nan_in_both": self.nan_in_both,
+            "ok": self.ok(),
+        })
+    }
+}
 
 /// How a call's results compare with the reference.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Check {
-    /// Largest `|kernel - reference|` over the tokens the sequences own (NaN if any is NaN).
-    pub max_abs_err: f64,
-    pub tolerance: f64,
-    /// Every output element within `tolerance · (1 + |reference|)` and finite.
-    pub output_ok: bool,
-    /// First element out of tolerance: `(flat index, kernel, reference)`.
-    pub worst: Option<(usize, f64, f64)>,
-    pub lse_max_abs_err: Option<f64>,
-    pub lse_ok: bool,
+    /// The output over the tokens the sequences own.
+    pub output: Comparison,
+    /// The log-sum-exp, when returned.
+    pub lse: Option<Comparison>,
     pub cache_bit_exact: bool,
 }
 
 impl Check {
     pub fn passed(&self) -> bool {
-        self.output_ok && self.lse_ok && self.cache_bit_exact
-    }
-}
-
-fn nan_max(m: f64, d: f64) -> f64 {
-    if m.is_nan() || d.is_nan() {
-        f64::NAN
-    } else {
-        m.max(d)
+        self.output.ok() && self.lse.as_ref().is_none_or(Comparison::ok) && self.cache_bit_exact
     }
 }
 
@@ -47,33 +116,12 @@ pub fn check(batch: &Batch, got: &RpaOutput, tolerance: f64) -> Check {
     let want = reference::run(x, &batch.opts);
     let tokens = x.cu_q_lens[x.distribution[2] as usize] as usize;
     let hq = x.num_q_heads();
-    let (mut max_abs_err, mut worst) = (0.0, None);
-    for i in 0..tokens * hq * x.head_dim() {
-        let (a, b) = (got.output.get_f64(i), want.output.get_f64(i));
-        max_abs_err = nan_max(max_abs_err, (a - b).abs());
-        if worst.is_none() && !((a - b).abs() <= tolerance * (1.0 + b.abs()) && a.is_finite()) {
-            worst = Some((i, a, b));
-        }
-    }
-    let (mut lse_max_abs_err, mut lse_ok) = (None, true);
-    if let Some(lse) = &got.lse {
-        let mut m = 0.0;
-        for i in 0..tokens * hq {
-            let (a, b) = (lse.get_f64(i), want.lse[i]);
-            m = nan_max(m, (a - b).abs());
-            lse_ok &= (a - b).abs() <= LSE_TOLERANCE * (1.0 + b.abs());
-        }
-        lse_max_abs_err = Some(m);
-    }
-    Check {
-        max_abs_err,
-        tolerance,
-        output_ok: worst.is_none(),
-        worst,
-        lse_max_abs_err,
-        lse_ok,
-        cache_bit_exact: got.kv_cache == want.kv_cache,
-    }
+    let output =
+        Comparison::new(tokens * hq * x.head_dim(), |i| got.output.get_f64(i), |i| want.output.get_f64(i), tolerance);
+    let lse_tolerance = crate::rpa::fuzz::lse_tolerance(&batch.opts);
+    let lse =
+        got.lse.as_ref().map(|lse| Comparison::new(tokens * hq, |i| lse.get_f64(i), |i| want.lse[i], lse_tolerance));
+    Check { output, lse, cache_bit_exact: got.kv_cache == want.kv_cache }
 }
 
 /// The kernels a batch launches, in launch order.
@@ -118,7 +166,7 @@ pub fn run(a: &RunArgs) -> CliResult {
     let batch = a.batch.load(None)?;
     let backend = a.backend.backend();
     require_plugin(backend)?;
-    crate::rpa::validate::validate_static(&batch.inputs, &batch.opts).map_err(failed)?;
+    batch.validate().map_err(failed)?;
     println!("rpa run — backend: {}", a.backend.name());
     println!("  batch           {}", batch.describe());
     println!("  options         {}", batch.describe_options());
@@ -154,20 +202,23 @@ pub fn run(a: &RunArgs) -> CliResult {
     let tolerance = a.tolerance.unwrap_or_else(|| batch.tolerance());
     let check = (!a.no_check).then(|| check(&batch, &out, tolerance));
     if let Some(c) = &check {
+        let o = &c.output;
         println!(
-            "  max |error|     {:.3e} vs the f64 reference (tolerance {tolerance:e}·(1 + |ref|)): {}",
-            c.max_abs_err,
-            if c.output_ok { "ok" } else { "MISMATCH" }
+            "  max |error|     {:.3e} vs the f64 reference (tolerance {:e}·(1 + |ref|)): {}",
+            o.max_abs_err,
+            o.tolerance,
+            o.verdict()
         );
-        if let Some((i, got, want)) = c.worst {
+        if let Some((i, got, want)) = o.first_mismatch {
             let row = i / (batch.inputs.num_q_heads() * batch.inputs.head_dim());
             println!("                  first mismatch: element {i} (token {row}): kernel {got}, reference {want}");
         }
-        if let Some(e) = c.lse_max_abs_err {
-            println!(
-                "  lse max |error| {e:.3e} (tolerance {LSE_TOLERANCE:e}·(1 + |ref|)): {}",
-                if c.lse_ok { "ok" } else { "MISMATCH" }
-            );
+        if o.nan_in_both > 0 {
+            println!("                  {} elements NaN in the reference and the output (NaN inputs)", o.nan_in_both);
+        }
+        if let Some(l) = &c.lse {
+            let (e, t) = (l.max_abs_err, l.tolerance);
+            println!("  lse max |error| {e:.3e} (tolerance {t:e}·(1 + |ref|)): {}", l.verdict());
         }
         let (label, note) = if batch.opts.update_kv_cache { ("updated cache", "") } else { ("cache", " (KV-share)") };
         println!("  {label:<15} {}{note}", if c.cache_bit_exact { "bit-exact" } else { "MISMATCH" });
@@ -198,10 +249,10 @@ pub fn run(a: &RunArgs) -> CliResult {
     match check {
         Some(c) if !c.passed() => {
             let mut what = Vec::new();
-            if !c.output_ok {
+            if !c.output.ok() {
                 what.push("the output is out of tolerance");
             }
-            if !c.lse_ok {
+            if !c.lse.as_ref().is_none_or(Comparison::ok) {
                 what.push("the log-sum-exp is out of tolerance");
             }
             if !c.cache_bit_exact {
@@ -258,11 +309,8 @@ fn write_results(
         "description": batch.describe(),
         "options": batch.describe_options(),
         "check": check.map(|c| json!({
-            "max_abs_err": c.max_abs_err,
-            "tolerance": c.tolerance,
-            "output_ok": c.output_ok,
-            "lse_max_abs_err": c.lse_max_abs_err,
-            "lse_ok": c.lse_ok,
+            "output": c.output.json(),
+            "lse": c.lse.as_ref().map(Comparison::json),
             "cache_bit_exact": c.cache_bit_exact,
         })),
         "passed": check.is_none_or(Check::passed),
@@ -278,6 +326,14 @@ fn write_results(
     std::fs::write(&p, text).map_err(|e| CliError::Failed(format!("{}: {e}", p.display())))?;
     files.push(p);
     Ok(files)
+}
+
+fn nan_max(m: f64, d: f64) -> f64 {
+    if m.is_nan() || d.is_nan() {
+        f64::NAN
+    } else {
+        m.max(d)
+    }
 }
 
 /// The PJRT-CPU part of the demo: the serving batch on XLA:CPU, `(max |error|, cache bit-exact,

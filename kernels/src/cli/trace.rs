@@ -84,6 +84,7 @@ pub fn command(a: &TraceArgs) -> CliResult {
     if let Some(note) = &batch.reordered {
         println!("  note            {note}");
     }
+    batch.validate().map_err(failed)?;
     let out = launch::run_traced(&batch.inputs, &batch.opts).map_err(failed)?;
     let (trace, summary) = merge(&out.report.traces).map_err(CliError::Failed)?;
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
