@@ -1,0 +1,392 @@
+//! The module: `@main`, the grid loop and its BlockSpec copies.
+
+use super::*;
+
+impl Lowerer<'_> {
+    pub(super) fn module(&mut self) -> R<()> {
+        let k = self.k;
+        let name = sanitize(&k.name);
+        self.line(&format!("module @{name} {{"));
+        self.indent += 1;
+        let outs: Vec<(usize, DType, Vec<usize>)> = k
+            .outputs()
+            .zip(self.outputs.clone())
+            .map(|(p, b)| {
+                let a = p.array.as_ref().expect("outputs have an array type");
+                (b, a.dtype, a.max_shape())
+            })
+            .collect();
+        // An output that aliases an input is that argument's buffer (`tf.aliasing_output`): with
+        // the input donated, XLA updates it in place instead of copying it first.
+        let mut alias: HashMap<usize, usize> = HashMap::new();
+        for (j, (b, dt, shape)) in outs.iter().enumerate() {
+            if let Init::Arg(i, arg_shape) = &self.bufs[*b].init {
+                if arg_shape == shape && self.args[*i].0 == *dt {
+                    alias.entry(*i).or_insert(j);
+                }
+            }
+        }
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, (dt, s))| match alias.get(&i) {
+                Some(j) => format!("%arg{i}: {} {{tf.aliasing_output = {j} : i32}}", tensor_type(*dt, s)),
+                None => format!("%arg{i}: {}", tensor_type(*dt, s)),
+            })
+            .collect();
+        let mut out_types: Vec<String> = outs.iter().map(|(_, dt, s)| tensor_type(*dt, s)).collect();
+        if let Some(r) = self.record_buf() {
+            out_types.push(tensor_type(DType::I32, &self.bufs[r].shape));
+        }
+        self.line(&format!("func.func public @main({}) -> ({}) {{", args.join(", "), out_types.join(", ")));
+        self.indent += 1;
+        for b in 0..self.bufs.len() {
+            let (dt, logical, canon) = (self.bufs[b].dtype, self.bufs[b].logical, self.bufs[b].shape.clone());
+            let bits = match &self.bufs[b].init {
+                Init::Arg(i, shape) => {
+                    let shape = shape.clone();
+                    let v = self.arg_value(&format!("%arg{i}"), logical, &shape);
+                    let v = self.view_as(&v, logical, dt, &shape);
+                    let v = self.reshape(&v, dt, &shape, &canon);
+                    self.set_whole(b, &v);
+                    continue;
+                }
+                Init::Poison => logical.poison_bits(),
+                Init::Zero => value_bits(dt, 0.0),
+            };
+            match self.tiling[b].clone() {
+                None => self.cur[b] = self.splat_bits(dt, &canon, bits),
+                Some(t) => {
+                    let cover: Vec<(usize, usize)> = t.grid().iter().map(|&n| (0, n)).collect();
+                    self.tiles[b] = Tiling::tiles_in(&cover)
+                        .iter()
+                        .map(|idx| {
+                            let sizes = t.tile(idx).2;
+                            self.splat_bits(dt, &sizes, bits)
+                        })
+                        .collect();
+                }
+            }
+        }
+        self.grid()?;
+        self.check_balance();
+        let mut names = Vec::new();
+        for (b, logical, shape) in &outs {
+            let v = self.whole_as(*b, shape);
+            let dt = self.bufs[*b].dtype;
+            let v = self.view_as(&v, dt, *logical, shape);
+            names.push(self.result_value(&v, *logical, shape));
+        }
+        if let Some(r) = self.record_buf() {
+            names.push(self.whole(r));
+        }
+        self.loc = k.loc;
+        if names.is_empty() {
+            self.line("return");
+        } else {
+            self.line(&format!("return {} : {}", names.join(", "), out_types.join(", ")));
+        }
+        self.indent -= 1;
+        self.line("}");
+        self.indent -= 1;
+        self.line("}");
+        Ok(())
+    }
+
+    pub(super) fn unflatten(&mut self, s: &Lin, grid: &[usize]) -> Vec<Lin> {
+        let strides = row_major(grid);
+        (0..grid.len())
+            .map(|d| match &s.dynamic {
+                None => Lin::k((s.konst / strides[d]) % grid[d] as i64),
+                Some(_) => {
+                    let n = self.lin_name(s);
+                    let q = if strides[d] == 1 {
+                        n
+                    } else {
+                        let c = self.iconst(strides[d]);
+                        self.bin("divide", &n, &c, DType::I32, &[])
+                    };
+                    let r = if d == 0 {
+                        q
+                    } else {
+                        let c = self.iconst(grid[d] as i64);
+                        self.bin("remainder", &q, &c, DType::I32, &[])
+                    };
+                    Lin::dynamic(r)
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn grid(&mut self) -> R<()> {
+        let grid = self.k.grid.clone();
+        let steps: usize = grid.iter().product();
+        if steps == 0 {
+            return Ok(());
+        }
+        if steps == 1 {
+            return self.step(&Lin::k(0), &grid);
+        }
+        // Everything the steps write: the body's buffers, the block buffers and the output arrays.
+        let mut bufs: BTreeSet<usize> = self.writes(&[&self.k.body]).into_iter().collect();
+        for b in &self.blocks {
+            bufs.insert(b.vmem);
+            if self.k.params[b.param].role == Role::Output {
+                bufs.insert(b.hbm);
+            }
+        }
+        bufs.extend(self.grid_check_buffers());
+        let bufs: Vec<usize> = self.with_check_buffers(bufs).into_iter().collect();
+        let bufs = self.carry(&[GRID_KEY], &bufs);
+        let i32t = ty(DType::I32, &[]);
+        let mut extra = vec![(self.iconst(0), i32t.clone())];
+        for b in 0..self.blocks.len() {
+            for d in 0..self.blocks[b].cur.len() {
+                let c = self.blocks[b].cur[d].clone();
+                extra.push((self.lin_name(&c), i32t.clone()));
+            }
+        }
+        let last = self.iconst(steps as i64);
+        let mut cond = |s: &mut Self, a: &[String]| -> R<String> { Ok(s.compare("LT", &a[0], &last, DType::I32, &[])) };
+        let mut body = |s: &mut Self, a: &[String]| -> R<Vec<String>> {
+            let mut i = 1;
+            for b in 0..s.blocks.len() {
+                for d in 0..s.blocks[b].cur.len() {
+                    s.blocks[b].cur[d] = Lin::dynamic(a[i].clone());
+                    i += 1;
+                }
+            }
+            s.step(&Lin::dynamic(a[0].clone()), &grid)?;
+            let one = s.iconst(1);
+            let mut ys = vec![s.bin("add", &a[0], &one, DType::I32, &[])];
+            for b in 0..s.blocks.len() {
+                for d in 0..s.blocks[b].cur.len() {
+                    let c = s.blocks[b].cur[d].clone();
+                    ys.push(s.lin_name(&c));
+                }
+            }
+            Ok(ys)
+        };
+        self.region_stack.push(GRID_KEY);
+        let r = self.region_while(&extra, &bufs, &[], &mut cond, &mut body);
+        self.region_stack.pop();
+        r?;
+        Ok(())
+    }
+
+    /// Evaluates block `b`'s index map at grid indices `g`.
+    pub(super) fn index_map(&mut self, b: usize, g: &[Lin]) -> R<Vec<Lin>> {
+        let map = &self.k.params[self.blocks[b].param].block.as_ref().expect("block spec").index_map;
+        for (i, gv) in map.grid_indices.iter().enumerate() {
+            let l = g.get(i).cloned().unwrap_or(Lin::k(0));
+            let lv = self.lin_value(&l);
+            self.vals.insert(*gv, lv);
+        }
+        self.block(&map.body)?;
+        Ok(map.results.iter().map(|r| self.lin_of(*r)).collect())
+    }
+
+    pub(super) fn any_ne(&mut self, a: &[Lin], b: &[Lin]) -> Cond {
+        if a.iter().chain(b).all(Lin::is_static) {
+            return Cond::Static(a.iter().zip(b).any(|(x, y)| x.konst != y.konst));
+        }
+        let mut acc: Option<String> = None;
+        for (x, y) in a.iter().zip(b) {
+            let (x, y) = (self.lin_name(x), self.lin_name(y));
+            let c = self.compare("NE", &x, &y, DType::I32, &[]);
+            acc = Some(match acc {
+                None => c,
+                Some(p) => self.bin("or", &p, &c, DType::Bool, &[]),
+            });
+        }
+        match acc {
+            Some(c) => Cond::Dyn(c),
+            None => Cond::Static(false),
+        }
+    }
+
+    /// One grid step at flat step `s`.
+    pub(super) fn step(&mut self, s: &Lin, grid: &[usize]) -> R<()> {
+        let steps: usize = grid.iter().product();
+        self.grid_idx = self.unflatten(s, grid);
+        let g = self.grid_idx.clone();
+        for b in 0..self.blocks.len() {
+            let p = &self.k.params[self.blocks[b].param];
+            (self.loc, self.op) = (p.loc, "block_spec");
+            let idx = self.index_map(b, &g)?;
+            self.check_block_index(b, &idx);
+            let cur = self.blocks[b].cur.clone();
+            let changed = self.any_ne(&idx, &cur);
+            let vmem = self.blocks[b].vmem;
+            if p.role == Role::Output {
+                match &changed {
+                    Cond::Static(false) => {}
+                    Cond::Static(true) => {
+                        let t = self.splat_bits(DType::Bool, &[], 1);
+                        self.check_revisit(b, &idx, &t);
+                    }
+                    Cond::Dyn(c) => self.check_revisit(b, &idx, c),
+                }
+                // A new output block starts uninitialised.
+                match changed {
+                    Cond::Static(false) => {}
+                    Cond::Static(true) => {
+                        let poison = self.poisoned(vmem);
+                        self.put_whole(vmem, &poison);
+                        self.set_written(vmem, false, None);
+                    }
+                    Cond::Dyn(c) => {
+                        let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
+                        let poison = self.poisoned(vmem);
+                        let old = self.whole(vmem);
+                        let new = self.select(&c, &poison, &old, &[], dt, &shape);
+                        self.put_whole(vmem, &new);
+                        self.set_written(vmem, false, Some(&c));
+                    }
+                }
+            } else {
+                let idx2 = idx.clone();
+                // Predicated rather than a `stablehlo.if`: XLA copies whole buffers that a conditional
+                // updates in place.
+                match changed {
+                    Cond::Static(false) => {}
+                    Cond::Static(true) => self.copy_block(b, &idx2, true, None)?,
+                    Cond::Dyn(c) => self.copy_block(b, &idx2, true, Some(&c))?,
+                }
+            }
+            self.blocks[b].cur = idx;
+        }
+        self.block(&self.k.body)?;
+        let outs: Vec<usize> =
+            (0..self.blocks.len()).filter(|&b| self.k.params[self.blocks[b].param].role == Role::Output).collect();
+        if outs.is_empty() {
+            return Ok(());
+        }
+        // Write back the output blocks whose index changes at the next step (or at the end).
+        let next = self.lin_add(s, &Lin::k(1), 1);
+        let (is_last, wrapped) = match &next.dynamic {
+            None => (Cond::Static(next.konst as usize == steps), Lin::k(next.konst % steps as i64)),
+            Some(_) => {
+                let n = self.lin_name(&next);
+                let c = self.iconst(steps as i64);
+                let last = self.compare("EQ", &n, &c, DType::I32, &[]);
+                (Cond::Dyn(last), Lin::dynamic(self.bin("remainder", &n, &c, DType::I32, &[])))
+            }
+        };
+        let g_next = self.unflatten(&wrapped, grid);
+        for b in outs {
+            let p = &self.k.params[self.blocks[b].param];
+            (self.loc, self.op) = (p.loc, "block_spec");
+            let flush = match &is_last {
+                Cond::Static(true) => Cond::Static(true),
+                _ => {
+                    let nidx = self.index_map(b, &g_next)?;
+                    let cur = self.blocks[b].cur.clone();
+                    match (&is_last, self.any_ne(&nidx, &cur)) {
+                        (_, Cond::Static(true)) => Cond::Static(true),
+                        (Cond::Static(false), c) => c,
+                        (Cond::Dyn(l), Cond::Static(false)) => Cond::Dyn(l.clone()),
+                        (Cond::Dyn(l), Cond::Dyn(c)) => Cond::Dyn(self.bin("or", l, &c, DType::Bool, &[])),
+                        (Cond::Static(true), _) => unreachable!(),
+                    }
+                }
+            };
+            let cur = self.blocks[b].cur.clone();
+            match flush {
+                Cond::Static(false) => {}
+                Cond::Static(true) => self.copy_block(b, &cur, false, None)?,
+                Cond::Dyn(c) => self.copy_block(b, &cur, false, Some(&c))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the window of block `idx` between the operand's array and its block buffer.
+    /// With `pred`, only where the scalar `pred` is true (computed either way, selected).
+    pub(super) fn copy_block(&mut self, b: usize, idx: &[Lin], copy_in: bool, pred: Option<&str>) -> R<()> {
+        let (hbm, vmem) = (self.blocks[b].hbm, self.blocks[b].vmem);
+        let (array, block) = (self.blocks[b].array.clone(), self.blocks[b].block.clone());
+        let dt = self.bufs[hbm].dtype;
+        let starts: Vec<Lin> = idx.iter().zip(&block).map(|(i, &bd)| self.lin_add(&Lin::k(0), i, bd as i64)).collect();
+        let even = array.iter().zip(&block).all(|(&a, &bd)| a % bd == 0);
+        if even {
+            // Whole blocks: a dynamic slice of the array (in bounds for every valid block index).
+            let st: Vec<String> = starts.iter().map(|s| self.lin_name(s)).collect();
+            let konst = starts.iter().all(Lin::is_static).then(|| starts.iter().map(|s| s.konst).collect());
+            let plan = BoxPlan { shape: array.clone(), sizes: block.clone(), starts: st, konst, map: vec![] };
+            if copy_in {
+                let new = self.box_get(hbm, &plan);
+                let new = match pred {
+                    None => new,
+                    Some(p) => {
+                        let old = self.whole(vmem);
+                        self.select(p, &new, &old, &[], dt, &block)
+                    }
+                };
+                self.put_whole(vmem, &new);
+                self.set_written(vmem, true, pred);
+            } else {
+                let mut v = self.whole(vmem);
+                if let Some(p) = pred {
+                    let old = self.box_get(hbm, &plan);
+                    v = self.select(p, &v, &old, &[], dt, &block);
+                }
+                self.box_put(hbm, &plan, &v);
+                self.copy_block_written(vmem, hbm, &plan, pred);
+            }
+            return Ok(());
+        }
+        // Edge blocks are clipped: a masked copy of min(block, array - start) elements per dim.
+        let hstrides = row_major(&array);
+        let mut sizes = Vec::new();
+        let mut offset = Lin::k(0);
+        for d in 0..array.len() {
+            offset = self.lin_add(&offset, &starts[d], hstrides[d]);
+            let a = self.iconst(array[d] as i64);
+            let s = self.lin_name(&starts[d]);
+            let rest = self.bin("subtract", &a, &s, DType::I32, &[]);
+            let bd = self.iconst(block[d] as i64);
+            let mut size = self.bin("minimum", &rest, &bd, DType::I32, &[]);
+            if let (Some(p), 0, false) = (pred, d, copy_in) {
+                // Not flushing: an empty copy.
+                let zero = self.iconst(0);
+                size = self.select(p, &size, &zero, &[], DType::I32, &[]);
+            }
+            sizes.push(Some(size));
+        }
+        let href = RefVal {
+            buf: hbm,
+            dtype: dt,
+            shape: block.clone(),
+            sizes: sizes.clone(),
+            fits: vec![false; block.len()],
+            strides: hstrides,
+            offset,
+            pack: Pack::Same,
+            canon: true,
+        };
+        let vref = RefVal { sizes, ..full_ref(vmem, dt, &block) };
+        if copy_in {
+            let old = self.whole(vmem);
+            let old_written = self.written_buf(vmem).map(|m| (m, self.whole(m)));
+            let poison = self.poisoned(vmem);
+            self.put_whole(vmem, &poison);
+            self.set_written(vmem, false, None);
+            self.copy(&href, &vref);
+            if let Some(p) = pred {
+                let new = self.whole(vmem);
+                let new = self.select(p, &new, &old, &[], dt, &block);
+                self.put_whole(vmem, &new);
+                if let Some((m, old)) = old_written {
+                    let (mdt, new) = (self.bufs[m].dtype, self.whole(m));
+                    let new = self.select(p, &new, &old, &[], mdt, &block);
+                    self.put_whole(m, &new);
+                }
+            }
+        } else {
+            self.copy(&vref, &href);
+        }
+        Ok(())
+    }
+}
