@@ -1,0 +1,60 @@
+//! Shape: broadcasts, reshapes, slices, concatenations.
+
+use super::super::*;
+
+impl<'k> Emitter<'k> {
+    pub(crate) fn lower_broadcast(
+        &mut self,
+        inst: &'k Inst,
+        l: &str,
+        x: ValueId,
+        shape: &[usize],
+    ) -> Result<(), KernelError> {
+        let n = self.broadcast_to(x, shape, l);
+        self.bind(inst, n);
+        Ok(())
+    }
+
+    pub(crate) fn lower_reshape(&mut self, l: &str, res: &str, rty: &str, x: ValueId) -> Result<(), KernelError> {
+        let (xn, xt) = (self.name(x), type_str(self.ty(x)));
+        self.line(&format!("{res} = vector.shape_cast {xn} : {xt} to {rty} {l}"));
+        Ok(())
+    }
+
+    pub(crate) fn lower_slice(
+        &mut self,
+        l: &str,
+        res: &str,
+        rty: &str,
+        x: ValueId,
+        start: &[usize],
+        shape: &[usize],
+    ) -> Result<(), KernelError> {
+        let (xn, xt) = (self.name(x), type_str(self.ty(x)));
+        let ones = vec!["1"; shape.len()].join(", ");
+        self.line(&format!(
+            "{res} = vector.extract_strided_slice {xn} offsets = [{}], sizes = [{}], strides = [{ones}] : {xt} to {rty} {l}",
+            join(start),
+            join(shape)
+        ));
+        Ok(())
+    }
+
+    pub(crate) fn lower_concat(
+        &mut self,
+        l: &str,
+        res: &str,
+        rty: &str,
+        xs: &[ValueId],
+        axis: usize,
+    ) -> Result<(), KernelError> {
+        let names: Vec<String> = xs.iter().map(|x| self.name(*x)).collect();
+        let types: Vec<String> = xs.iter().map(|x| type_str(self.ty(*x))).collect();
+        self.line(&format!(
+            "{res} = tpu.concatenate {} in {axis} : {} -> {rty} {l}",
+            names.join(", "),
+            types.join(", ")
+        ));
+        Ok(())
+    }
+}
