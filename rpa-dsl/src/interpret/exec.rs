@@ -12,6 +12,8 @@ use crate::error::KernelError;
 use crate::ir::*;
 use std::rc::Rc;
 
+mod rules;
+
 struct PendingDma {
     sem: usize,
     bits: Vec<u32>,
@@ -351,421 +353,43 @@ impl<'k> Machine<'k> {
         self.stats.insts += 1;
         let loc = inst.loc;
         match &inst.op {
-            Op::Const { value, .. } => {
-                let v = match value {
-                    Literal::Int(i) => Val::I(self.result_dtype(inst).wrap(*i)),
-                    Literal::Float(f) => Val::F(round_f(self.result_dtype(inst), *f as f32)),
-                };
-                self.set(inst, v);
-            }
-            Op::ProgramId { axis } => {
-                let v = Val::I(self.grid_idx.get(*axis).copied().unwrap_or(0));
-                self.set(inst, v);
-            }
-            Op::NumPrograms { axis } => {
-                let v = Val::I(self.k.grid.get(*axis).copied().unwrap_or(1) as i64);
-                self.set(inst, v);
-            }
-            Op::Unary { op, x } => {
-                let dt = self.dtype(*x);
-                let xv = self.vv(*x);
-                let out = match &xv.data {
-                    Data::F(v) => {
-                        let mut v: Vec<f32> = v.iter().map(|&e| unary_f(*op, e)).collect();
-                        round_vec(dt, &mut v);
-                        Data::F(v)
-                    }
-                    Data::I(v) => Data::I(v.iter().map(|&e| unary_i(*op, dt, e)).collect()),
-                };
-                self.tick(out.len());
-                let v = self.vector_or_scalar(self.result_shape(inst), out);
-                self.set(inst, v);
-            }
-            Op::Binary { op, lhs, rhs } => {
-                let dt = self.dtype(*lhs);
-                let shape = self.result_shape(inst);
-                let v = match (self.val(*lhs), self.val(*rhs), &shape) {
-                    // Scalar arithmetic (most of the control flow) without building vectors.
-                    (&Val::I(a), &Val::I(b), None) => {
-                        Val::I(binary_i(*op, dt, a, b).map_err(|m| self.err(loc, inst.op.name(), m))?)
-                    }
-                    (&Val::F(a), &Val::F(b), None) => Val::F(round_f(dt, binary_f(*op, a, b))),
-                    _ => {
-                        let out = self
-                            .binary(*op, dt, *lhs, *rhs, shape.as_deref().unwrap_or(&[]))
-                            .map_err(|m| self.err(loc, inst.op.name(), m))?;
-                        self.vector_or_scalar(shape, out)
-                    }
-                };
-                self.tick(match &v {
-                    Val::V(vv) => vv.data.len(),
-                    _ => 1,
-                });
-                self.set(inst, v);
-            }
-            Op::Compare { op, lhs, rhs } => {
-                let shape = self.result_shape(inst);
-                let out_shape = shape.clone().unwrap_or_default();
-                let (a, b) = (self.vv(*lhs), self.vv(*rhs));
-                let out = match (&a.data, &b.data) {
-                    (Data::F(x), Data::F(y)) => compare_vec(*op, (x, &a.shape), (y, &b.shape), &out_shape),
-                    (Data::I(x), Data::I(y)) => compare_vec(*op, (x, &a.shape), (y, &b.shape), &out_shape),
-                    _ => unreachable!("type rule: compare operands share a dtype"),
-                };
-                self.tick(out_shape.iter().product());
-                let v = self.vector_or_scalar(shape, Data::I(out));
-                self.set(inst, v);
-            }
-            Op::Select { cond, on_true, on_false } => {
-                let shape = self.result_shape(inst);
-                let out_shape = shape.clone().unwrap_or_default();
-                let (c, a, b) = (self.vv(*cond), self.vv(*on_true), self.vv(*on_false));
-                let Data::I(cd) = &c.data else { unreachable!("type rule: select condition is bool") };
-                let cond = (cd.as_slice(), c.shape.as_slice());
-                let out = match (&a.data, &b.data) {
-                    (Data::F(x), Data::F(y)) => Data::F(select_vec(cond, (x, &a.shape), (y, &b.shape), &out_shape)),
-                    (Data::I(x), Data::I(y)) => Data::I(select_vec(cond, (x, &a.shape), (y, &b.shape), &out_shape)),
-                    _ => unreachable!("type rule: select operands share a dtype"),
-                };
-                self.tick(out.len());
-                let v = self.vector_or_scalar(shape, out);
-                self.set(inst, v);
-            }
-            Op::Cast { x, to } => {
-                let from = self.dtype(*x);
-                let xv = self.vv(*x);
-                let out = match &xv.data {
-                    // A cast to the same dtype is the identity (as in Mosaic): share the data.
-                    _ if from == *to => None,
-                    Data::F(v) if from.is_float() && *to == DType::F32 => {
-                        Some(Data::F(v.iter().map(|&e| e as f64 as f32).collect()))
-                    }
-                    Data::F(v) if to.is_float() => {
-                        Some(Data::F(v.iter().map(|&e| cast_scalar(from, *to, e as f64, 0).0).collect()))
-                    }
-                    Data::F(v) => Some(Data::I(v.iter().map(|&e| cast_scalar(from, *to, e as f64, 0).1).collect())),
-                    Data::I(v) if to.is_float() => {
-                        Some(Data::F(v.iter().map(|&e| cast_scalar(from, *to, 0.0, e).0).collect()))
-                    }
-                    Data::I(v) => Some(Data::I(v.iter().map(|&e| cast_scalar(from, *to, 0.0, e).1).collect())),
-                };
-                self.tick(xv.data.len());
-                let shape = self.result_shape(inst);
-                let v = match (out, shape, self.val(*x)) {
-                    (None, Some(_), Val::V(_)) => Val::V(xv),
-                    (None, shape, _) => self.vector_or_scalar(shape, xv.data.clone()),
-                    (Some(out), shape, _) => self.vector_or_scalar(shape, out),
-                };
-                self.set(inst, v);
-            }
-            Op::Bitcast { x, to } => {
-                let from = self.dtype(*x);
-                let xv = self.vv(*x);
-                let bits = to_bits(from, &xv.data);
-                let out_bits = repack(&bits, from, *to, &xv.shape);
-                let out = from_bits(*to, &out_bits);
-                let v = self.vector_or_scalar(self.result_shape(inst), out);
-                self.set(inst, v);
-            }
-            Op::Iota { shape, dim, .. } => {
-                let n: usize = shape.iter().product();
-                let inner: usize = shape[dim + 1..].iter().product();
-                let mut data = Vec::with_capacity(n);
-                while data.len() < n {
-                    for i in 0..shape[*dim] {
-                        data.extend(std::iter::repeat_n(i as i64, inner));
-                    }
-                }
-                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data: Data::I(data) })));
-            }
-            Op::Broadcast { x, shape } => {
-                let xv = self.vv(*x);
-                let data = match &xv.data {
-                    Data::F(v) => Data::F(expand(v, &xv.shape, shape)),
-                    Data::I(v) => Data::I(expand(v, &xv.shape, shape)),
-                };
-                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data })));
-            }
-            Op::Reshape { x, shape } => {
-                let (d, _) = self.data(*x);
-                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data: d })));
-                self.tick(0);
-            }
-            Op::Slice { x, start, shape } => {
-                let xv = self.vv(*x);
-                let (d, sh) = (&xv.data, &xv.shape);
-                let view = View {
-                    buf: 0,
-                    dtype: DType::F32,
-                    shape: shape.clone(),
-                    strides: row_major_strides(sh),
-                    offset: start.iter().zip(row_major_strides(sh)).map(|(&s, st)| s as isize * st).sum(),
-                    pack: Pack::Same,
-                };
-                let data = gather(d, &view);
-                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data })));
-            }
-            Op::Concat { xs, axis } => {
-                let parts: Vec<Rc<VecVal>> = xs.iter().map(|x| self.vv(*x)).collect();
-                let out_shape = self.result_shape(inst).expect("vector");
-                let outer: usize = out_shape[..*axis].iter().product();
-                let inner: usize = out_shape[axis + 1..].iter().product();
-                let data = match &parts[0].data {
-                    Data::F(_) => {
-                        let mut out = Vec::with_capacity(out_shape.iter().product());
-                        for o in 0..outer {
-                            for p in &parts {
-                                let chunk = p.shape[*axis] * inner;
-                                if let Data::F(v) = &p.data {
-                                    out.extend_from_slice(&v[o * chunk..(o + 1) * chunk]);
-                                }
-                            }
-                        }
-                        Data::F(out)
-                    }
-                    Data::I(_) => {
-                        let mut out = Vec::with_capacity(out_shape.iter().product());
-                        for o in 0..outer {
-                            for p in &parts {
-                                let chunk = p.shape[*axis] * inner;
-                                if let Data::I(v) = &p.data {
-                                    out.extend_from_slice(&v[o * chunk..(o + 1) * chunk]);
-                                }
-                            }
-                        }
-                        Data::I(out)
-                    }
-                };
-                self.set(inst, Val::V(Rc::new(VecVal { shape: out_shape, data })));
-            }
-            Op::Reduce { op, x, axis } => {
-                let dt = self.dtype(*x);
-                let xv = self.vv(*x);
-                let sh = &xv.shape;
-                let outer: usize = sh[..*axis].iter().product();
-                let n = sh[*axis];
-                let inner: usize = sh[axis + 1..].iter().product();
-                let dims = (outer, n, inner);
-                let out = match &xv.data {
-                    Data::F(v) => {
-                        let mut out = match op {
-                            ReduceOp::Sum => reduce_axis(v, dims, 0.0, |a, e| a + e),
-                            ReduceOp::Max => {
-                                reduce_axis(v, dims, f32::NEG_INFINITY, |a, e| binary_f(BinaryOp::Max, a, e))
-                            }
-                            ReduceOp::Min => reduce_axis(v, dims, f32::INFINITY, |a, e| binary_f(BinaryOp::Min, a, e)),
-                        };
-                        round_vec(dt, &mut out);
-                        Data::F(out)
-                    }
-                    // (Starting from the identity is starting from the first element.)
-                    Data::I(_) if n == 0 => Data::I(vec![0; outer * inner]),
-                    Data::I(v) => {
-                        let mut out = match op {
-                            ReduceOp::Sum => reduce_axis(v, dims, 0, i64::wrapping_add),
-                            ReduceOp::Max => reduce_axis(v, dims, i64::MIN, i64::max),
-                            ReduceOp::Min => reduce_axis(v, dims, i64::MAX, i64::min),
-                        };
-                        wrap_vec(dt, &mut out);
-                        Data::I(out)
-                    }
-                };
-                self.tick(outer * n * inner);
-                let v = self.vector_or_scalar(self.result_shape(inst), out);
-                self.set(inst, v);
-            }
+            Op::Const { value, .. } => self.exec_const(inst, value),
+            Op::ProgramId { axis } => self.exec_program_id(inst, *axis),
+            Op::NumPrograms { axis } => self.exec_num_programs(inst, *axis),
+            Op::Unary { op, x } => self.exec_unary(inst, *op, *x),
+            Op::Binary { op, lhs, rhs } => self.exec_binary(inst, loc, *op, *lhs, *rhs),
+            Op::Compare { op, lhs, rhs } => self.exec_compare(inst, *op, *lhs, *rhs),
+            Op::Select { cond, on_true, on_false } => self.exec_select(inst, *cond, *on_true, *on_false),
+            Op::Cast { x, to } => self.exec_cast(inst, *x, *to),
+            Op::Bitcast { x, to } => self.exec_bitcast(inst, *x, *to),
+            Op::Iota { shape, dim, .. } => self.exec_iota(inst, shape, *dim),
+            Op::Broadcast { x, shape } => self.exec_broadcast(inst, *x, shape),
+            Op::Reshape { x, shape } => self.exec_reshape(inst, *x, shape),
+            Op::Slice { x, start, shape } => self.exec_slice(inst, *x, start, shape),
+            Op::Concat { xs, axis } => self.exec_concat(inst, xs, *axis),
+            Op::Reduce { op, x, axis } => self.exec_reduce(inst, *op, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
-                let (av, bv) = (self.vv(*lhs), self.vv(*rhs));
-                let (m, kk) = (av.shape[0], av.shape[1]);
-                let n = if *transpose_rhs { bv.shape[0] } else { bv.shape[1] };
-                let out = match (&av.data, &bv.data) {
-                    (Data::F(a), Data::F(b)) => {
-                        let mut c = matmul_f32(a, b, m, kk, n, *transpose_rhs);
-                        round_vec(*acc, &mut c);
-                        Data::F(c)
-                    }
-                    (Data::I(a), Data::I(b)) => {
-                        let mut c = matmul_i64(a, b, m, kk, n, *transpose_rhs);
-                        wrap_vec(*acc, &mut c);
-                        Data::I(c)
-                    }
-                    _ => unreachable!("type rule: matmul operands are both float or both int"),
-                };
-                let start = self.clock;
-                self.tick(m * n * kk / 64);
-                if self.opts.trace {
-                    self.events.push(Event {
-                        kind: EventKind::Compute,
-                        track: "compute".into(),
-                        name: format!("matmul {m}x{kk}x{n}"),
-                        loc,
-                        start,
-                        end: self.clock,
-                        bytes: 0,
-                    });
-                }
-                self.set(inst, Val::V(Rc::new(VecVal { shape: vec![m, n], data: out })));
+                self.exec_matmul(inst, loc, *lhs, *rhs, *transpose_rhs, *acc)
             }
-            Op::View { base, indexers } => {
-                let v = match self.val(*base) {
-                    Val::S(s) => {
-                        let s = s.clone();
-                        let strides = row_major_strides(&s.shape);
-                        let mut base_idx = s.base;
-                        for (d, ix) in indexers.iter().enumerate() {
-                            if let Indexer::At(i) = ix {
-                                let i = self.int(*i);
-                                if i < 0 || i as usize >= s.shape[d] {
-                                    return Err(self.err(
-                                        loc,
-                                        "view",
-                                        format!("index {i} is out of bounds for dimension {d} (extent {}) of semaphore array `{}`", s.shape[d], s.name),
-                                    ));
-                                }
-                                base_idx += i as usize * strides[d] as usize;
-                            }
-                        }
-                        let shape = s.shape[indexers.len()..].to_vec();
-                        Val::S(Rc::new(SemView { base: base_idx, shape, name: s.name.clone() }))
-                    }
-                    _ => Val::R(Rc::new(self.index_view(&self.view(*base), indexers, loc)?)),
-                };
-                self.set(inst, v);
-            }
-            Op::RefReshape { base, shape } => {
-                let v = self.view(*base);
-                let r = v.reshape(shape).ok_or_else(|| {
-                    self.err(
-                        loc,
-                        "ref_reshape",
-                        format!(
-                            "cannot reshape this view of `{}` ({:?}) to {shape:?} without copying: its strides do not allow it",
-                            self.bufs[v.buf].name, v.shape
-                        ),
-                    )
-                })?;
-                self.set(inst, Val::R(Rc::new(r)));
-            }
-            Op::RefBitcast { base, to } => {
-                let v = self.view(*base);
-                let r = self.bitcast_view(&v, *to, loc)?;
-                self.set(inst, Val::R(Rc::new(r)));
-            }
-            Op::Load { src } => {
-                let v = self.view(*src);
-                let data = self.load(&v, loc, "load")?;
-                self.tick(v.len());
-                self.set(inst, Val::V(Rc::new(VecVal { shape: v.shape.clone(), data })));
-            }
-            Op::LoadStrided { src, strides, shape } => {
-                let v = self.view(*src);
-                let sv = strided_view(&v, strides, shape);
-                self.check_extent(&v, &sv, loc, "load_strided")?;
-                let data = self.load(&sv, loc, "load_strided")?;
-                self.tick(sv.len());
-                self.set(inst, Val::V(Rc::new(VecVal { shape: shape.clone(), data })));
-            }
-            Op::Store { dst, value, mask } => {
-                let v = self.view(*dst);
-                let d = self.vv(*value);
-                let m = mask.map(|m| self.vv(m));
-                let m = m.as_ref().map(|m| match &m.data {
-                    Data::I(m) => m.as_slice(),
-                    Data::F(_) => unreachable!("type rule: mask is bool"),
-                });
-                self.store(&v, &d.data, m, loc, "store")?;
-                self.tick(v.len());
-            }
-            Op::StoreStrided { dst, value, strides } => {
-                let v = self.view(*dst);
-                let d = self.vv(*value);
-                let sv = strided_view(&v, strides, &d.shape);
-                self.check_extent(&v, &sv, loc, "store_strided")?;
-                self.store(&sv, &d.data, None, loc, "store_strided")?;
-                self.tick(sv.len());
-            }
-            Op::ScalarLoad { src, indices } => {
-                let v = self.view(*src);
-                let addr = self.scalar_addr(&v, indices, loc, "scalar_load")?;
-                let buf = &self.bufs[v.buf];
-                if self.opts.uninit_reads_are_errors && !is_init(&buf.init, addr) {
-                    let idx: Vec<i64> = indices.iter().map(|i| self.int(*i)).collect();
-                    return Err(self.err(
-                        loc,
-                        "scalar_load",
-                        format!("reads uninitialised element {idx:?} of `{}`: write it before reading it", buf.name),
-                    ));
-                }
-                let bits = read_bits(&buf.bits, addr, v.dtype);
-                let val = if v.dtype.is_float() {
-                    Val::F(v.dtype.float_from_bits(bits) as f32)
-                } else {
-                    Val::I(v.dtype.int_from_bits(bits))
-                };
-                self.set(inst, val);
-            }
-            Op::ScalarStore { dst, indices, value } => {
-                let v = self.view(*dst);
-                let addr = self.scalar_addr(&v, indices, loc, "scalar_store")?;
-                let bits = match self.val(*value) {
-                    Val::F(f) => v.dtype.float_to_bits(*f as f64),
-                    other => v.dtype.int_to_bits(other.int()),
-                };
-                let buf = &mut self.bufs[v.buf];
-                write_bits(&mut buf.bits, &mut buf.init, addr, v.dtype, bits);
-            }
-            Op::DmaStart { src, dst, sem } => self.dma_start(*src, *dst, *sem, loc)?,
-            Op::DmaWait { dst, sem, .. } => self.dma_wait(*dst, *sem, loc)?,
-            Op::VarDecl { var, init } => {
-                self.vars[var.0 as usize] = init.map(|i| self.val(i).clone()).unwrap_or(Val::Unset);
-            }
-            Op::VarGet { var } => {
-                let v = self.vars[var.0 as usize].clone();
-                if v == Val::Unset {
-                    return Err(self.err(loc, "var_get", "reads a variable before any value was assigned to it"));
-                }
-                self.set(inst, v);
-            }
-            Op::VarSet { var, value } => {
-                self.vars[var.0 as usize] = self.val(*value).clone();
-            }
-            Op::For { lo, hi, index, body } => {
-                let (lo, hi) = (self.int(*lo), self.int(*hi));
-                for i in lo..hi {
-                    self.vals[index.0 as usize] = Val::I(i);
-                    self.exec_block(body)?;
-                }
-            }
-            Op::If { cond, then_body, else_body } => {
-                if self.int(*cond) != 0 {
-                    self.exec_block(then_body)?;
-                } else {
-                    self.exec_block(else_body)?;
-                }
-            }
-            Op::While { cond_body, cond, body } => loop {
-                self.exec_block(cond_body)?;
-                if self.int(*cond) == 0 {
-                    break;
-                }
-                self.exec_block(body)?;
-            },
-            Op::DebugPrint { message, args } => {
-                let vals: Vec<String> = args
-                    .iter()
-                    .map(|a| match self.val(*a) {
-                        Val::F(f) => f.to_string(),
-                        v => v.int().to_string(),
-                    })
-                    .collect();
-                let mut text = message.clone();
-                for v in vals {
-                    text = text.replacen("{}", &v, 1);
-                }
-                self.prints.push(text);
-            }
+            Op::View { base, indexers } => self.exec_view(inst, loc, *base, indexers),
+            Op::RefReshape { base, shape } => self.exec_ref_reshape(inst, loc, *base, shape),
+            Op::RefBitcast { base, to } => self.exec_ref_bitcast(inst, loc, *base, *to),
+            Op::Load { src } => self.exec_load(inst, loc, *src),
+            Op::LoadStrided { src, strides, shape } => self.exec_load_strided(inst, loc, *src, strides, shape),
+            Op::Store { dst, value, mask } => self.exec_store(loc, *dst, *value, *mask),
+            Op::StoreStrided { dst, value, strides } => self.exec_store_strided(loc, *dst, *value, strides),
+            Op::ScalarLoad { src, indices } => self.exec_scalar_load(inst, loc, *src, indices),
+            Op::ScalarStore { dst, indices, value } => self.exec_scalar_store(loc, *dst, indices, *value),
+            Op::DmaStart { src, dst, sem } => self.exec_dma_start(loc, *src, *dst, *sem),
+            Op::DmaWait { dst, sem, .. } => self.exec_dma_wait(loc, *dst, *sem),
+            Op::VarDecl { var, init } => self.exec_var_decl(*var, *init),
+            Op::VarGet { var } => self.exec_var_get(inst, loc, *var),
+            Op::VarSet { var, value } => self.exec_var_set(*var, *value),
+            Op::For { lo, hi, index, body } => self.exec_for(*lo, *hi, *index, body),
+            Op::If { cond, then_body, else_body } => self.exec_if(*cond, then_body, else_body),
+            Op::While { cond_body, cond, body } => self.exec_while(cond_body, *cond, body),
+            Op::DebugPrint { message, args } => self.exec_debug_print(message, args),
         }
-        Ok(())
     }
 
     fn binary(&self, op: BinaryOp, dt: DType, lhs: ValueId, rhs: ValueId, out_shape: &[usize]) -> Result<Data, String> {
