@@ -95,21 +95,21 @@ impl Lowerer<'_> {
             return None;
         }
         // The starts: the offset's digits (the first one is not reduced).
-        let mut konst = None;
+        let mut constant = None;
         let starts = match &r.offset.dynamic {
             None => {
-                let o = r.offset.konst;
+                let o = r.offset.constant;
                 let starts: Vec<i64> = (0..shape.len())
                     .map(|i| if i == 0 { o / strides[i] } else { (o / strides[i]) % shape[i] as i64 })
                     .collect();
                 if starts.iter().zip(&sizes).zip(&shape).any(|((&s, &n), &e)| s < 0 || s as usize + n > e) {
                     return None;
                 }
-                konst = Some(starts.clone());
+                constant = Some(starts.clone());
                 starts.into_iter().map(|s| self.iconst(s)).collect()
             }
             Some(_) => {
-                let o = self.lin_name(&r.offset);
+                let o = self.int_name(&r.offset);
                 (0..shape.len())
                     .map(|i| {
                         let q = if strides[i] == 1 {
@@ -128,7 +128,7 @@ impl Lowerer<'_> {
                     .collect()
             }
         };
-        Some(BoxPlan { shape, sizes, starts, konst, map })
+        Some(BoxPlan { shape, sizes, starts, constant, map })
     }
 
     /// The box in the buffer's own (canonical) shape, when each dim of extent > 1 is a window of one
@@ -151,26 +151,26 @@ impl Lowerer<'_> {
             map[i] = Some(c);
             c += 1;
         }
-        let mut konst = None;
+        let mut constant = None;
         let starts = match &r.offset.dynamic {
             None => {
-                let o = r.offset.konst;
+                let o = r.offset.constant;
                 let starts: Vec<i64> =
                     (0..shape.len()).map(|i| if i == 0 { o / cs[i] } else { (o / cs[i]) % shape[i] as i64 }).collect();
                 if o < 0 || starts.iter().zip(&sizes).zip(&shape).any(|((&s, &n), &e)| s as usize + n > e) {
                     return None;
                 }
-                konst = Some(starts.clone());
+                constant = Some(starts.clone());
                 starts.into_iter().map(|s| self.iconst(s)).collect()
             }
             // Only views built by indexing and slicing are known to be aligned to the dims.
             Some(_) if !r.canon => return None,
             Some(_) => {
-                let o = self.lin_name(&r.offset);
+                let o = self.int_name(&r.offset);
                 self.coords_of(r.buf, &o)
             }
         };
-        Some(BoxPlan { shape, sizes, starts, konst, map })
+        Some(BoxPlan { shape, sizes, starts, constant, map })
     }
 
     /// A box's elements (`logical`, of the buffer dtype) as the view's elements (`w`): packing views

@@ -15,7 +15,7 @@
 //!
 //! Not checked (interpret mode does): DMA races, reading a variable before it is assigned.
 
-use super::{BoxPlan, Init, Lin, Lowerer, RefVal, SemVal};
+use super::{BoxPlan, Init, IntExpr, Lowerer, RefVal, SemVal};
 use crate::dtype::DType;
 use crate::error::KernelError;
 use crate::ir::{Kernel, Loc, Role, Type};
@@ -261,26 +261,26 @@ impl Lowerer<'_> {
     }
 
     /// Output block `b` moves to block `idx` where `changed` holds: it must not have been there.
-    pub(super) fn check_revisit(&mut self, b: usize, idx: &[Lin], changed: &str) {
+    pub(super) fn check_revisit(&mut self, b: usize, idx: &[IntExpr], changed: &str) {
         let Some(flags) = self.checks.as_ref().and_then(|c| c.visited.get(&b).copied()) else { return };
         let (array, block) = (self.blocks[b].array.clone(), self.blocks[b].block.clone());
         let counts: Vec<usize> = array.iter().zip(&block).map(|(a, bd)| a.div_ceil(*bd)).collect();
-        let mut flat = Lin::k(0);
+        let mut flat = IntExpr::of(0);
         for (d, i) in idx.iter().enumerate() {
             let stride: usize = counts[d + 1..].iter().product();
-            flat = self.lin_add(&flat, i, stride as i64);
+            flat = self.int_add(&flat, i, stride as i64);
         }
-        let at = flat.is_static().then_some(flat.konst);
-        let pos = self.lin_name(&flat);
+        let at = flat.is_static().then_some(flat.constant);
+        let pos = self.int_name(&flat);
         let seen = self.elem_get(flags, &pos, at);
         let one = self.iconst(1);
         let seen = self.compare("EQ", &seen, &one, DType::I32, &[]);
         let failed = self.bin("and", changed, &seen, DType::Bool, &[]);
         let p = &self.k.params[self.blocks[b].param];
         let (param, loc, rank) = (p.name.clone(), p.loc, idx.len());
-        let mut values: Vec<String> = idx.iter().map(|i| self.lin_name(i)).collect();
+        let mut values: Vec<String> = idx.iter().map(|i| self.int_name(i)).collect();
         for g in self.grid_idx.clone() {
-            values.push(self.lin_name(&g));
+            values.push(self.int_name(&g));
         }
         let saved = self.loc;
         self.loc = loc;
@@ -302,11 +302,11 @@ impl Lowerer<'_> {
         }
         let reach: i64 = r.shape.iter().zip(&r.strides).map(|(&n, &s)| (n as i64 - 1) * s).sum();
         let len = self.bufs[r.buf].len as i64;
-        if r.offset.is_static() && r.offset.konst >= 0 && r.offset.konst + reach < len {
+        if r.offset.is_static() && r.offset.constant >= 0 && r.offset.constant + reach < len {
             return;
         }
-        let last = self.lin_add(&r.offset, &Lin::k(reach), 1);
-        let last = self.lin_name(&last);
+        let last = self.int_add(&r.offset, &IntExpr::of(reach), 1);
+        let last = self.int_name(&last);
         let len = self.iconst(len);
         let failed = self.outside(&last, &len);
         let buffer = self.bufs[r.buf].name.clone();
@@ -380,38 +380,39 @@ impl Lowerer<'_> {
     }
 
     /// Checks index `i` of dim `d` of view `r` (an `At` indexer).
-    pub(super) fn check_index(&mut self, r: &RefVal, d: usize, i: &Lin) {
-        if self.checks.is_none() || (i.is_static() && r.sizes[d].is_none() && (0..r.shape[d] as i64).contains(&i.konst))
+    pub(super) fn check_index(&mut self, r: &RefVal, d: usize, i: &IntExpr) {
+        if self.checks.is_none()
+            || (i.is_static() && r.sizes[d].is_none() && (0..r.shape[d] as i64).contains(&i.constant))
         {
             return;
         }
         let buffer = self.bufs[r.buf].name.clone();
-        let (i, ext) = (self.lin_name(i), self.extent(r, d));
+        let (i, ext) = (self.int_name(i), self.extent(r, d));
         let failed = self.outside(&i, &ext);
         self.fail_if(&failed, Failure::Index { dim: d, buffer, semaphore: false }, &[i, ext]);
     }
 
     /// Checks index `i` of dim `d` of the semaphore array `s`.
-    pub(super) fn check_sem_index(&mut self, s: &SemVal, d: usize, i: &Lin) {
+    pub(super) fn check_sem_index(&mut self, s: &SemVal, d: usize, i: &IntExpr) {
         let shape = &s.shape;
-        if self.checks.is_none() || (i.is_static() && (0..shape[d] as i64).contains(&i.konst)) {
+        if self.checks.is_none() || (i.is_static() && (0..shape[d] as i64).contains(&i.constant)) {
             return;
         }
         let buffer = s.name.clone();
-        let (i, ext) = (self.lin_name(i), self.iconst(shape[d] as i64));
+        let (i, ext) = (self.int_name(i), self.iconst(shape[d] as i64));
         let failed = self.outside(&i, &ext);
         self.fail_if(&failed, Failure::Index { dim: d, buffer, semaphore: true }, &[i, ext]);
     }
 
     /// Checks a slice `[s, s + n)` of dim `d` of view `r` (with `max`, the bound of a dynamic `n`).
-    pub(super) fn check_slice(&mut self, r: &RefVal, d: usize, s: &Lin, n: &Lin, max: Option<usize>) {
+    pub(super) fn check_slice(&mut self, r: &RefVal, d: usize, s: &IntExpr, n: &IntExpr, max: Option<usize>) {
         if self.checks.is_none() {
             return;
         }
         let buffer = self.bufs[r.buf].name.clone();
-        let nn = self.lin_name(n);
+        let nn = self.int_name(n);
         if let Some(max) = max {
-            if !(n.is_static() && n.konst >= 0 && n.konst as usize <= max) {
+            if !(n.is_static() && n.constant >= 0 && n.constant as usize <= max) {
                 let bound = self.iconst(max as i64 + 1);
                 let failed = self.outside(&nn, &bound);
                 self.fail_if(
@@ -421,11 +422,11 @@ impl Lowerer<'_> {
                 );
             }
         }
-        let fits = s.is_static() && n.is_static() && r.sizes[d].is_none() && s.konst >= 0;
-        if fits && s.konst + n.konst <= r.shape[d] as i64 {
+        let fits = s.is_static() && n.is_static() && r.sizes[d].is_none() && s.constant >= 0;
+        if fits && s.constant + n.constant <= r.shape[d] as i64 {
             return;
         }
-        let (sn, ext) = (self.lin_name(s), self.extent(r, d));
+        let (sn, ext) = (self.int_name(s), self.extent(r, d));
         let zero = self.iconst(0);
         let negative = self.compare("LT", &sn, &zero, DType::I32, &[]);
         let end = self.bin("add", &sn, &nn, DType::I32, &[]);
@@ -435,19 +436,19 @@ impl Lowerer<'_> {
     }
 
     /// Checks a BlockSpec index of block `b` (the index map's results).
-    pub(super) fn check_block_index(&mut self, b: usize, idx: &[Lin]) {
+    pub(super) fn check_block_index(&mut self, b: usize, idx: &[IntExpr]) {
         if self.checks.is_none() {
             return;
         }
         let (array, block) = (self.blocks[b].array.clone(), self.blocks[b].block.clone());
         let dims: Vec<(usize, usize)> = array.iter().zip(&block).map(|(&a, &bd)| (a.div_ceil(bd), bd)).collect();
-        if idx.iter().zip(&dims).all(|(i, &(n, _))| i.is_static() && (0..n as i64).contains(&i.konst)) {
+        if idx.iter().zip(&dims).all(|(i, &(n, _))| i.is_static() && (0..n as i64).contains(&i.constant)) {
             return;
         }
         let mut failed: Option<String> = None;
         let mut values = Vec::new();
         for (i, &(n, _)) in idx.iter().zip(&dims) {
-            let (iv, nv) = (self.lin_name(i), self.iconst(n as i64));
+            let (iv, nv) = (self.int_name(i), self.iconst(n as i64));
             let f = self.outside(&iv, &nv);
             failed = Some(match failed {
                 None => f,
@@ -491,25 +492,25 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------------------------ semaphores
 
     /// Checks that semaphore `sem` holds `bytes` for a wait.
-    pub(super) fn check_wait(&mut self, sem: &SemVal, bytes: &Lin) {
+    pub(super) fn check_wait(&mut self, sem: &SemVal, bytes: &IntExpr) {
         let (Some(sb), true) = (self.sem_buf, self.checks.is_some()) else { return };
-        let idx = self.lin_name(&sem.base);
-        let at = sem.base.is_static().then_some(sem.base.konst);
+        let idx = self.int_name(&sem.base);
+        let at = sem.base.is_static().then_some(sem.base.constant);
         let held = self.elem_get(sb, &idx, at);
-        let want = self.lin_name(bytes);
+        let want = self.int_name(bytes);
         let failed = self.compare("LT", &held, &want, DType::I32, &[]);
         self.fail_if(&failed, Failure::Wait, &[want, held, idx]);
     }
 
     /// Notes the copy that last signalled `sem` (for the end-of-kernel balance).
-    pub(super) fn note_copy(&mut self, sem: &SemVal, bytes: &Lin) {
+    pub(super) fn note_copy(&mut self, sem: &SemVal, bytes: &IntExpr) {
         let Some((sites, sizes)) = self.checks.as_ref().and_then(|c| c.last_copy) else { return };
         let Some(code) = self.site(Failure::NeverWaited) else { return };
-        let idx = self.lin_name(&sem.base);
-        let at = sem.base.is_static().then_some(sem.base.konst);
+        let idx = self.int_name(&sem.base);
+        let at = sem.base.is_static().then_some(sem.base.constant);
         let code = self.iconst(code);
         self.elem_set(sites, &idx, at, &code);
-        let bytes = self.lin_name(bytes);
+        let bytes = self.int_name(bytes);
         self.elem_set(sizes, &idx, at, &bytes);
     }
 
@@ -549,7 +550,7 @@ impl Lowerer<'_> {
     }
 
     /// Marks element `idx` of `r` written.
-    pub(super) fn mark_written_at(&mut self, r: &RefVal, idx: &[Lin]) {
+    pub(super) fn mark_written_at(&mut self, r: &RefVal, idx: &[IntExpr]) {
         let Some(m) = self.mask_ref(r) else { return };
         let one = self.ones(m.dtype, &[]);
         self.write_at(&m, idx, &one);
@@ -613,13 +614,13 @@ impl Lowerer<'_> {
     }
 
     /// Checks that a scalar load of element `idx` of `r` reads a written element.
-    pub(super) fn check_load_at(&mut self, r: &RefVal, idx: &[Lin]) {
+    pub(super) fn check_load_at(&mut self, r: &RefVal, idx: &[IntExpr]) {
         let Some(m) = self.mask_ref(r) else { return };
         let flag = self.read_at(&m, idx);
         let zero = self.splat(m.dtype, &[], 0.0);
         let failed = self.compare("EQ", &flag, &zero, m.dtype, &[]);
         let buffer = self.bufs[r.buf].name.clone();
-        let values: Vec<String> = idx.iter().map(|i| self.lin_name(i)).collect();
+        let values: Vec<String> = idx.iter().map(|i| self.int_name(i)).collect();
         self.fail_if(&failed, Failure::UninitElement { buffer, rank: idx.len() }, &values);
     }
 }

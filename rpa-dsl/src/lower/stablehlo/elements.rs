@@ -5,17 +5,17 @@ use super::*;
 impl Lowerer<'_> {
     /// The flat position of element `idx` of `r`, if it is known while lowering (not for narrow
     /// views).
-    pub(super) fn static_pos(r: &RefVal, idx: &[Lin]) -> Option<i64> {
+    pub(super) fn static_pos(r: &RefVal, idx: &[IntExpr]) -> Option<i64> {
         if matches!(r.pack, Pack::Narrow { .. }) || !r.offset.is_static() {
             return None;
         }
-        let mut pos = r.offset.konst;
+        let mut pos = r.offset.constant;
         for (d, i) in idx.iter().enumerate() {
             if r.strides[d] != 0 {
                 if !i.is_static() {
                     return None;
                 }
-                pos += i.konst * r.strides[d];
+                pos += i.constant * r.strides[d];
             }
         }
         Some(pos)
@@ -23,15 +23,15 @@ impl Lowerer<'_> {
 
     /// Where element `idx` of `r` lives: the base dtype, its static flat position (if known),
     /// its runtime position and (for narrow packing) its part.
-    pub(super) fn element_at(&mut self, r: &RefVal, idx: &[Lin]) -> (DType, Option<i64>, String, Option<String>) {
+    pub(super) fn element_at(&mut self, r: &RefVal, idx: &[IntExpr]) -> (DType, Option<i64>, String, Option<String>) {
         let at = Self::static_pos(r, idx);
-        let idx: Vec<String> = idx.iter().map(|l| self.lin_name(l)).collect();
+        let idx: Vec<String> = idx.iter().map(|l| self.int_name(l)).collect();
         let (pos, part) = self.addresses(r, &[], Coords::At(&idx));
         (self.bufs[r.buf].dtype, at, pos, part)
     }
 
     /// One element of `r` at indices `idx`.
-    pub(super) fn read_at(&mut self, r: &RefVal, idx: &[Lin]) -> String {
+    pub(super) fn read_at(&mut self, r: &RefVal, idx: &[IntExpr]) -> String {
         let (bdt, at, pos, part) = self.element_at(r, idx);
         match r.pack.clone() {
             Pack::Same => {
@@ -55,7 +55,7 @@ impl Lowerer<'_> {
     }
 
     /// Writes one element of `r` at indices `idx`.
-    pub(super) fn write_at(&mut self, r: &RefVal, idx: &[Lin], val: &str) {
+    pub(super) fn write_at(&mut self, r: &RefVal, idx: &[IntExpr], val: &str) {
         let (bdt, at, pos, part) = self.element_at(r, idx);
         match r.pack.clone() {
             Pack::Same => {
@@ -102,36 +102,36 @@ impl Lowerer<'_> {
             .collect()
     }
 
-    /// The one-element box at flat position `pos` (an i32 scalar, `konst` if known) of buffer `b`.
-    pub(super) fn elem_plan(&mut self, b: usize, pos: &str, konst: Option<i64>) -> BoxPlan {
+    /// The one-element box at flat position `pos` (an i32 scalar, `constant` if known) of buffer `b`.
+    pub(super) fn elem_plan(&mut self, b: usize, pos: &str, constant: Option<i64>) -> BoxPlan {
         let shape = self.bufs[b].shape.clone();
         let ones = vec![1; shape.len()];
-        match konst {
+        match constant {
             Some(p) if p >= 0 && (p as usize) < self.bufs[b].len => {
                 let strides = row_major(&shape);
                 let k: Vec<i64> = (0..shape.len()).map(|d| (p / strides[d]) % shape[d] as i64).collect();
                 let starts = k.iter().map(|&x| self.iconst(x)).collect();
-                BoxPlan { shape, sizes: ones, starts, konst: Some(k), map: vec![] }
+                BoxPlan { shape, sizes: ones, starts, constant: Some(k), map: vec![] }
             }
             _ => {
                 let starts = self.coords_of(b, pos);
-                BoxPlan { shape, sizes: ones, starts, konst: None, map: vec![] }
+                BoxPlan { shape, sizes: ones, starts, constant: None, map: vec![] }
             }
         }
     }
 
-    /// Element `pos` (flat, an i32 scalar, `konst` if known) of buffer `b`.
-    pub(super) fn elem_get(&mut self, b: usize, pos: &str, konst: Option<i64>) -> String {
+    /// Element `pos` (flat, an i32 scalar, `constant` if known) of buffer `b`.
+    pub(super) fn elem_get(&mut self, b: usize, pos: &str, constant: Option<i64>) -> String {
         let dt = self.bufs[b].dtype;
-        let plan = self.elem_plan(b, pos, konst);
+        let plan = self.elem_plan(b, pos, constant);
         let one = self.box_get(b, &plan);
         self.reshape(&one, dt, &plan.sizes, &[])
     }
 
-    /// Sets element `pos` (flat, an i32 scalar, `konst` if known) of buffer `b` to the scalar `v`.
-    pub(super) fn elem_set(&mut self, b: usize, pos: &str, konst: Option<i64>, v: &str) {
+    /// Sets element `pos` (flat, an i32 scalar, `constant` if known) of buffer `b` to the scalar `v`.
+    pub(super) fn elem_set(&mut self, b: usize, pos: &str, constant: Option<i64>, v: &str) {
         let dt = self.bufs[b].dtype;
-        let plan = self.elem_plan(b, pos, konst);
+        let plan = self.elem_plan(b, pos, constant);
         let one = self.reshape(v, dt, &[], &plan.sizes);
         self.box_put(b, &plan, &one);
     }
@@ -190,20 +190,20 @@ impl Lowerer<'_> {
         self.of_bits(&t, to, shape)
     }
 
-    /// Each word with part `part` replaced by `val` (of dtype `vdt`).
+    /// Each word with part `part` replaced by `val` (of dtype `value_dtype`).
     pub(super) fn set_narrow_part(
         &mut self,
         word: &str,
         bdt: DType,
         val: &str,
-        vdt: DType,
+        value_dtype: DType,
         part: &str,
         shape: &[usize],
     ) -> String {
-        let (wb, nb) = (bdt.bits(), vdt.bits());
+        let (wb, nb) = (bdt.bits(), value_dtype.bits());
         let ub = uint(wb);
         let bits = self.bits_of(word, bdt, shape);
-        let (data, clear) = self.narrow_fields(val, vdt, ub, part, shape);
+        let (data, clear) = self.narrow_fields(val, value_dtype, ub, part, shape);
         let kept = self.bin("and", &bits, &clear, ub, shape);
         let _ = nb;
         let new = self.bin("or", &kept, &data, ub, shape);
@@ -214,13 +214,13 @@ impl Lowerer<'_> {
     pub(super) fn narrow_fields(
         &mut self,
         val: &str,
-        vdt: DType,
+        value_dtype: DType,
         ub: DType,
         part: &str,
         shape: &[usize],
     ) -> (String, String) {
-        let nb = vdt.bits();
-        let v = self.bits_of(val, vdt, shape);
+        let nb = value_dtype.bits();
+        let v = self.bits_of(val, value_dtype, shape);
         let v = self.convert(&v, uint(nb), ub, shape);
         let sh = self.part_shift(part, ub.bits(), nb, shape);
         let data = self.bin("shift_left", &v, &sh, ub, shape);

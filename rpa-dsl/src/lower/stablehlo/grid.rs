@@ -94,13 +94,13 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    pub(super) fn unflatten(&mut self, s: &Lin, grid: &[usize]) -> Vec<Lin> {
+    pub(super) fn unflatten(&mut self, s: &IntExpr, grid: &[usize]) -> Vec<IntExpr> {
         let strides = row_major(grid);
         (0..grid.len())
             .map(|d| match &s.dynamic {
-                None => Lin::k((s.konst / strides[d]) % grid[d] as i64),
+                None => IntExpr::of((s.constant / strides[d]) % grid[d] as i64),
                 Some(_) => {
-                    let n = self.lin_name(s);
+                    let n = self.int_name(s);
                     let q = if strides[d] == 1 {
                         n
                     } else {
@@ -113,7 +113,7 @@ impl Lowerer<'_> {
                         let c = self.iconst(grid[d] as i64);
                         self.bin("remainder", &q, &c, DType::I32, &[])
                     };
-                    Lin::dynamic(r)
+                    IntExpr::dynamic(r)
                 }
             })
             .collect()
@@ -126,7 +126,7 @@ impl Lowerer<'_> {
             return Ok(());
         }
         if steps == 1 {
-            return self.step(&Lin::k(0), &grid);
+            return self.step(&IntExpr::of(0), &grid);
         }
         // Everything the steps write: the body's buffers, the block buffers and the output arrays.
         let mut bufs: BTreeSet<usize> = self.writes(&[&self.k.body]).into_iter().collect();
@@ -144,7 +144,7 @@ impl Lowerer<'_> {
         for b in 0..self.blocks.len() {
             for d in 0..self.blocks[b].cur.len() {
                 let c = self.blocks[b].cur[d].clone();
-                extra.push((self.lin_name(&c), i32t.clone()));
+                extra.push((self.int_name(&c), i32t.clone()));
             }
         }
         let last = self.iconst(steps as i64);
@@ -153,17 +153,17 @@ impl Lowerer<'_> {
             let mut i = 1;
             for b in 0..s.blocks.len() {
                 for d in 0..s.blocks[b].cur.len() {
-                    s.blocks[b].cur[d] = Lin::dynamic(a[i].clone());
+                    s.blocks[b].cur[d] = IntExpr::dynamic(a[i].clone());
                     i += 1;
                 }
             }
-            s.step(&Lin::dynamic(a[0].clone()), &grid)?;
+            s.step(&IntExpr::dynamic(a[0].clone()), &grid)?;
             let one = s.iconst(1);
             let mut ys = vec![s.bin("add", &a[0], &one, DType::I32, &[])];
             for b in 0..s.blocks.len() {
                 for d in 0..s.blocks[b].cur.len() {
                     let c = s.blocks[b].cur[d].clone();
-                    ys.push(s.lin_name(&c));
+                    ys.push(s.int_name(&c));
                 }
             }
             Ok(ys)
@@ -176,24 +176,24 @@ impl Lowerer<'_> {
     }
 
     /// Evaluates block `b`'s index map at grid indices `g`.
-    pub(super) fn index_map(&mut self, b: usize, g: &[Lin]) -> R<Vec<Lin>> {
+    pub(super) fn index_map(&mut self, b: usize, g: &[IntExpr]) -> R<Vec<IntExpr>> {
         let map = &self.k.params[self.blocks[b].param].block.as_ref().expect("block spec").index_map;
         for (i, gv) in map.grid_indices.iter().enumerate() {
-            let l = g.get(i).cloned().unwrap_or(Lin::k(0));
-            let lv = self.lin_value(&l);
+            let l = g.get(i).cloned().unwrap_or(IntExpr::of(0));
+            let lv = self.int_value(&l);
             self.vals.insert(*gv, lv);
         }
         self.block(&map.body)?;
-        Ok(map.results.iter().map(|r| self.lin_of(*r)).collect())
+        Ok(map.results.iter().map(|r| self.int_of(*r)).collect())
     }
 
-    pub(super) fn any_ne(&mut self, a: &[Lin], b: &[Lin]) -> Cond {
-        if a.iter().chain(b).all(Lin::is_static) {
-            return Cond::Static(a.iter().zip(b).any(|(x, y)| x.konst != y.konst));
+    pub(super) fn any_ne(&mut self, a: &[IntExpr], b: &[IntExpr]) -> Cond {
+        if a.iter().chain(b).all(IntExpr::is_static) {
+            return Cond::Static(a.iter().zip(b).any(|(x, y)| x.constant != y.constant));
         }
         let mut acc: Option<String> = None;
         for (x, y) in a.iter().zip(b) {
-            let (x, y) = (self.lin_name(x), self.lin_name(y));
+            let (x, y) = (self.int_name(x), self.int_name(y));
             let c = self.compare("NE", &x, &y, DType::I32, &[]);
             acc = Some(match acc {
                 None => c,
@@ -207,7 +207,7 @@ impl Lowerer<'_> {
     }
 
     /// One grid step at flat step `s`.
-    pub(super) fn step(&mut self, s: &Lin, grid: &[usize]) -> R<()> {
+    pub(super) fn step(&mut self, s: &IntExpr, grid: &[usize]) -> R<()> {
         let steps: usize = grid.iter().product();
         self.grid_idx = self.unflatten(s, grid);
         let g = self.grid_idx.clone();
@@ -264,14 +264,14 @@ impl Lowerer<'_> {
             return Ok(());
         }
         // Write back the output blocks whose index changes at the next step (or at the end).
-        let next = self.lin_add(s, &Lin::k(1), 1);
+        let next = self.int_add(s, &IntExpr::of(1), 1);
         let (is_last, wrapped) = match &next.dynamic {
-            None => (Cond::Static(next.konst as usize == steps), Lin::k(next.konst % steps as i64)),
+            None => (Cond::Static(next.constant as usize == steps), IntExpr::of(next.constant % steps as i64)),
             Some(_) => {
-                let n = self.lin_name(&next);
+                let n = self.int_name(&next);
                 let c = self.iconst(steps as i64);
                 let last = self.compare("EQ", &n, &c, DType::I32, &[]);
-                (Cond::Dyn(last), Lin::dynamic(self.bin("remainder", &n, &c, DType::I32, &[])))
+                (Cond::Dyn(last), IntExpr::dynamic(self.bin("remainder", &n, &c, DType::I32, &[])))
             }
         };
         let g_next = self.unflatten(&wrapped, grid);
@@ -304,17 +304,18 @@ impl Lowerer<'_> {
 
     /// Copies the window of block `idx` between the operand's array and its block buffer.
     /// With `pred`, only where the scalar `pred` is true (computed either way, selected).
-    pub(super) fn copy_block(&mut self, b: usize, idx: &[Lin], copy_in: bool, pred: Option<&str>) -> R<()> {
+    pub(super) fn copy_block(&mut self, b: usize, idx: &[IntExpr], copy_in: bool, pred: Option<&str>) -> R<()> {
         let (hbm, vmem) = (self.blocks[b].hbm, self.blocks[b].vmem);
         let (array, block) = (self.blocks[b].array.clone(), self.blocks[b].block.clone());
         let dt = self.bufs[hbm].dtype;
-        let starts: Vec<Lin> = idx.iter().zip(&block).map(|(i, &bd)| self.lin_add(&Lin::k(0), i, bd as i64)).collect();
+        let starts: Vec<IntExpr> =
+            idx.iter().zip(&block).map(|(i, &bd)| self.int_add(&IntExpr::of(0), i, bd as i64)).collect();
         let even = array.iter().zip(&block).all(|(&a, &bd)| a % bd == 0);
         if even {
             // Whole blocks: a dynamic slice of the array (in bounds for every valid block index).
-            let st: Vec<String> = starts.iter().map(|s| self.lin_name(s)).collect();
-            let konst = starts.iter().all(Lin::is_static).then(|| starts.iter().map(|s| s.konst).collect());
-            let plan = BoxPlan { shape: array.clone(), sizes: block.clone(), starts: st, konst, map: vec![] };
+            let st: Vec<String> = starts.iter().map(|s| self.int_name(s)).collect();
+            let constant = starts.iter().all(IntExpr::is_static).then(|| starts.iter().map(|s| s.constant).collect());
+            let plan = BoxPlan { shape: array.clone(), sizes: block.clone(), starts: st, constant, map: vec![] };
             if copy_in {
                 let new = self.box_get(hbm, &plan);
                 let new = match pred {
@@ -340,11 +341,11 @@ impl Lowerer<'_> {
         // Edge blocks are clipped: a masked copy of min(block, array - start) elements per dim.
         let hstrides = row_major(&array);
         let mut sizes = Vec::new();
-        let mut offset = Lin::k(0);
+        let mut offset = IntExpr::of(0);
         for d in 0..array.len() {
-            offset = self.lin_add(&offset, &starts[d], hstrides[d]);
+            offset = self.int_add(&offset, &starts[d], hstrides[d]);
             let a = self.iconst(array[d] as i64);
-            let s = self.lin_name(&starts[d]);
+            let s = self.int_name(&starts[d]);
             let rest = self.bin("subtract", &a, &s, DType::I32, &[]);
             let bd = self.iconst(block[d] as i64);
             let mut size = self.bin("minimum", &rest, &bd, DType::I32, &[]);

@@ -167,17 +167,17 @@ fn value_bits(dt: DType, v: f64) -> u32 {
 
 /// A runtime i32 quantity: an optional SSA scalar plus a static part.
 #[derive(Clone, Debug, PartialEq)]
-struct Lin {
+struct IntExpr {
     dynamic: Option<String>,
-    konst: i64,
+    constant: i64,
 }
 
-impl Lin {
-    fn k(v: i64) -> Lin {
-        Lin { dynamic: None, konst: v }
+impl IntExpr {
+    fn of(v: i64) -> IntExpr {
+        IntExpr { dynamic: None, constant: v }
     }
-    fn dynamic(name: String) -> Lin {
-        Lin { dynamic: Some(name), konst: 0 }
+    fn dynamic(name: String) -> IntExpr {
+        IntExpr { dynamic: Some(name), constant: 0 }
     }
     fn is_static(&self) -> bool {
         self.dynamic.is_none()
@@ -198,7 +198,7 @@ enum Pack {
     Narrow {
         k: usize,
         dim: Option<usize>,
-        row: Lin,
+        row: IntExpr,
         row_stride: i64,
     },
 }
@@ -217,7 +217,7 @@ struct RefVal {
     fits: Vec<bool>,
     /// Strides in buffer elements (for `Narrow`, the packed dimension's entry is unused).
     strides: Vec<i64>,
-    offset: Lin,
+    offset: IntExpr,
     pack: Pack,
     /// Built from the whole buffer by indexing and slicing only: each dim is a window of one dim of
     /// the buffer's canonical shape (so the offset's digits in that shape are the window's starts).
@@ -226,21 +226,22 @@ struct RefVal {
 
 #[derive(Clone, Debug)]
 struct SemVal {
-    base: Lin,
+    base: IntExpr,
     shape: Vec<usize>,
     /// The semaphore array's name.
     name: String,
 }
 
 #[derive(Clone, Debug)]
-enum Lv {
+/// What an IR value is bound to while lowering.
+enum Bound {
     /// A scalar or vector tensor, with its value if it is a known integer.
-    T {
+    Tensor {
         name: String,
-        konst: Option<i64>,
+        constant: Option<i64>,
     },
-    R(RefVal),
-    S(SemVal),
+    Ref(RefVal),
+    Sem(SemVal),
 }
 
 enum Init {
@@ -265,14 +266,14 @@ struct Buf {
     init: Init,
 }
 
-struct BlockSt {
+struct BlockState {
     param: usize,
     hbm: usize,
     vmem: usize,
     array: Vec<usize>,
     block: Vec<usize>,
     /// The block index copied in / being written, per dim (`-1` before the first step).
-    cur: Vec<Lin>,
+    cur: Vec<IntExpr>,
 }
 
 /// A window that is one `dynamic_slice` of a reshape of the flat buffer.
@@ -284,7 +285,7 @@ struct BoxPlan {
     /// i32 scalar starts.
     starts: Vec<String>,
     /// The starts, if they are known while lowering.
-    konst: Option<Vec<i64>>,
+    constant: Option<Vec<i64>>,
     /// The dim of the reshape each (stride, extent) dim of the window is (for extents > 1).
     map: Vec<Option<usize>>,
 }
@@ -377,7 +378,7 @@ struct Lowerer<'k> {
     out: String,
     indent: usize,
     next: usize,
-    vals: HashMap<ValueId, Lv>,
+    vals: HashMap<ValueId, Bound>,
     vars: HashMap<VarId, String>,
     bufs: Vec<Buf>,
     /// The current tensor of each buffer that is not tiled.
@@ -398,8 +399,8 @@ struct Lowerer<'k> {
     /// Static upper bounds of integer scalars (to shrink dynamic-size windows).
     upper: HashMap<ValueId, i64>,
     sem_buf: Option<usize>,
-    blocks: Vec<BlockSt>,
-    grid_idx: Vec<Lin>,
+    blocks: Vec<BlockState>,
+    grid_idx: Vec<IntExpr>,
     outputs: Vec<usize>,
     args: Vec<(DType, Vec<usize>)>,
     loc: Loc,
@@ -467,12 +468,13 @@ impl<'k> Lowerer<'k> {
                         Type::Ref(r) => {
                             let shape = r.max_shape();
                             let id = s.add_buf(&p.name, r.dtype, &shape, Init::Poison);
-                            s.vals.insert(p.value, Lv::R(full_ref(id, r.dtype, &shape)));
+                            s.vals.insert(p.value, Bound::Ref(full_ref(id, r.dtype, &shape)));
                             s.ref_buf.insert(p.value, id);
                         }
                         Type::Sem { shape } => {
-                            let sem = SemVal { base: Lin::k(sems as i64), shape: shape.clone(), name: p.name.clone() };
-                            s.vals.insert(p.value, Lv::S(sem));
+                            let sem =
+                                SemVal { base: IntExpr::of(sems as i64), shape: shape.clone(), name: p.name.clone() };
+                            s.vals.insert(p.value, Bound::Sem(sem));
                             sems += shape.iter().product::<usize>().max(1);
                             sem_params.push(p.value);
                         }
@@ -526,19 +528,19 @@ impl<'k> Lowerer<'k> {
             None => hbm,
             Some(bs) => {
                 let vmem = self.add_buf(&format!("{} (block)", p.name), dtype, &bs.block_shape, Init::Poison);
-                self.blocks.push(BlockSt {
+                self.blocks.push(BlockState {
                     param: pi,
                     hbm,
                     vmem,
                     array: shape.to_vec(),
                     block: bs.block_shape.clone(),
-                    cur: vec![Lin::k(-1); bs.block_shape.len()],
+                    cur: vec![IntExpr::of(-1); bs.block_shape.len()],
                 });
                 vmem
             }
         };
         let view_shape = p.block.as_ref().map_or(shape.to_vec(), |b| b.block_shape.clone());
-        self.vals.insert(p.value, Lv::R(full_ref(id, dtype, &view_shape)));
+        self.vals.insert(p.value, Bound::Ref(full_ref(id, dtype, &view_shape)));
         self.ref_buf.insert(p.value, id);
     }
 
@@ -555,7 +557,7 @@ impl<'k> Lowerer<'k> {
 
     /// An operand broadcast to `shape`.
     fn operand(&mut self, v: ValueId, shape: &[usize]) -> String {
-        let (n, dt, sh) = (self.tensor(v), self.vdt(v), self.vshape(v));
+        let (n, dt, sh) = (self.tensor(v), self.value_dtype(v), self.value_shape(v));
         self.bcast(&n, dt, &sh, shape)
     }
 
@@ -614,7 +616,7 @@ fn full_ref(buf: usize, dtype: DType, shape: &[usize]) -> RefVal {
         sizes: vec![None; shape.len()],
         fits: vec![true; shape.len()],
         strides: row_major(shape),
-        offset: Lin::k(0),
+        offset: IntExpr::of(0),
         pack: Pack::Same,
         canon: true,
     }

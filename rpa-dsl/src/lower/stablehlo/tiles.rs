@@ -32,7 +32,7 @@ impl Lowerer<'_> {
             return;
         }
         let shape = self.bufs[b].shape.clone();
-        let fixed = match &plan.konst {
+        let fixed = match &plan.constant {
             Some(k) if plan.shape == shape && k.iter().all(|&x| x >= 0) => {
                 Some((k.iter().map(|&x| x as usize).collect::<Vec<_>>(), plan.sizes.clone()))
             }
@@ -68,7 +68,7 @@ impl Lowerer<'_> {
     /// The tiles of tiled buffer `b` covering the static box `plan`, if it is one.
     pub(super) fn plan_cover(&self, b: usize, plan: &BoxPlan) -> Option<(Tiling, Vec<(usize, usize)>, Vec<usize>)> {
         let t = self.tiling[b].as_ref()?;
-        let k = plan.konst.as_ref()?;
+        let k = plan.constant.as_ref()?;
         if plan.shape != self.bufs[b].shape || k.iter().any(|&x| x < 0) {
             return None;
         }

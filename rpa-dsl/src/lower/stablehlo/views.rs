@@ -3,22 +3,22 @@
 use super::*;
 
 impl Lowerer<'_> {
-    pub(super) fn view(&mut self, base: ValueId, indexers: &[Indexer]) -> R<Lv> {
+    pub(super) fn view(&mut self, base: ValueId, indexers: &[Indexer]) -> R<Bound> {
         match self.vals.get(&base).cloned() {
-            Some(Lv::S(s)) => {
+            Some(Bound::Sem(s)) => {
                 let strides = row_major(&s.shape);
                 let mut b = s.base.clone();
                 for (d, ix) in indexers.iter().enumerate() {
                     if let Indexer::At(i) = ix {
-                        let i = self.lin_of(*i);
+                        let i = self.int_of(*i);
                         self.check_sem_index(&s, d, &i);
-                        b = self.lin_add(&b, &i, strides[d]);
+                        b = self.int_add(&b, &i, strides[d]);
                     }
                 }
                 let shape = s.shape[indexers.len().min(s.shape.len())..].to_vec();
-                Ok(Lv::S(SemVal { base: b, shape, name: s.name }))
+                Ok(Bound::Sem(SemVal { base: b, shape, name: s.name }))
             }
-            Some(Lv::R(r)) => {
+            Some(Bound::Ref(r)) => {
                 let mut v = r.clone();
                 let (mut shape, mut sizes, mut strides, mut fits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 let mut packed_dim = match &r.pack {
@@ -40,48 +40,48 @@ impl Lowerer<'_> {
                             strides.push(r.strides[d]);
                         }
                         Indexer::At(i) => {
-                            let i = self.lin_of(*i);
+                            let i = self.int_of(*i);
                             self.check_index(&r, d, &i);
                             if is_packed {
                                 if let Pack::Narrow { row, .. } = &mut v.pack {
                                     let old = row.clone();
-                                    *row = self.lin_add(&old, &i, 1);
+                                    *row = self.int_add(&old, &i, 1);
                                 }
                                 packed_dim = None;
                             } else {
-                                v.offset = self.lin_add(&v.offset, &i, r.strides[d]);
+                                v.offset = self.int_add(&v.offset, &i, r.strides[d]);
                             }
                         }
                         Indexer::Slice { start, size } => {
-                            let s = self.lin_of(*start);
+                            let s = self.int_of(*start);
                             if is_packed {
                                 if let Pack::Narrow { row, .. } = &mut v.pack {
                                     let old = row.clone();
-                                    *row = self.lin_add(&old, &s, 1);
+                                    *row = self.int_add(&old, &s, 1);
                                 }
                                 new_packed = Some(shape.len());
                             } else {
-                                v.offset = self.lin_add(&v.offset, &s, r.strides[d]);
+                                v.offset = self.int_add(&v.offset, &s, r.strides[d]);
                             }
                             match size {
                                 SliceSize::Static(n) => {
-                                    self.check_slice(&r, d, &s, &Lin::k(*n as i64), None);
+                                    self.check_slice(&r, d, &s, &IntExpr::of(*n as i64), None);
                                     shape.push(*n);
                                     sizes.push(None);
                                     fits.push(true);
                                 }
                                 SliceSize::Dynamic { size, max } => {
-                                    let n = self.lin_of(*size);
+                                    let n = self.int_of(*size);
                                     self.check_slice(&r, d, &s, &n, Some(*max));
                                     // A known bound of the size shrinks the window.
-                                    let max = &self.ub(*size).map_or(*max, |u| (u.max(0) as usize).min(*max));
+                                    let max = &self.upper_bound(*size).map_or(*max, |u| (u.max(0) as usize).min(*max));
                                     shape.push(*max);
-                                    sizes.push(Some(self.lin_name(&n)));
+                                    sizes.push(Some(self.int_name(&n)));
                                     fits.push(
                                         r.fits[d]
                                             && s.is_static()
-                                            && s.konst >= 0
-                                            && s.konst as usize + max <= r.shape[d],
+                                            && s.constant >= 0
+                                            && s.constant as usize + max <= r.shape[d],
                                     );
                                 }
                             }
@@ -96,7 +96,7 @@ impl Lowerer<'_> {
                 v.sizes = sizes;
                 v.fits = fits;
                 v.strides = strides;
-                Ok(Lv::R(v))
+                Ok(Bound::Ref(v))
             }
             _ => Err(self.err("view of a value that is not a ref or semaphore")),
         }
@@ -174,7 +174,7 @@ impl Lowerer<'_> {
         } else {
             let k = from.bits() / to.bits();
             out.shape[d] = r.shape[d] * k;
-            out.pack = Pack::Narrow { k, dim: Some(d), row: Lin::k(0), row_stride: r.strides[d] };
+            out.pack = Pack::Narrow { k, dim: Some(d), row: IntExpr::of(0), row_stride: r.strides[d] };
         }
         Ok(out)
     }

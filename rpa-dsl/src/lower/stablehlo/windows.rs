@@ -61,7 +61,7 @@ impl Lowerer<'_> {
             };
             terms.push(t);
         }
-        let mut konst = r.offset.konst;
+        let mut constant = r.offset.constant;
         if let Some(o) = &r.offset.dynamic {
             let o = self.bcast(o, i32t, &[], &ish);
             terms.push(o);
@@ -72,11 +72,11 @@ impl Lowerer<'_> {
             let c = dim.and_then(|d| coord(self, d));
             match (c, row.is_static()) {
                 (None, true) => {
-                    konst += (row.konst / k) * rs;
-                    part = Some(self.splat(i32t, &ish, (row.konst % k) as f64));
+                    constant += (row.constant / k) * rs;
+                    part = Some(self.splat(i32t, &ish, (row.constant % k) as f64));
                 }
                 (c, _) => {
-                    let rn = self.lin_name(row);
+                    let rn = self.int_name(row);
                     let mut rr = self.bcast(&rn, i32t, &[], &ish);
                     if let Some(c) = c {
                         rr = self.bin("add", &rr, &c, i32t, &ish);
@@ -90,8 +90,8 @@ impl Lowerer<'_> {
                 }
             }
         }
-        if konst != 0 || terms.is_empty() {
-            let c = self.splat(i32t, &ish, konst as f64);
+        if constant != 0 || terms.is_empty() {
+            let c = self.splat(i32t, &ish, constant as f64);
             terms.push(c);
         }
         let mut pos = terms[0].clone();
@@ -286,7 +286,7 @@ impl Lowerer<'_> {
             let clamped = self.bin("minimum", &lo, &last, DType::I32, &[]);
             let by = self.bin("subtract", &start, &clamped, DType::I32, &[]);
             b.starts[pd] = clamped;
-            b.konst = None;
+            b.constant = None;
             shifts.push((pd, by));
         }
         Some((b, shifts))
@@ -412,11 +412,11 @@ impl Lowerer<'_> {
 
     /// `dst[...] = src[...]` for same-shaped refs whose extents may be dynamic (a DMA, or a clipped
     /// BlockSpec window); returns the number of bytes moved.
-    pub(super) fn copy(&mut self, src: &RefVal, dst: &RefVal) -> Lin {
+    pub(super) fn copy(&mut self, src: &RefVal, dst: &RefVal) -> IntExpr {
         let rank = src.shape.len();
         let mut w = Vec::with_capacity(rank);
         let mut sizes: Vec<Option<String>> = Vec::with_capacity(rank);
-        let mut count = Lin::k(1);
+        let mut count = IntExpr::of(1);
         for d in 0..rank {
             let size = match (&src.sizes[d], &dst.sizes[d]) {
                 (None, _) => {
@@ -433,10 +433,10 @@ impl Lowerer<'_> {
                 }
             };
             let factor = match &size {
-                None => Lin::k(w[d] as i64),
-                Some(s) => Lin::dynamic(s.clone()),
+                None => IntExpr::of(w[d] as i64),
+                Some(s) => IntExpr::dynamic(s.clone()),
             };
-            count = self.lin_mul(&count, &factor);
+            count = self.int_mul(&count, &factor);
             sizes.push(size);
         }
         if w.iter().product::<usize>() != 0 {
@@ -444,7 +444,7 @@ impl Lowerer<'_> {
             self.write(dst, &w, &v, None, &sizes);
             self.copy_written(src, dst, &w, &sizes);
         }
-        self.lin_mul(&count, &Lin::k(src.dtype.bytes() as i64))
+        self.int_mul(&count, &IntExpr::of(src.dtype.bytes() as i64))
     }
 
     /// A strided load: the box of the span, then a strided `slice`; else a gather.
@@ -480,26 +480,26 @@ impl Lowerer<'_> {
         self.read(&sv, shape, &[])
     }
 
-    pub(super) fn sem_add(&mut self, sem: &SemVal, bytes: &Lin, sign: i64) {
+    pub(super) fn sem_add(&mut self, sem: &SemVal, bytes: &IntExpr, sign: i64) {
         let Some(sb) = self.sem_buf else { return };
-        let idx = self.lin_name(&sem.base);
-        let at = sem.base.is_static().then_some(sem.base.konst);
+        let idx = self.int_name(&sem.base);
+        let at = sem.base.is_static().then_some(sem.base.constant);
         let old = self.elem_get(sb, &idx, at);
-        let delta = self.lin_add(&Lin::k(0), bytes, sign);
-        let delta = self.lin_name(&delta);
+        let delta = self.int_add(&IntExpr::of(0), bytes, sign);
+        let delta = self.int_name(&delta);
         let new = self.bin("add", &old, &delta, DType::I32, &[]);
         self.elem_set(sb, &idx, at, &new);
     }
 
     /// Bytes a ref holds at run time.
-    pub(super) fn ref_bytes(&mut self, r: &RefVal) -> Lin {
-        let mut count = Lin::k(r.dtype.bytes() as i64);
+    pub(super) fn ref_bytes(&mut self, r: &RefVal) -> IntExpr {
+        let mut count = IntExpr::of(r.dtype.bytes() as i64);
         for d in 0..r.shape.len() {
             let factor = match r.sizes[d].clone() {
-                None => Lin::k(r.shape[d] as i64),
-                Some(s) => Lin::dynamic(s),
+                None => IntExpr::of(r.shape[d] as i64),
+                Some(s) => IntExpr::dynamic(s),
             };
-            count = self.lin_mul(&count, &factor);
+            count = self.int_mul(&count, &factor);
         }
         count
     }

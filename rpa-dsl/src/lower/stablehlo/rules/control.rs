@@ -36,13 +36,13 @@ impl<'k> Lowerer<'k> {
         if bufs.is_empty() && vars.is_empty() {
             return Ok(());
         }
-        let (lo, hi) = (self.lin_of(lo), self.lin_of(hi));
-        let (lo, hi) = (self.lin_name(&lo), self.lin_name(&hi));
+        let (lo, hi) = (self.int_of(lo), self.int_of(hi));
+        let (lo, hi) = (self.int_name(&lo), self.int_name(&hi));
         let extra = [(lo, ty(DType::I32, &[]))];
         let slots = self.carry(&[key(body)], &bufs);
         let mut cond = |s: &mut Self, a: &[String]| Ok(s.compare("LT", &a[0], &hi, DType::I32, &[]));
         let mut run = |s: &mut Self, a: &[String]| {
-            s.vals.insert(index, Lv::T { name: a[0].clone(), konst: None });
+            s.vals.insert(index, Bound::Tensor { name: a[0].clone(), constant: None });
             s.keyed_block(body, &[body])?;
             let one = s.iconst(1);
             Ok(vec![s.bin("add", &a[0], &one, DType::I32, &[])])
@@ -55,7 +55,7 @@ impl<'k> Lowerer<'k> {
         let bufs = self.writes(&[then_body, else_body]);
         let vars = self.carried(&[then_body, else_body]);
         let c = match self.vals.get(&cond) {
-            Some(Lv::T { konst: Some(k), .. }) => Cond::Static(*k != 0),
+            Some(Bound::Tensor { constant: Some(k), .. }) => Cond::Static(*k != 0),
             _ => Cond::Dyn(self.tensor(cond)),
         };
         // XLA:CPU copies every buffer a conditional passes through, in both branches: an `if`

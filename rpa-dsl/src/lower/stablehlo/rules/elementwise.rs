@@ -4,7 +4,7 @@ use super::super::*;
 
 impl<'k> Lowerer<'k> {
     pub(crate) fn lower_const(&mut self, inst: &'k Inst, dtype: DType, value: Literal) -> R<()> {
-        let (bits, konst) = match value {
+        let (bits, constant) = match value {
             Literal::Int(i) => {
                 let w = dtype.wrap(i);
                 (dtype.int_to_bits(w), Some(w))
@@ -15,13 +15,13 @@ impl<'k> Lowerer<'k> {
             }
         };
         let n = self.splat_bits(dtype, &[], bits);
-        self.bind(inst, n, konst.filter(|_| dtype.is_int() || dtype == DType::Bool));
+        self.bind(inst, n, constant.filter(|_| dtype.is_int() || dtype == DType::Bool));
         Ok(())
     }
 
     pub(crate) fn lower_program_id(&mut self, inst: &'k Inst, axis: usize) -> R<()> {
-        let l = self.grid_idx.get(axis).cloned().unwrap_or(Lin::k(0));
-        let lv = self.lin_value(&l);
+        let l = self.grid_idx.get(axis).cloned().unwrap_or(IntExpr::of(0));
+        let lv = self.int_value(&l);
         if let Some(r) = inst.result {
             self.vals.insert(r, lv);
         }
@@ -36,7 +36,7 @@ impl<'k> Lowerer<'k> {
     }
 
     pub(crate) fn lower_unary(&mut self, inst: &'k Inst, op: UnaryOp, x: ValueId) -> R<()> {
-        let (dt, sh, xn) = (self.vdt(x), self.vshape(x), self.tensor(x));
+        let (dt, sh, xn) = (self.value_dtype(x), self.value_shape(x), self.tensor(x));
         let r = if dt.is_float() {
             let (x, f) = self.upcast(&xn, dt, &sh);
             let y = match op {
@@ -74,11 +74,13 @@ impl<'k> Lowerer<'k> {
     }
 
     pub(crate) fn lower_binary(&mut self, inst: &'k Inst, op: BinaryOp, lhs: ValueId, rhs: ValueId) -> R<()> {
-        let dt = self.vdt(lhs);
+        let dt = self.value_dtype(lhs);
         let sh = self.result_shape(inst);
         let (a, b) = (self.operand(lhs, &sh), self.operand(rhs, &sh));
-        let konst = match (self.vals.get(&lhs), self.vals.get(&rhs)) {
-            (Some(Lv::T { konst: Some(x), .. }), Some(Lv::T { konst: Some(y), .. })) if dt == DType::I32 => {
+        let constant = match (self.vals.get(&lhs), self.vals.get(&rhs)) {
+            (Some(Bound::Tensor { constant: Some(x), .. }), Some(Bound::Tensor { constant: Some(y), .. }))
+                if dt == DType::I32 =>
+            {
                 let (x, y) = (*x as i32, *y as i32);
                 match op {
                     BinaryOp::Add => Some(x.wrapping_add(y) as i64),
@@ -124,22 +126,22 @@ impl<'k> Lowerer<'k> {
                 BinaryOp::Shr if dt.is_unsigned_int() => "shift_right_logical",
                 BinaryOp::Shr => "shift_right_arithmetic",
             };
-            if matches!(op, BinaryOp::Div | BinaryOp::Rem) && self.konst(rhs).is_none_or(|k| k == 0) {
+            if matches!(op, BinaryOp::Div | BinaryOp::Rem) && self.constant_of(rhs).is_none_or(|k| k == 0) {
                 self.check_divisor(&b, dt, &sh, op == BinaryOp::Rem);
             }
             self.bin(name, &a, &b, dt, &sh)
         };
         if let (Some(res), true) = (inst.result, dt.is_int() && sh.is_empty()) {
-            if let Some(u) = self.binary_ub(op, lhs, rhs) {
+            if let Some(u) = self.binary_upper_bound(op, lhs, rhs) {
                 self.upper.insert(res, u);
             }
         }
-        self.bind(inst, r, konst);
+        self.bind(inst, r, constant);
         Ok(())
     }
 
     pub(crate) fn lower_compare(&mut self, inst: &'k Inst, op: CmpOp, lhs: ValueId, rhs: ValueId) -> R<()> {
-        let dt = self.vdt(lhs);
+        let dt = self.value_dtype(lhs);
         let sh = self.result_shape(inst);
         let (a, b) = (self.operand(lhs, &sh), self.operand(rhs, &sh));
         let (a, f) = self.upcast(&a, dt, &sh);
@@ -159,7 +161,7 @@ impl<'k> Lowerer<'k> {
 
     pub(crate) fn lower_select(&mut self, inst: &'k Inst, cond: ValueId, on_true: ValueId, on_false: ValueId) -> R<()> {
         let sh = self.result_shape(inst);
-        let dt = self.vdt(on_true);
+        let dt = self.value_dtype(on_true);
         let c = self.operand(cond, &sh);
         let (a, b) = (self.operand(on_true, &sh), self.operand(on_false, &sh));
         let r = self.select(&c, &a, &b, &sh, dt, &sh);
@@ -168,18 +170,18 @@ impl<'k> Lowerer<'k> {
     }
 
     pub(crate) fn lower_cast(&mut self, inst: &'k Inst, x: ValueId, to: DType) -> R<()> {
-        let (dt, sh, xn) = (self.vdt(x), self.vshape(x), self.tensor(x));
-        let konst = match self.vals.get(&x) {
-            Some(Lv::T { konst: Some(k), .. }) if to.is_int() => Some(to.wrap(*k)),
+        let (dt, sh, xn) = (self.value_dtype(x), self.value_shape(x), self.tensor(x));
+        let constant = match self.vals.get(&x) {
+            Some(Bound::Tensor { constant: Some(k), .. }) if to.is_int() => Some(to.wrap(*k)),
             _ => None,
         };
         let r = self.cast(&xn, dt, to, &sh);
-        self.bind(inst, r, konst);
+        self.bind(inst, r, constant);
         Ok(())
     }
 
     pub(crate) fn lower_bitcast(&mut self, inst: &'k Inst, x: ValueId, to: DType) -> R<()> {
-        let (dt, sh, xn) = (self.vdt(x), self.vshape(x), self.tensor(x));
+        let (dt, sh, xn) = (self.value_dtype(x), self.value_shape(x), self.tensor(x));
         let r = if dt.bits() == to.bits() { self.view_as(&xn, dt, to, &sh) } else { self.repack(&xn, dt, to, &sh) };
         self.bind(inst, r, None);
         Ok(())

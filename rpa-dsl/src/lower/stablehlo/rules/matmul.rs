@@ -11,8 +11,8 @@ impl<'k> Lowerer<'k> {
         transpose_rhs: bool,
         acc: DType,
     ) -> R<()> {
-        let (ld, ls, ln) = (self.vdt(lhs), self.vshape(lhs), self.tensor(lhs));
-        let (rd, rs, rn) = (self.vdt(rhs), self.vshape(rhs), self.tensor(rhs));
+        let (ld, ls, ln) = (self.value_dtype(lhs), self.value_shape(lhs), self.tensor(lhs));
+        let (rd, rs, rn) = (self.value_dtype(rhs), self.value_shape(rhs), self.tensor(rhs));
         let cdt = if acc.is_float() { DType::F32 } else { acc };
         let a = self.convert(&ln, ld, cdt, &ls);
         let b = self.convert(&rn, rd, cdt, &rs);

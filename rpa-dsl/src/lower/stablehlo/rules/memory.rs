@@ -17,7 +17,7 @@ impl<'k> Lowerer<'k> {
             self.err(format!("cannot reshape this view ({:?}) to {shape:?} without copying", r.shape))
         })?;
         if let Some(res) = inst.result {
-            self.vals.insert(res, Lv::R(v));
+            self.vals.insert(res, Bound::Ref(v));
         }
         Ok(())
     }
@@ -26,7 +26,7 @@ impl<'k> Lowerer<'k> {
         let r = self.refval(base)?;
         let v = self.ref_bitcast(&r, to)?;
         if let Some(res) = inst.result {
-            self.vals.insert(res, Lv::R(v));
+            self.vals.insert(res, Bound::Ref(v));
         }
         Ok(())
     }
@@ -67,7 +67,7 @@ impl<'k> Lowerer<'k> {
 
     pub(crate) fn lower_store_strided(&mut self, dst: ValueId, value: ValueId, strides: &[usize]) -> R<()> {
         let r = self.refval(dst)?;
-        let (v, vs) = (self.tensor(value), self.vshape(value));
+        let (v, vs) = (self.tensor(value), self.value_shape(value));
         let sv = strided(&r, strides, &vs);
         self.check_strided(&sv, &r.shape);
         self.write(&sv, &vs, &v, None, &[]);
@@ -77,7 +77,7 @@ impl<'k> Lowerer<'k> {
 
     pub(crate) fn lower_scalar_load(&mut self, inst: &'k Inst, src: ValueId, indices: &[ValueId]) -> R<()> {
         let r = self.refval(src)?;
-        let idx: Vec<Lin> = indices.iter().map(|i| self.lin_of(*i)).collect();
+        let idx: Vec<IntExpr> = indices.iter().map(|i| self.int_of(*i)).collect();
         for (d, i) in idx.iter().enumerate() {
             self.check_index(&r, d, i);
         }
@@ -89,7 +89,7 @@ impl<'k> Lowerer<'k> {
 
     pub(crate) fn lower_scalar_store(&mut self, dst: ValueId, indices: &[ValueId], value: ValueId) -> R<()> {
         let r = self.refval(dst)?;
-        let idx: Vec<Lin> = indices.iter().map(|i| self.lin_of(*i)).collect();
+        let idx: Vec<IntExpr> = indices.iter().map(|i| self.int_of(*i)).collect();
         for (d, i) in idx.iter().enumerate() {
             self.check_index(&r, d, i);
         }

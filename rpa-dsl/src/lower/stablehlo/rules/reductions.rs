@@ -4,7 +4,7 @@ use super::super::*;
 
 impl<'k> Lowerer<'k> {
     pub(crate) fn lower_reduce(&mut self, inst: &'k Inst, op: ReduceOp, x: ValueId, axis: usize) -> R<()> {
-        let (dt, sh, xn) = (self.vdt(x), self.vshape(x), self.tensor(x));
+        let (dt, sh, xn) = (self.value_dtype(x), self.value_shape(x), self.tensor(x));
         let (x, f) = self.upcast(&xn, dt, &sh);
         let (name, init) = match op {
             ReduceOp::Sum => ("add", 0.0),

@@ -10,14 +10,14 @@ impl<'k> Lowerer<'k> {
     }
 
     pub(crate) fn lower_reshape(&mut self, inst: &'k Inst, x: ValueId, shape: &[usize]) -> R<()> {
-        let (dt, sh, xn) = (self.vdt(x), self.vshape(x), self.tensor(x));
+        let (dt, sh, xn) = (self.value_dtype(x), self.value_shape(x), self.tensor(x));
         let r = self.reshape(&xn, dt, &sh, shape);
         self.bind(inst, r, None);
         Ok(())
     }
 
     pub(crate) fn lower_slice(&mut self, inst: &'k Inst, x: ValueId, start: &[usize], shape: &[usize]) -> R<()> {
-        let (dt, sh, xn) = (self.vdt(x), self.vshape(x), self.tensor(x));
+        let (dt, sh, xn) = (self.value_dtype(x), self.value_shape(x), self.tensor(x));
         let limit: Vec<usize> = start.iter().zip(shape).map(|(s, n)| s + n).collect();
         let r = self.emit(format!(
             "\"stablehlo.slice\"({xn}) {{start_indices = array<i64: {}>, limit_indices = array<i64: {}>, \
@@ -33,9 +33,9 @@ impl<'k> Lowerer<'k> {
     }
 
     pub(crate) fn lower_concat(&mut self, inst: &'k Inst, xs: &[ValueId], axis: usize) -> R<()> {
-        let dt = self.vdt(xs[0]);
+        let dt = self.value_dtype(xs[0]);
         let names: Vec<String> = xs.iter().map(|x| self.tensor(*x)).collect();
-        let types: Vec<String> = xs.iter().map(|x| ty(dt, &self.vshape(*x))).collect();
+        let types: Vec<String> = xs.iter().map(|x| ty(dt, &self.value_shape(*x))).collect();
         let sh = self.result_shape(inst);
         let r = if xs.len() == 1 {
             names[0].clone()
