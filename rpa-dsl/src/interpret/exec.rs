@@ -1,14 +1,13 @@
 //! The interpreter rule of every op, and the grid loop.
 
 use super::matmul::{matmul_f32, matmul_i64};
-use super::memory::{
-    is_init, read_bits, row_major_strides, run_positions, write_bits, Addr, Buffer, Footprint, Pack, View,
-};
+use super::memory::{is_init, read_bits, row_major_strides, run_positions, write_bits, Addr, Buffer, Footprint, View};
 use super::value::*;
 use super::{BlockState, Event, EventKind, InterpretOptions, Outcome, Stats};
 use crate::array::Array;
 use crate::dtype::DType;
 use crate::error::KernelError;
+use crate::ir::view::IndexDomain;
 use crate::ir::*;
 use std::rc::Rc;
 
@@ -200,18 +199,11 @@ impl<'k> Machine<'k> {
             start.push(s as usize);
             extent.push(bd.min(shape[d] - s as usize));
         }
-        let hstrides = row_major_strides(&shape);
-        let hview = View {
-            buf: hbm,
-            dtype: self.bufs[hbm].dtype,
-            shape: extent.clone(),
-            strides: hstrides.clone(),
-            offset: start.iter().zip(&hstrides).map(|(&s, &st)| s as isize * st).sum(),
-            pack: Pack::Same,
-        };
-        let vstrides = row_major_strides(&bs.block_shape);
-        let vview =
-            View { buf: vmem, dtype: hview.dtype, shape: extent, strides: vstrides, offset: 0, pack: Pack::Same };
+        let dtype = self.bufs[hbm].dtype;
+        let hview = View::whole(hbm, dtype, &shape, 0);
+        let offset = start.iter().zip(&hview.strides).map(|(&s, &st)| s as i64 * st).sum();
+        let hview = View { shape: extent.clone(), offset, ..hview };
+        let vview = View { shape: extent, ..View::whole(vmem, dtype, &bs.block_shape, 0) };
         let (src, dst) = if copy_in { (hview, vview) } else { (vview, hview) };
         if copy_in {
             let buf = &mut self.bufs[vmem];
@@ -406,115 +398,11 @@ impl<'k> Machine<'k> {
     }
 
     fn index_view(&self, base: &View, indexers: &[Indexer], loc: Loc) -> R<View> {
-        let name = &self.bufs[base.buf].name;
-        let mut v = base.clone();
-        let mut shape = Vec::new();
-        let mut strides = Vec::new();
-        let mut packed_dim = match v.pack {
-            Pack::Narrow { dim, .. } => dim,
-            _ => None,
-        };
-        let mut new_packed = None;
-        for d in 0..base.shape.len() {
-            let ix = indexers.get(d).unwrap_or(&Indexer::Full);
-            let ext = base.shape[d];
-            let is_packed = packed_dim == Some(d);
-            match ix {
-                Indexer::Full => {
-                    if is_packed {
-                        new_packed = Some(shape.len());
-                    }
-                    shape.push(ext);
-                    strides.push(base.strides[d]);
-                }
-                Indexer::At(i) => {
-                    let i = self.int(*i);
-                    if i < 0 || i as usize >= ext {
-                        return Err(self.err(
-                            loc,
-                            "view",
-                            format!("index {i} is out of bounds for dimension {d} (extent {ext}) of `{name}`"),
-                        ));
-                    }
-                    if is_packed {
-                        if let Pack::Narrow { row, .. } = &mut v.pack {
-                            *row += i as usize;
-                        }
-                        packed_dim = None;
-                    } else {
-                        v.offset += i as isize * base.strides[d];
-                    }
-                }
-                Indexer::Slice { start, size } => {
-                    let s = self.int(*start);
-                    let n = match size {
-                        SliceSize::Static(n) => *n as i64,
-                        SliceSize::Dynamic { size, max } => {
-                            let n = self.int(*size);
-                            if n < 0 || n as usize > *max {
-                                return Err(self.err(
-                                    loc,
-                                    "view",
-                                    format!("dynamic slice size {n} of dimension {d} of `{name}` is outside its bound [0, {max}]"),
-                                ));
-                            }
-                            n
-                        }
-                    };
-                    if s < 0 || s + n > ext as i64 {
-                        return Err(self.err(
-                            loc,
-                            "view",
-                            format!(
-                                "slice [{s}, {}) is out of bounds for dimension {d} (extent {ext}) of `{name}`",
-                                s + n
-                            ),
-                        ));
-                    }
-                    if is_packed {
-                        if let Pack::Narrow { row, .. } = &mut v.pack {
-                            *row += s as usize;
-                        }
-                        new_packed = Some(shape.len());
-                    } else {
-                        v.offset += s as isize * base.strides[d];
-                    }
-                    shape.push(n as usize);
-                    strides.push(base.strides[d]);
-                }
-            }
-        }
-        if let Pack::Narrow { dim, .. } = &mut v.pack {
-            *dim = if packed_dim.is_some() { new_packed } else { None };
-        }
-        v.shape = shape;
-        v.strides = strides;
-        Ok(v)
+        base.index(&mut Indexing { machine: self, loc }, indexers)
     }
 
     fn bitcast_view(&self, v: &View, to: DType, loc: Loc) -> R<View> {
-        let from = v.dtype;
-        if from.bits() == to.bits() {
-            return Ok(View { dtype: to, ..v.clone() });
-        }
-        if v.pack != Pack::Same {
-            return Err(self.err(loc, "ref_bitcast", "interpret mode supports one width-changing bitcast per view"));
-        }
-        let rank = v.shape.len();
-        let d = rank - 2;
-        let mut out = v.clone();
-        out.dtype = to;
-        if to.bits() > from.bits() {
-            let k = to.bits() / from.bits();
-            out.shape[d] = v.shape[d] / k;
-            out.strides[d] = v.strides[d] * k as isize;
-            out.pack = Pack::Wide { k, step: v.strides[d], narrow: from };
-        } else {
-            let k = from.bits() / to.bits();
-            out.shape[d] = v.shape[d] * k;
-            out.pack = Pack::Narrow { k, dim: Some(d), row: 0, row_stride: v.strides[d] };
-        }
-        Ok(out)
+        v.bitcast(to, 0).map_err(|m| self.err(loc, "ref_bitcast", m))
     }
 
     fn in_bounds(&self, v: &View) -> bool {
@@ -755,10 +643,63 @@ fn unflatten(mut i: usize, dims: &[usize]) -> Vec<i64> {
 }
 
 fn strided_view(v: &View, strides: &[usize], shape: &[usize]) -> View {
-    View {
-        shape: shape.to_vec(),
-        strides: v.strides.iter().zip(strides).map(|(&s, &k)| s * k as isize).collect(),
-        ..v.clone()
+    v.strided(strides, shape)
+}
+
+/// Interpret mode's index domain: concrete integers, out-of-bounds indices are errors at `loc`.
+struct Indexing<'m, 'k> {
+    machine: &'m Machine<'k>,
+    loc: Loc,
+}
+
+impl Indexing<'_, '_> {
+    fn err(&self, msg: String) -> KernelError {
+        self.machine.err(self.loc, "view", msg)
+    }
+}
+
+impl IndexDomain for Indexing<'_, '_> {
+    type Int = i64;
+    type Error = KernelError;
+    const CONCRETE: bool = true;
+
+    fn constant(&mut self, v: i64) -> i64 {
+        v
+    }
+
+    fn known(&self, x: &i64) -> Option<i64> {
+        Some(*x)
+    }
+
+    fn add(&mut self, a: &i64, b: &i64, scale: i64) -> i64 {
+        a + b * scale
+    }
+
+    fn scalar(&mut self, v: ValueId) -> i64 {
+        self.machine.int(v)
+    }
+
+    fn check_index(&mut self, view: &View, d: usize, &i: &i64) -> R<()> {
+        let (ext, name) = (view.shape[d], &self.machine.bufs[view.buf].name);
+        if i < 0 || i as usize >= ext {
+            return Err(self.err(format!("index {i} is out of bounds for dimension {d} (extent {ext}) of `{name}`")));
+        }
+        Ok(())
+    }
+
+    fn check_slice(&mut self, view: &View, d: usize, &s: &i64, &n: &i64, max: Option<usize>) -> R<()> {
+        let (ext, name) = (view.shape[d], &self.machine.bufs[view.buf].name);
+        if let Some(max) = max.filter(|&max| n < 0 || n as usize > max) {
+            let msg = format!("dynamic slice size {n} of dimension {d} of `{name}` is outside its bound [0, {max}]");
+            return Err(self.err(msg));
+        }
+        if s < 0 || s + n > ext as i64 {
+            let end = s + n;
+            return Err(
+                self.err(format!("slice [{s}, {end}) is out of bounds for dimension {d} (extent {ext}) of `{name}`"))
+            );
+        }
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ pub(crate) struct Buffer {
 }
 
 impl Buffer {
-    pub fn poisoned(name: &str, space: MemSpace, dtype: DType, shape: &[usize]) -> Buffer {
+    pub(crate) fn poisoned(name: &str, space: MemSpace, dtype: DType, shape: &[usize]) -> Buffer {
         let n: usize = shape.iter().product();
         Buffer {
             name: name.to_string(),
@@ -30,75 +30,40 @@ impl Buffer {
         }
     }
 
-    pub fn from_bits(name: &str, space: MemSpace, dtype: DType, shape: &[usize], bits: Vec<u32>) -> Buffer {
+    pub(crate) fn from_bits(name: &str, space: MemSpace, dtype: DType, shape: &[usize], bits: Vec<u32>) -> Buffer {
         let n = bits.len();
         Buffer { name: name.to_string(), space, dtype, shape: shape.to_vec(), bits, init: vec![true; n] }
     }
 
     /// The view of the whole buffer.
-    pub fn full_view(&self, id: usize) -> View {
-        View {
-            buf: id,
-            dtype: self.dtype,
-            shape: self.shape.clone(),
-            strides: row_major_strides(&self.shape),
-            offset: 0,
-            pack: Pack::Same,
-        }
+    pub(crate) fn full_view(&self, id: usize) -> View {
+        View::whole(id, self.dtype, &self.shape, 0)
     }
 }
 
-pub(crate) fn row_major_strides(shape: &[usize]) -> Vec<isize> {
-    let mut strides = vec![1isize; shape.len()];
-    for d in (0..shape.len().saturating_sub(1)).rev() {
-        strides[d] = strides[d + 1] * shape[d + 1] as isize;
-    }
-    strides
-}
+pub(crate) use crate::ir::view::row_major as row_major_strides;
 
+/// A ref at run time: a strided window of a buffer, seen with some dtype (the shared view algebra
+/// in the concrete domain, where every extent is static).
+pub(crate) type View = crate::ir::view::View<i64>;
 /// How one element of a view maps onto the base buffer's elements.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Pack {
-    /// One base element of the same width.
-    Same,
-    /// `k` narrow base elements `pos, pos + step, …`; element `j` holds bits `[j·w, (j+1)·w)`.
-    Wide { k: usize, step: isize, narrow: DType },
-    /// Part `r % k` of base element `r / k` along the packed dimension `dim` (`None` once indexed,
-    /// then `row` is the fixed row); `row_stride` is the base stride of that dimension.
-    Narrow { k: usize, dim: Option<usize>, row: usize, row_stride: isize },
-}
-
-/// A ref at run time: a strided window of a buffer, seen with some dtype.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct View {
-    pub buf: usize,
-    pub dtype: DType,
-    pub shape: Vec<usize>,
-    /// Strides in base elements (for `Narrow`, the packed dimension's entry is unused).
-    pub strides: Vec<isize>,
-    pub offset: isize,
-    pub pack: Pack,
-}
+pub(crate) type Pack = crate::ir::view::Pack<i64>;
 
 /// Where one view element lives.
 #[derive(Clone, Copy)]
 pub(crate) enum Addr {
     One(usize),
-    Wide { pos: usize, k: usize, step: isize, narrow: DType },
+    Wide { pos: usize, k: usize, step: i64, narrow: DType },
     Part { pos: usize, part: usize },
 }
 
 impl View {
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.len() * self.dtype.bytes()
     }
 
     /// The address of the element at multi-index `idx`.
-    pub fn addr(&self, idx: &[usize]) -> Addr {
+    pub(crate) fn addr(&self, idx: &[usize]) -> Addr {
         let mut pos = self.offset;
         for (d, (&i, &s)) in idx.iter().zip(&self.strides).enumerate() {
             if let Pack::Narrow { dim: Some(pd), .. } = self.pack {
@@ -106,20 +71,20 @@ impl View {
                     continue;
                 }
             }
-            pos += i as isize * s;
+            pos += i as i64 * s;
         }
         match self.pack {
             Pack::Same => Addr::One(pos as usize),
             Pack::Wide { k, step, narrow } => Addr::Wide { pos: pos as usize, k, step, narrow },
             Pack::Narrow { k, dim, row, row_stride } => {
-                let r = row + dim.map_or(0, |d| idx[d]);
-                Addr::Part { pos: (pos + (r / k) as isize * row_stride) as usize, part: r % k }
+                let r = row as usize + dim.map_or(0, |d| idx[d]);
+                Addr::Part { pos: (pos + (r / k) as i64 * row_stride) as usize, part: r % k }
             }
         }
     }
 
     /// Calls `f(flat_index, addr)` for every element in row-major order.
-    pub fn for_each(&self, mut f: impl FnMut(usize, Addr)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, Addr)) {
         let n = self.len();
         if n == 0 {
             return;
@@ -139,7 +104,7 @@ impl View {
                     if idx[d] < self.shape[d] {
                         break;
                     }
-                    pos -= self.strides[d] * self.shape[d] as isize;
+                    pos -= self.strides[d] * self.shape[d] as i64;
                     idx[d] = 0;
                 }
             }
@@ -164,17 +129,17 @@ impl View {
     /// row-major order: view elements `flat..flat + len` are base elements `pos + j·stride`.
     /// Unit dims are dropped and dims contiguous with their inner neighbour merged, so a contiguous
     /// view is one run.
-    pub fn runs(&self, mut f: impl FnMut(usize, usize, usize, isize)) {
+    pub(crate) fn runs(&self, mut f: impl FnMut(usize, usize, usize, i64)) {
         debug_assert_eq!(self.pack, Pack::Same);
         let n = self.len();
         if n == 0 {
             return;
         }
-        let mut dims: Vec<(usize, isize)> = Vec::with_capacity(self.shape.len());
+        let mut dims: Vec<(usize, i64)> = Vec::with_capacity(self.shape.len());
         for (&e, &s) in self.shape.iter().zip(&self.strides) {
             match dims.last_mut() {
                 _ if e == 1 => {}
-                Some(last) if last.1 == s * e as isize => *last = (last.0 * e, s),
+                Some(last) if last.1 == s * e as i64 => *last = (last.0 * e, s),
                 _ => dims.push((e, s)),
             }
         }
@@ -191,15 +156,15 @@ impl View {
                 if idx[d] < dims[d].0 {
                     break;
                 }
-                pos -= dims[d].1 * dims[d].0 as isize;
+                pos -= dims[d].1 * dims[d].0 as i64;
                 idx[d] = 0;
             }
         }
     }
 
     /// The smallest and largest base element this view touches (for bounds and overlap checks).
-    pub fn span(&self) -> Option<(isize, isize)> {
-        if self.len() == 0 {
+    pub(crate) fn span(&self) -> Option<(i64, i64)> {
+        if self.is_empty() {
             return None;
         }
         let (mut lo, mut hi) = (self.offset, self.offset);
@@ -209,7 +174,7 @@ impl View {
                     continue;
                 }
             }
-            let ext = (n as isize - 1) * s;
+            let ext = (n as i64 - 1) * s;
             if ext >= 0 {
                 hi += ext
             } else {
@@ -219,7 +184,7 @@ impl View {
         match self.pack {
             Pack::Same => {}
             Pack::Wide { k, step, .. } => {
-                let ext = (k as isize - 1) * step;
+                let ext = (k as i64 - 1) * step;
                 if ext >= 0 {
                     hi += ext
                 } else {
@@ -227,71 +192,29 @@ impl View {
                 }
             }
             Pack::Narrow { k, dim, row, row_stride, .. } => {
+                let (row, k) = (row as usize, k);
                 let first = row / k;
                 let last = (row + dim.map_or(1, |d| self.shape[d]) - 1) / k;
-                lo += first as isize * row_stride;
-                hi += last as isize * row_stride;
+                lo += first as i64 * row_stride;
+                hi += last as i64 * row_stride;
             }
         }
         Some((lo, hi))
-    }
-
-    /// Reinterprets the view with a reshaped (static) shape, if its strides allow it without a copy.
-    pub fn reshape(&self, shape: &[usize]) -> Option<View> {
-        if matches!(self.pack, Pack::Narrow { .. }) {
-            return None;
-        }
-        // Drop unit dims, then split/merge the remaining ones (numpy's no-copy reshape).
-        let old: Vec<(usize, isize)> =
-            self.shape.iter().copied().zip(self.strides.iter().copied()).filter(|&(n, _)| n != 1).collect();
-        let mut new_strides = vec![0isize; shape.len()];
-        let (mut oi, mut ni) = (0usize, 0usize);
-        let new_nz: Vec<usize> = (0..shape.len()).filter(|&i| shape[i] != 1).collect();
-        while oi < old.len() && ni < new_nz.len() {
-            let (mut op, mut np) = (old[oi].0, shape[new_nz[ni]]);
-            let (oj0, nj0) = (oi, ni);
-            while op != np {
-                if op < np {
-                    oi += 1;
-                    op *= old.get(oi)?.0;
-                } else {
-                    ni += 1;
-                    np *= shape[*new_nz.get(ni)?];
-                }
-            }
-            // The old dims oj0..=oi must be mergeable (contiguous relative to each other).
-            for k in oj0..oi {
-                if old[k].1 != old[k + 1].1 * old[k + 1].0 as isize {
-                    return None;
-                }
-            }
-            let mut stride = old[oi].1;
-            for k in (nj0..=ni).rev() {
-                new_strides[new_nz[k]] = stride;
-                stride *= shape[new_nz[k]] as isize;
-            }
-            oi += 1;
-            ni += 1;
-        }
-        if oi != old.len() || ni != new_nz.len() {
-            return None;
-        }
-        Some(View { shape: shape.to_vec(), strides: new_strides, ..self.clone() })
     }
 }
 
 /// The base positions of a run `(pos, len, stride)` of [`View::runs`].
 #[inline]
-pub(crate) fn run_positions(pos: usize, len: usize, stride: isize) -> impl Iterator<Item = usize> {
-    (0..len).map(move |j| (pos as isize + j as isize * stride) as usize)
+pub(crate) fn run_positions(pos: usize, len: usize, stride: i64) -> impl Iterator<Item = usize> {
+    (0..len).map(move |j| (pos as i64 + j as i64 * stride) as usize)
 }
 
 impl Buffer {
     /// A view's elements as vector data (row-major), and whether any of them has been written
     /// (`true` for an empty view).
-    pub fn load(&self, v: &View) -> (Data, bool) {
+    pub(crate) fn load(&self, v: &View) -> (Data, bool) {
         let dtype = v.dtype;
-        let mut any_init = v.len() == 0;
+        let mut any_init = v.is_empty();
         let data = match dtype {
             DType::F32 => Data::F(self.gather(v, &mut any_init, f32::from_bits)),
             _ if dtype.is_float() => Data::F(self.gather(v, &mut any_init, |b| dtype.float_from_bits(b) as f32)),
@@ -325,7 +248,7 @@ impl Buffer {
     }
 
     /// Stores vector data into a view (where `mask` is non-zero), marking the elements written.
-    pub fn store(&mut self, v: &View, d: &Data, mask: Option<&[i64]>) {
+    pub(crate) fn store(&mut self, v: &View, d: &Data, mask: Option<&[i64]>) {
         let dtype = v.dtype;
         match d {
             Data::F(x) if dtype == DType::F32 => self.scatter(v, x, mask, f32::to_bits),
@@ -363,7 +286,7 @@ impl Buffer {
     }
 
     /// Reads a view's elements (bits and initialisation) in row-major order.
-    pub fn snapshot(&self, v: &View) -> (Vec<u32>, Vec<bool>) {
+    pub(crate) fn snapshot(&self, v: &View) -> (Vec<u32>, Vec<bool>) {
         let mut bits = Vec::with_capacity(v.len());
         let mut init = Vec::with_capacity(v.len());
         if v.pack == Pack::Same {
@@ -388,7 +311,7 @@ impl Buffer {
     }
 
     /// Writes elements into a view, keeping their initialisation state (a landing DMA or copy).
-    pub fn land(&mut self, v: &View, bits: &[u32], init: &[bool]) {
+    pub(crate) fn land(&mut self, v: &View, bits: &[u32], init: &[bool]) {
         let (b, ini) = (&mut self.bits, &mut self.init);
         if v.pack == Pack::Same {
             v.runs(|i, p, len, s| {
@@ -411,7 +334,7 @@ impl Buffer {
                     Addr::One(p) | Addr::Part { pos: p, .. } => ini[p] = false,
                     Addr::Wide { pos, k, step, .. } => {
                         for j in 0..k {
-                            ini[(pos as isize + j as isize * step) as usize] = false;
+                            ini[(pos as i64 + j as i64 * step) as usize] = false;
                         }
                     }
                 }
@@ -430,7 +353,7 @@ pub(crate) fn read_bits(bits: &[u32], addr: Addr, dtype: DType) -> u32 {
             let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
             let mut out = 0u32;
             for j in 0..k {
-                out |= (bits[(pos as isize + j as isize * step) as usize] & mask) << (j * w);
+                out |= (bits[(pos as i64 + j as i64 * step) as usize] & mask) << (j * w);
             }
             out
         }
@@ -454,7 +377,7 @@ pub(crate) fn write_bits(bits: &mut [u32], init: &mut [bool], addr: Addr, dtype:
             let w = narrow.bits();
             let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
             for j in 0..k {
-                let p = (pos as isize + j as isize * step) as usize;
+                let p = (pos as i64 + j as i64 * step) as usize;
                 bits[p] = (value >> (j * w)) & mask;
                 init[p] = true;
             }
@@ -473,7 +396,7 @@ pub(crate) fn write_bits(bits: &mut [u32], init: &mut [bool], addr: Addr, dtype:
 pub(crate) fn is_init(init: &[bool], addr: Addr) -> bool {
     match addr {
         Addr::One(p) | Addr::Part { pos: p, .. } => init[p],
-        Addr::Wide { pos, k, step, .. } => (0..k).all(|j| init[(pos as isize + j as isize * step) as usize]),
+        Addr::Wide { pos, k, step, .. } => (0..k).all(|j| init[(pos as i64 + j as i64 * step) as usize]),
     }
 }
 
@@ -482,12 +405,12 @@ pub(crate) fn is_init(init: &[bool], addr: Addr) -> bool {
 /// interleave (e.g. different tokens of the same heads).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Footprint {
-    pub span: Option<(isize, isize)>,
-    pub runs: Vec<(isize, isize)>,
+    pub span: Option<(i64, i64)>,
+    pub runs: Vec<(i64, i64)>,
 }
 
 impl Footprint {
-    pub fn of(v: &View) -> Footprint {
+    pub(crate) fn of(v: &View) -> Footprint {
         let span = v.span();
         let Some(sp) = span else { return Footprint::default() };
         if v.pack != Pack::Same || v.strides.iter().any(|&s| s < 0) {
@@ -495,12 +418,12 @@ impl Footprint {
         }
         // The longest suffix of dims that is contiguous forms one run.
         let rank = v.shape.len();
-        let mut run_len = 1isize;
+        let mut run_len = 1i64;
         let mut split = rank;
         while split > 0 {
             let d = split - 1;
             if v.shape[d] == 1 || v.strides[d] == run_len {
-                run_len *= v.shape[d] as isize;
+                run_len *= v.shape[d] as i64;
                 split -= 1;
             } else {
                 break;
@@ -510,7 +433,7 @@ impl Footprint {
         let mut runs = Vec::with_capacity(outer);
         let mut idx = vec![0usize; split];
         for _ in 0..outer {
-            let start: isize = v.offset + idx.iter().zip(&v.strides).map(|(&i, &s)| i as isize * s).sum::<isize>();
+            let start: i64 = v.offset + idx.iter().zip(&v.strides).map(|(&i, &s)| i as i64 * s).sum::<i64>();
             runs.push((start, start + run_len - 1));
             let mut d = split;
             while d > 0 {
@@ -523,7 +446,7 @@ impl Footprint {
             }
         }
         runs.sort_unstable();
-        let mut merged: Vec<(isize, isize)> = Vec::with_capacity(runs.len());
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(runs.len());
         for r in runs {
             match merged.last_mut() {
                 Some(last) if r.0 <= last.1 + 1 => last.1 = last.1.max(r.1),
@@ -534,7 +457,7 @@ impl Footprint {
     }
 
     /// Whether the two footprints share an element.
-    pub fn overlaps(&self, other: &Footprint) -> bool {
+    pub(crate) fn overlaps(&self, other: &Footprint) -> bool {
         let (Some(a), Some(b)) = (self.span, other.span) else { return false };
         if a.1 < b.0 || b.1 < a.0 {
             return false;

@@ -52,22 +52,27 @@ fn random_view(r: &mut Rng, base: usize) -> View {
             continue;
         }
         let strides = row_major_strides(&full);
-        let mut v = View { buf: 0, dtype: DType::F32, shape: vec![], strides: vec![], offset: 0, pack: Pack::Same };
+        let mut v =
+            View { shape: vec![], strides: vec![], sizes: vec![], fits: vec![], ..View::whole(0, DType::F32, &[], 0) };
         for d in 0..rank {
             let start = r.below(full[d]);
             match r.below(4) {
                 // Index the dim away.
-                0 => v.offset += start as isize * strides[d],
+                0 => v.offset += start as i64 * strides[d],
                 // Every `step`th element from `start`.
                 1 => {
                     let step = 1 + r.below(2);
-                    v.offset += start as isize * strides[d];
+                    v.offset += start as i64 * strides[d];
                     v.shape.push((full[d] - start).div_ceil(step));
-                    v.strides.push(strides[d] * step as isize);
+                    v.sizes.push(None);
+                    v.fits.push(true);
+                    v.strides.push(strides[d] * step as i64);
                 }
                 _ => {
-                    v.offset += start as isize * strides[d];
+                    v.offset += start as i64 * strides[d];
                     v.shape.push(full[d] - start);
+                    v.sizes.push(None);
+                    v.fits.push(true);
                     v.strides.push(strides[d]);
                 }
             }
@@ -96,7 +101,7 @@ fn runs_visit_the_elements_of_for_each_in_order() {
         let mut got = Vec::new();
         v.runs(|flat, p, len, s| {
             assert_eq!(flat, got.len());
-            got.extend((0..len).map(|j| (p as isize + j as isize * s) as usize));
+            got.extend((0..len).map(|j| (p as i64 + j as i64 * s) as usize));
         });
         assert_eq!(got, positions_by_for_each(&v), "{v:?}");
     }
@@ -121,15 +126,9 @@ fn views_of_every_packing(r: &mut Rng) -> Vec<View> {
     let mut out: Vec<View> = (0..50).map(|_| random_view(r, 1000)).collect();
     for _ in 0..20 {
         let (rows, cols) = (2 * (1 + r.below(4)), 1 + r.below(6));
-        let off = r.below(100) as isize;
-        let base = View {
-            buf: 0,
-            dtype: DType::F32,
-            shape: vec![rows, cols],
-            strides: vec![cols as isize + 1, 1],
-            offset: off,
-            pack: Pack::Same,
-        };
+        let off = r.below(100) as i64;
+        let base =
+            View { strides: vec![cols as i64 + 1, 1], offset: off, ..View::whole(0, DType::F32, &[rows, cols], 0) };
         let step = base.strides[0];
         out.push(View {
             shape: vec![rows / 2, cols],
@@ -192,7 +191,7 @@ fn load_store_snapshot_land_match_the_element_at_a_time_definitions() {
                     match a {
                         Addr::One(p) | Addr::Part { pos: p, .. } => want.init[p] = false,
                         Addr::Wide { pos, k, step, .. } => {
-                            (0..k).for_each(|j| want.init[(pos as isize + j as isize * step) as usize] = false)
+                            (0..k).for_each(|j| want.init[(pos as i64 + j as i64 * step) as usize] = false)
                         }
                     }
                 }

@@ -5,6 +5,7 @@
 mod ops;
 pub mod printer;
 pub mod verify;
+pub mod view;
 
 pub use ops::*;
 

@@ -20,7 +20,7 @@ impl Lowerer<'_> {
                 all.extend((0..rank).map(|d| (r.strides[d], w[d])));
                 logical.extend_from_slice(w);
             }
-            Pack::Wide { k, step } if rank >= 2 => {
+            Pack::Wide { k, step, .. } if rank >= 2 => {
                 for (d, &n) in w.iter().enumerate() {
                     all.push((r.strides[d], n));
                     logical.push(n);

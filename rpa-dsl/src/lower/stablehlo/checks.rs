@@ -373,8 +373,8 @@ impl Lowerer<'_> {
 
     /// The runtime extent of dim `d` of `r`.
     fn extent(&mut self, r: &RefVal, d: usize) -> String {
-        match &r.sizes[d] {
-            Some(s) => s.clone(),
+        match r.sizes[d].clone() {
+            Some(s) => self.int_name(&s),
             None => self.iconst(r.shape[d] as i64),
         }
     }

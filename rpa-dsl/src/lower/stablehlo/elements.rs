@@ -38,7 +38,7 @@ impl Lowerer<'_> {
                 let e = self.elem_get(r.buf, &pos, at);
                 self.view_as(&e, bdt, r.dtype, &[])
             }
-            Pack::Wide { k, step } => {
+            Pack::Wide { k, step, .. } => {
                 let parts: Vec<String> = (0..k)
                     .map(|j| {
                         let p = self.shift_pos(&pos, j as i64 * step, &[]);
@@ -62,7 +62,7 @@ impl Lowerer<'_> {
                 let e = self.view_as(val, r.dtype, bdt, &[]);
                 self.elem_set(r.buf, &pos, at, &e);
             }
-            Pack::Wide { k, step } => {
+            Pack::Wide { k, step, .. } => {
                 let parts = self.unpack_wide(val, r.dtype, bdt, k, &[]);
                 for (j, e) in parts.iter().enumerate() {
                     let p = self.shift_pos(&pos, j as i64 * step, &[]);

@@ -354,18 +354,15 @@ impl Lowerer<'_> {
                 let zero = self.iconst(0);
                 size = self.select(p, &size, &zero, &[], DType::I32, &[]);
             }
-            sizes.push(Some(size));
+            sizes.push(Some(IntExpr::dynamic(size)));
         }
         let href = RefVal {
-            buf: hbm,
-            dtype: dt,
             shape: block.clone(),
             sizes: sizes.clone(),
             fits: vec![false; block.len()],
             strides: hstrides,
             offset,
-            pack: Pack::Same,
-            canon: true,
+            ..full_ref(hbm, dt, &array)
         };
         let vref = RefVal { sizes, ..full_ref(vmem, dt, &block) };
         if copy_in {

@@ -44,6 +44,7 @@
 
 use crate::dtype::DType;
 use crate::error::KernelError;
+use crate::ir::view::{IndexDomain, View};
 use crate::ir::*;
 use crate::lower::mosaic::sanitize;
 pub use checks::CheckTable;
@@ -184,45 +185,11 @@ impl IntExpr {
     }
 }
 
-/// How view elements map onto buffer elements (as `interpret::memory::Pack`).
-#[derive(Clone, Debug)]
-enum Pack {
-    Same,
-    /// `k` narrow buffer elements `pos, pos + step, …`; element `j` holds bits `[j·w, (j+1)·w)`.
-    Wide {
-        k: usize,
-        step: i64,
-    },
-    /// Part `r % k` of buffer element `r / k` along dimension `dim` (`None` once indexed; then
-    /// `row` is the fixed row).
-    Narrow {
-        k: usize,
-        dim: Option<usize>,
-        row: IntExpr,
-        row_stride: i64,
-    },
-}
-
-/// A ref at lowering time.
-#[derive(Clone, Debug)]
-struct RefVal {
-    buf: usize,
-    dtype: DType,
-    /// Static (maximum) extents.
-    shape: Vec<usize>,
-    /// The runtime extent (an i32 scalar) of each dynamic dimension.
-    sizes: Vec<Option<String>>,
-    /// Whether the dimension's maximum extent is known to stay inside the buffer from its start
-    /// (always for static extents; for a dynamic slice with a static start that fits).
-    fits: Vec<bool>,
-    /// Strides in buffer elements (for `Narrow`, the packed dimension's entry is unused).
-    strides: Vec<i64>,
-    offset: IntExpr,
-    pack: Pack,
-    /// Built from the whole buffer by indexing and slicing only: each dim is a window of one dim of
-    /// the buffer's canonical shape (so the offset's digits in that shape are the window's starts).
-    canon: bool,
-}
+/// A ref at lowering time: the shared view algebra ([`crate::ir::view`]) over symbolic i32
+/// quantities (dynamic extents are SSA scalars).
+type RefVal = View<IntExpr>;
+/// How view elements map onto buffer elements.
+type Pack = crate::ir::view::Pack<IntExpr>;
 
 #[derive(Clone, Debug)]
 struct SemVal {
@@ -609,27 +576,10 @@ fn key(b: &Block) -> usize {
 }
 
 fn full_ref(buf: usize, dtype: DType, shape: &[usize]) -> RefVal {
-    RefVal {
-        buf,
-        dtype,
-        shape: shape.to_vec(),
-        sizes: vec![None; shape.len()],
-        fits: vec![true; shape.len()],
-        strides: row_major(shape),
-        offset: IntExpr::of(0),
-        pack: Pack::Same,
-        canon: true,
-    }
+    View::whole(buf, dtype, shape, IntExpr::of(0))
 }
 
 /// Element `i` of the result is element `i · strides` of `r`.
 fn strided(r: &RefVal, strides: &[usize], shape: &[usize]) -> RefVal {
-    RefVal {
-        shape: shape.to_vec(),
-        sizes: vec![None; shape.len()],
-        fits: vec![true; shape.len()],
-        strides: r.strides.iter().zip(strides).map(|(&s, &k)| s * k as i64).collect(),
-        canon: false,
-        ..r.clone()
-    }
+    r.strided(strides, shape)
 }

@@ -67,7 +67,7 @@ impl Lowerer<'_> {
             terms.push(o);
         }
         let mut part = None;
-        if let Pack::Narrow { k, dim, row, row_stride } = &r.pack {
+        if let Pack::Narrow { k, dim, row, row_stride, .. } = &r.pack {
             let (k, rs) = (*k as i64, *row_stride);
             let c = dim.and_then(|d| coord(self, d));
             match (c, row.is_static()) {
@@ -242,7 +242,7 @@ impl Lowerer<'_> {
                 let g = self.gather_rows(&buf, bdt, len, &pos, outer, c);
                 self.view_as(&g, bdt, r.dtype, &rows)
             }
-            Pack::Wide { k, step } => {
+            Pack::Wide { k, step, .. } => {
                 let parts: Vec<String> = (0..k)
                     .map(|j| {
                         let p = self.shift_pos(&pos, j as i64 * step, outer);
@@ -383,7 +383,7 @@ impl Lowerer<'_> {
                 let pos = self.masked_pos(&pos, row_mask.as_deref(), len, &outer);
                 self.scatter_rows(&buf, bdt, len, &pos, &v, &outer, c, None)
             }
-            Pack::Wide { k, step } => {
+            Pack::Wide { k, step, .. } => {
                 let parts = self.unpack_wide(&val, r.dtype, bdt, k, &rows);
                 let mut cur = buf;
                 for (j, e) in parts.iter().enumerate() {
@@ -429,7 +429,8 @@ impl Lowerer<'_> {
                 }
                 (Some(s), Some(_)) => {
                     w.push(src.shape[d].min(dst.shape[d]));
-                    Some(s.clone())
+                    let s = s.clone();
+                    Some(self.int_name(&s))
                 }
             };
             let factor = match &size {
@@ -495,10 +496,7 @@ impl Lowerer<'_> {
     pub(super) fn ref_bytes(&mut self, r: &RefVal) -> IntExpr {
         let mut count = IntExpr::of(r.dtype.bytes() as i64);
         for d in 0..r.shape.len() {
-            let factor = match r.sizes[d].clone() {
-                None => IntExpr::of(r.shape[d] as i64),
-                Some(s) => IntExpr::dynamic(s),
-            };
+            let factor = r.sizes[d].clone().unwrap_or(IntExpr::of(r.shape[d] as i64));
             count = self.int_mul(&count, &factor);
         }
         count

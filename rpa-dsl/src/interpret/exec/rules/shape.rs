@@ -23,14 +23,9 @@ impl<'k> Machine<'k> {
     pub(crate) fn exec_slice(&mut self, inst: &'k Inst, x: ValueId, start: &[usize], shape: &[usize]) -> R<()> {
         let xv = self.vv(x);
         let (d, sh) = (&xv.data, &xv.shape);
-        let view = View {
-            buf: 0,
-            dtype: DType::F32,
-            shape: shape.to_vec(),
-            strides: row_major_strides(sh),
-            offset: start.iter().zip(row_major_strides(sh)).map(|(&s, st)| s as isize * st).sum(),
-            pack: Pack::Same,
-        };
+        let whole = View::whole(0, DType::F32, sh, 0);
+        let offset = start.iter().zip(&whole.strides).map(|(&s, &st)| s as i64 * st).sum();
+        let view = View { shape: shape.to_vec(), offset, ..whole };
         let data = gather(d, &view);
         self.set(inst, Val::V(Rc::new(VecVal { shape: shape.to_vec(), data })));
         Ok(())

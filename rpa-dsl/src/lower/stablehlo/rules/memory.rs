@@ -13,7 +13,7 @@ impl<'k> Lowerer<'k> {
 
     pub(crate) fn lower_ref_reshape(&mut self, inst: &'k Inst, base: ValueId, shape: &[usize]) -> R<()> {
         let r = self.refval(base)?;
-        let v = self.ref_reshape(&r, shape).ok_or_else(|| {
+        let v = r.reshape(shape).ok_or_else(|| {
             self.err(format!("cannot reshape this view ({:?}) to {shape:?} without copying", r.shape))
         })?;
         if let Some(res) = inst.result {
