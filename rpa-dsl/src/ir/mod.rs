@@ -305,4 +305,23 @@ impl Block {
             }
         }
     }
+
+    /// The variables `blocks` (the regions of one op) assign that are declared outside them: what
+    /// the op carries from one iteration or branch to what follows.
+    pub fn carried_vars(blocks: &[&Block]) -> Vec<VarId> {
+        let mut written = std::collections::BTreeSet::new();
+        let mut declared = std::collections::BTreeSet::new();
+        for b in blocks {
+            b.walk(&mut |i| match &i.op {
+                Op::VarSet { var, .. } => {
+                    written.insert(*var);
+                }
+                Op::VarDecl { var, .. } => {
+                    declared.insert(*var);
+                }
+                _ => {}
+            });
+        }
+        written.difference(&declared).copied().collect()
+    }
 }

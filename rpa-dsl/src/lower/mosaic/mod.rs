@@ -7,7 +7,7 @@
 use crate::dtype::DType;
 use crate::error::KernelError;
 use crate::ir::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 /// The Mosaic dialect version our text targets (`stable_mosaic.version`).
@@ -226,20 +226,7 @@ impl<'k> Emitter<'k> {
 
     /// Vars written inside `blocks` that were declared outside them.
     fn carried(&self, blocks: &[&'k Block]) -> Vec<VarId> {
-        let mut written = BTreeSet::new();
-        let mut declared = BTreeSet::new();
-        for b in blocks {
-            b.walk(&mut |i| match &i.op {
-                Op::VarSet { var, .. } => {
-                    written.insert(*var);
-                }
-                Op::VarDecl { var, .. } => {
-                    declared.insert(*var);
-                }
-                _ => {}
-            });
-        }
-        written.difference(&declared).copied().filter(|v| self.vars.contains_key(v)).collect()
+        Block::carried_vars(blocks).into_iter().filter(|v| self.vars.contains_key(v)).collect()
     }
 
     fn var_type(&self, v: VarId) -> String {

@@ -26,20 +26,7 @@ impl<'k> Lowerer<'k> {
 
     /// Vars written inside `blocks` that were declared outside them.
     pub(super) fn carried(&self, blocks: &[&Block]) -> Vec<VarId> {
-        let mut written = BTreeSet::new();
-        let mut declared = BTreeSet::new();
-        for b in blocks {
-            b.walk(&mut |i| match &i.op {
-                Op::VarSet { var, .. } => {
-                    written.insert(*var);
-                }
-                Op::VarDecl { var, .. } => {
-                    declared.insert(*var);
-                }
-                _ => {}
-            });
-        }
-        written.difference(&declared).copied().filter(|v| self.vars.contains_key(v)).collect()
+        Block::carried_vars(blocks).into_iter().filter(|v| self.vars.contains_key(v)).collect()
     }
 
     /// What a region (by `keys`) that writes `bufs` carries: whole buffers, and of tiled buffers
