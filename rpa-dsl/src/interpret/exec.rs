@@ -7,6 +7,7 @@ use super::{BlockState, Event, EventKind, InterpretOptions, Outcome, Stats};
 use crate::array::Array;
 use crate::dtype::DType;
 use crate::error::KernelError;
+use crate::ir::schedule::{self, Cond, GridDriver};
 use crate::ir::view::IndexDomain;
 use crate::ir::*;
 use std::rc::Rc;
@@ -102,76 +103,32 @@ impl<'k> Machine<'k> {
     }
 
     pub fn run_grid(&mut self) -> R<()> {
-        let grid: Vec<usize> = self.k.grid.clone();
-        let steps: usize = grid.iter().product();
+        let steps: usize = self.k.grid.iter().product();
         for step in 0..steps {
-            self.grid_idx = unflatten(step, &grid);
-            self.stats.grid_steps += 1;
-            // Copy in the input blocks whose index changed; track the output blocks.
-            for b in 0..self.blocks.len() {
-                let idx = self.block_index(b)?;
-                let changed = self.blocks[b].current.as_ref() != Some(&idx);
-                let role = self.k.params[self.blocks[b].param].role;
-                if changed {
-                    if role == Role::Output {
-                        if self.blocks[b].visited.contains(&idx) {
-                            let p = &self.k.params[self.blocks[b].param];
-                            return Err(self.err(
-                                p.loc,
-                                &p.name,
-                                format!(
-                                    "revisited block {idx:?} of output `{}` at grid step {:?}: an output block must be \
-                                     written in consecutive grid steps (its earlier contents were already written back)",
-                                    p.name, self.grid_idx
-                                ),
-                            ));
-                        }
-                        self.blocks[b].visited.push(idx.clone());
-                        // A new output block starts uninitialised.
-                        let vmem = self.blocks[b].vmem;
-                        let buf = &mut self.bufs[vmem];
-                        buf.bits.fill(buf.dtype.poison_bits());
-                        buf.init.fill(false);
-                    } else {
-                        self.copy_block(b, &idx, true)?;
-                    }
-                    self.blocks[b].current = Some(idx);
-                }
-            }
-            self.exec_block(&self.k.body)?;
-            // Write back output blocks whose index changes at the next step (or at the end).
-            let next = if step + 1 < steps { Some(unflatten(step + 1, &grid)) } else { None };
-            for b in 0..self.blocks.len() {
-                if self.k.params[self.blocks[b].param].role != Role::Output {
-                    continue;
-                }
-                let cur = self.blocks[b].current.clone().expect("current block");
-                let flush = match &next {
-                    None => true,
-                    Some(n) => {
-                        let saved = std::mem::replace(&mut self.grid_idx, n.clone());
-                        let idx = self.block_index(b);
-                        self.grid_idx = saved;
-                        idx? != cur
-                    }
-                };
-                if flush {
-                    self.copy_block(b, &cur, false)?;
-                }
-            }
+            schedule::step(self, &(step as i64), steps)?;
         }
         Ok(())
     }
 
-    /// Evaluates a BlockSpec's index map at the current grid indices.
-    fn block_index(&mut self, b: usize) -> R<Vec<i64>> {
+    /// The BlockSpec index of block `b` must be inside its array (checked at every step).
+    fn check_block_bounds(&self, b: usize, idx: &[i64]) -> R<()> {
         let p = &self.k.params[self.blocks[b].param];
         let bs = p.block.as_ref().expect("block spec");
-        for (i, g) in bs.index_map.grid_indices.iter().enumerate() {
-            self.vals[g.0 as usize] = Val::I(self.grid_idx.get(i).copied().unwrap_or(0));
+        let shape = &self.bufs[self.blocks[b].hbm].shape;
+        for (d, (&i, &bd)) in idx.iter().zip(&bs.block_shape).enumerate() {
+            if i < 0 || i * bd as i64 >= shape[d] as i64 {
+                return Err(self.err(
+                    bs.index_map.loc,
+                    &p.name,
+                    format!(
+                        "block index {idx:?} of `{}` is out of bounds: dimension {d} has {} blocks of {bd}",
+                        p.name,
+                        shape[d].div_ceil(bd)
+                    ),
+                ));
+            }
         }
-        self.exec_block(&bs.index_map.body)?;
-        Ok(bs.index_map.results.iter().map(|r| self.vals[r.0 as usize].int()).collect())
+        Ok(())
     }
 
     /// Copies the window of block `idx` between the operand's HBM array and its VMEM block buffer.
@@ -185,17 +142,6 @@ impl<'k> Machine<'k> {
         let mut extent = Vec::new();
         for (d, (&i, &bd)) in idx.iter().zip(&bs.block_shape).enumerate() {
             let s = i * bd as i64;
-            if i < 0 || s >= shape[d] as i64 {
-                return Err(self.err(
-                    bs.index_map.loc,
-                    &p.name,
-                    format!(
-                        "block index {idx:?} of `{}` is out of bounds: dimension {d} has {} blocks of {bd}",
-                        p.name,
-                        shape[d].div_ceil(bd)
-                    ),
-                ));
-            }
             start.push(s as usize);
             extent.push(bd.min(shape[d] - s as usize));
         }
@@ -777,5 +723,92 @@ fn repack(bits: &[u32], from: DType, to: DType, shape: &[usize]) -> Vec<u32> {
             }
         }
         out
+    }
+}
+
+/// Interpret mode walks the grid schedule step by step, with concrete indices.
+impl<'k> GridDriver for Machine<'k> {
+    type Int = i64;
+    type Bool = bool;
+    type Error = KernelError;
+
+    fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn is_output(&self, b: usize) -> bool {
+        self.k.params[self.blocks[b].param].role == Role::Output
+    }
+
+    fn current(&self, b: usize) -> Vec<i64> {
+        self.blocks[b].current.clone()
+    }
+
+    fn set_current(&mut self, b: usize, idx: Vec<i64>) {
+        self.blocks[b].current = idx;
+    }
+
+    fn set_grid_indices(&mut self, g: &[i64]) {
+        self.grid_idx = g.to_vec();
+    }
+
+    /// Evaluates a BlockSpec's index map at grid indices `g`.
+    fn block_index(&mut self, b: usize, g: &[i64]) -> R<Vec<i64>> {
+        let bs = self.k.params[self.blocks[b].param].block.as_ref().expect("block spec");
+        for (i, gv) in bs.index_map.grid_indices.iter().enumerate() {
+            self.vals[gv.0 as usize] = Val::I(g.get(i).copied().unwrap_or(0));
+        }
+        self.exec_block(&bs.index_map.body)?;
+        Ok(bs.index_map.results.iter().map(|r| self.vals[r.0 as usize].int()).collect())
+    }
+
+    fn check_block_index(&mut self, b: usize, idx: &[i64]) -> R<()> {
+        self.check_block_bounds(b, idx)
+    }
+
+    fn differ(&mut self, a: &[i64], b: &[i64]) -> Cond<bool> {
+        Cond::Static(a != b)
+    }
+
+    fn or(&mut self, a: &bool, b: &bool) -> bool {
+        *a || *b
+    }
+
+    fn unflatten(&mut self, &s: &i64) -> Vec<i64> {
+        unflatten(s as usize, &self.k.grid)
+    }
+
+    fn next_step(&mut self, &s: &i64, steps: usize) -> (Cond<bool>, i64) {
+        (Cond::Static(s as usize + 1 == steps), (s + 1) % steps as i64)
+    }
+
+    fn start_output(&mut self, b: usize, idx: &[i64], _when: &Cond<bool>) -> R<()> {
+        if self.blocks[b].visited.iter().any(|v| v == idx) {
+            let p = &self.k.params[self.blocks[b].param];
+            return Err(self.err(
+                p.loc,
+                &p.name,
+                format!(
+                    "revisited block {idx:?} of output `{}` at grid step {:?}: an output block must be written in \
+                     consecutive grid steps (its earlier contents were already written back)",
+                    p.name, self.grid_idx
+                ),
+            ));
+        }
+        self.blocks[b].visited.push(idx.to_vec());
+        // A new output block starts uninitialised.
+        let buf = &mut self.bufs[self.blocks[b].vmem];
+        buf.bits.fill(buf.dtype.poison_bits());
+        buf.init.fill(false);
+        Ok(())
+    }
+
+    fn copy_block(&mut self, b: usize, idx: &[i64], copy_in: bool, _when: &Cond<bool>) -> R<()> {
+        Machine::copy_block(self, b, idx, copy_in)
+    }
+
+    fn body(&mut self) -> R<()> {
+        self.stats.grid_steps += 1;
+        self.exec_block(&self.k.body)
     }
 }

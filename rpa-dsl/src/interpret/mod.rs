@@ -141,7 +141,8 @@ pub(crate) struct BlockState {
     pub param: usize,
     pub hbm: usize,
     pub vmem: usize,
-    pub current: Option<Vec<i64>>,
+    /// The block index the block buffer holds (-1s before the first step).
+    pub current: Vec<i64>,
     pub visited: Vec<Vec<i64>>,
 }
 
@@ -232,7 +233,8 @@ fn bind_operand(kernel: &Kernel, pi: usize, hbm: usize, bufs: &mut Vec<Buffer>, 
             let dtype = bufs[hbm].dtype;
             bufs.push(Buffer::poisoned(&format!("{} (block)", p.name), bs.space, dtype, &bs.block_shape));
             let vmem = bufs.len() - 1;
-            blocks.push(BlockState { param: pi, hbm, vmem, current: None, visited: Vec::new() });
+            let current = vec![-1; bs.block_shape.len()];
+            blocks.push(BlockState { param: pi, hbm, vmem, current, visited: Vec::new() });
             Val::R(Rc::new(bufs[vmem].full_view(vmem)))
         }
     }

@@ -4,6 +4,7 @@
 
 mod ops;
 pub mod printer;
+pub mod schedule;
 pub mod verify;
 pub mod view;
 

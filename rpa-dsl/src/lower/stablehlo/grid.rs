@@ -126,7 +126,7 @@ impl Lowerer<'_> {
             return Ok(());
         }
         if steps == 1 {
-            return self.step(&IntExpr::of(0), &grid);
+            return schedule::step(self, &IntExpr::of(0), steps);
         }
         // Everything the steps write: the body's buffers, the block buffers and the output arrays.
         let mut bufs: BTreeSet<usize> = self.writes(&[&self.k.body]).into_iter().collect();
@@ -157,7 +157,7 @@ impl Lowerer<'_> {
                     i += 1;
                 }
             }
-            s.step(&IntExpr::dynamic(a[0].clone()), &grid)?;
+            schedule::step(s, &IntExpr::dynamic(a[0].clone()), steps)?;
             let one = s.iconst(1);
             let mut ys = vec![s.bin("add", &a[0], &one, DType::I32, &[])];
             for b in 0..s.blocks.len() {
@@ -187,7 +187,7 @@ impl Lowerer<'_> {
         Ok(map.results.iter().map(|r| self.int_of(*r)).collect())
     }
 
-    pub(super) fn any_ne(&mut self, a: &[IntExpr], b: &[IntExpr]) -> Cond {
+    pub(super) fn any_ne(&mut self, a: &[IntExpr], b: &[IntExpr]) -> Cond<String> {
         if a.iter().chain(b).all(IntExpr::is_static) {
             return Cond::Static(a.iter().zip(b).any(|(x, y)| x.constant != y.constant));
         }
@@ -201,105 +201,9 @@ impl Lowerer<'_> {
             });
         }
         match acc {
-            Some(c) => Cond::Dyn(c),
+            Some(c) => Cond::Dynamic(c),
             None => Cond::Static(false),
         }
-    }
-
-    /// One grid step at flat step `s`.
-    pub(super) fn step(&mut self, s: &IntExpr, grid: &[usize]) -> R<()> {
-        let steps: usize = grid.iter().product();
-        self.grid_idx = self.unflatten(s, grid);
-        let g = self.grid_idx.clone();
-        for b in 0..self.blocks.len() {
-            let p = &self.k.params[self.blocks[b].param];
-            (self.loc, self.op) = (p.loc, "block_spec");
-            let idx = self.index_map(b, &g)?;
-            self.check_block_index(b, &idx);
-            let cur = self.blocks[b].cur.clone();
-            let changed = self.any_ne(&idx, &cur);
-            let vmem = self.blocks[b].vmem;
-            if p.role == Role::Output {
-                match &changed {
-                    Cond::Static(false) => {}
-                    Cond::Static(true) => {
-                        let t = self.splat_bits(DType::Bool, &[], 1);
-                        self.check_revisit(b, &idx, &t);
-                    }
-                    Cond::Dyn(c) => self.check_revisit(b, &idx, c),
-                }
-                // A new output block starts uninitialised.
-                match changed {
-                    Cond::Static(false) => {}
-                    Cond::Static(true) => {
-                        let poison = self.poisoned(vmem);
-                        self.put_whole(vmem, &poison);
-                        self.set_written(vmem, false, None);
-                    }
-                    Cond::Dyn(c) => {
-                        let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
-                        let poison = self.poisoned(vmem);
-                        let old = self.whole(vmem);
-                        let new = self.select(&c, &poison, &old, &[], dt, &shape);
-                        self.put_whole(vmem, &new);
-                        self.set_written(vmem, false, Some(&c));
-                    }
-                }
-            } else {
-                let idx2 = idx.clone();
-                // Predicated rather than a `stablehlo.if`: XLA copies whole buffers that a conditional
-                // updates in place.
-                match changed {
-                    Cond::Static(false) => {}
-                    Cond::Static(true) => self.copy_block(b, &idx2, true, None)?,
-                    Cond::Dyn(c) => self.copy_block(b, &idx2, true, Some(&c))?,
-                }
-            }
-            self.blocks[b].cur = idx;
-        }
-        self.block(&self.k.body)?;
-        let outs: Vec<usize> =
-            (0..self.blocks.len()).filter(|&b| self.k.params[self.blocks[b].param].role == Role::Output).collect();
-        if outs.is_empty() {
-            return Ok(());
-        }
-        // Write back the output blocks whose index changes at the next step (or at the end).
-        let next = self.int_add(s, &IntExpr::of(1), 1);
-        let (is_last, wrapped) = match &next.dynamic {
-            None => (Cond::Static(next.constant as usize == steps), IntExpr::of(next.constant % steps as i64)),
-            Some(_) => {
-                let n = self.int_name(&next);
-                let c = self.iconst(steps as i64);
-                let last = self.compare("EQ", &n, &c, DType::I32, &[]);
-                (Cond::Dyn(last), IntExpr::dynamic(self.bin("remainder", &n, &c, DType::I32, &[])))
-            }
-        };
-        let g_next = self.unflatten(&wrapped, grid);
-        for b in outs {
-            let p = &self.k.params[self.blocks[b].param];
-            (self.loc, self.op) = (p.loc, "block_spec");
-            let flush = match &is_last {
-                Cond::Static(true) => Cond::Static(true),
-                _ => {
-                    let nidx = self.index_map(b, &g_next)?;
-                    let cur = self.blocks[b].cur.clone();
-                    match (&is_last, self.any_ne(&nidx, &cur)) {
-                        (_, Cond::Static(true)) => Cond::Static(true),
-                        (Cond::Static(false), c) => c,
-                        (Cond::Dyn(l), Cond::Static(false)) => Cond::Dyn(l.clone()),
-                        (Cond::Dyn(l), Cond::Dyn(c)) => Cond::Dyn(self.bin("or", l, &c, DType::Bool, &[])),
-                        (Cond::Static(true), _) => unreachable!(),
-                    }
-                }
-            };
-            let cur = self.blocks[b].cur.clone();
-            match flush {
-                Cond::Static(false) => {}
-                Cond::Static(true) => self.copy_block(b, &cur, false, None)?,
-                Cond::Dyn(c) => self.copy_block(b, &cur, false, Some(&c))?,
-            }
-        }
-        Ok(())
     }
 
     /// Copies the window of block `idx` between the operand's array and its block buffer.
@@ -386,5 +290,102 @@ impl Lowerer<'_> {
             self.copy(&vref, &href);
         }
         Ok(())
+    }
+}
+
+/// The lowering walks the grid schedule once, on a symbolic step.
+impl<'k> GridDriver for Lowerer<'k> {
+    type Int = IntExpr;
+    type Bool = String;
+    type Error = KernelError;
+
+    fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn is_output(&self, b: usize) -> bool {
+        self.k.params[self.blocks[b].param].role == Role::Output
+    }
+
+    fn current(&self, b: usize) -> Vec<IntExpr> {
+        self.blocks[b].cur.clone()
+    }
+
+    fn set_current(&mut self, b: usize, idx: Vec<IntExpr>) {
+        self.blocks[b].cur = idx;
+    }
+
+    fn set_grid_indices(&mut self, g: &[IntExpr]) {
+        self.grid_idx = g.to_vec();
+    }
+
+    fn block_index(&mut self, b: usize, g: &[IntExpr]) -> R<Vec<IntExpr>> {
+        (self.loc, self.op) = (self.k.params[self.blocks[b].param].loc, "block_spec");
+        self.index_map(b, g)
+    }
+
+    fn check_block_index(&mut self, b: usize, idx: &[IntExpr]) -> R<()> {
+        Lowerer::check_block_index(self, b, idx);
+        Ok(())
+    }
+
+    fn differ(&mut self, a: &[IntExpr], b: &[IntExpr]) -> Cond<String> {
+        self.any_ne(a, b)
+    }
+
+    fn or(&mut self, a: &String, b: &String) -> String {
+        self.bin("or", a, b, DType::Bool, &[])
+    }
+
+    fn unflatten(&mut self, s: &IntExpr) -> Vec<IntExpr> {
+        let grid = self.k.grid.clone();
+        Lowerer::unflatten(self, s, &grid)
+    }
+
+    fn next_step(&mut self, s: &IntExpr, steps: usize) -> (Cond<String>, IntExpr) {
+        let next = self.int_add(s, &IntExpr::of(1), 1);
+        match &next.dynamic {
+            None => (Cond::Static(next.constant as usize == steps), IntExpr::of(next.constant % steps as i64)),
+            Some(_) => {
+                let n = self.int_name(&next);
+                let c = self.iconst(steps as i64);
+                let last = self.compare("EQ", &n, &c, DType::I32, &[]);
+                (Cond::Dynamic(last), IntExpr::dynamic(self.bin("remainder", &n, &c, DType::I32, &[])))
+            }
+        }
+    }
+
+    fn start_output(&mut self, b: usize, idx: &[IntExpr], when: &Cond<String>) -> R<()> {
+        let vmem = self.blocks[b].vmem;
+        let (dt, shape) = (self.bufs[vmem].dtype, self.bufs[vmem].shape.clone());
+        let poison = self.poisoned(vmem);
+        match when {
+            Cond::Static(_) => {
+                let t = self.splat_bits(DType::Bool, &[], 1);
+                self.check_revisit(b, idx, &t);
+                self.put_whole(vmem, &poison);
+                self.set_written(vmem, false, None);
+            }
+            Cond::Dynamic(c) => {
+                self.check_revisit(b, idx, c);
+                let old = self.whole(vmem);
+                let new = self.select(c, &poison, &old, &[], dt, &shape);
+                self.put_whole(vmem, &new);
+                self.set_written(vmem, false, Some(c));
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_block(&mut self, b: usize, idx: &[IntExpr], copy_in: bool, when: &Cond<String>) -> R<()> {
+        let pred = match when {
+            Cond::Static(_) => None,
+            Cond::Dynamic(c) => Some(c.as_str()),
+        };
+        Lowerer::copy_block(self, b, idx, copy_in, pred)
+    }
+
+    fn body(&mut self) -> R<()> {
+        self.block(&self.k.body)
     }
 }

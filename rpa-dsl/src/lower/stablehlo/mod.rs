@@ -44,7 +44,8 @@
 
 use crate::dtype::DType;
 use crate::error::KernelError;
-use crate::ir::view::{IndexDomain, View};
+use crate::ir::schedule::{self, GridDriver};
+use crate::ir::view::{row_major, IndexDomain, View};
 use crate::ir::*;
 use crate::lower::mosaic::sanitize;
 pub use checks::CheckTable;
@@ -132,14 +133,6 @@ fn uint(bits: usize) -> DType {
         16 => DType::U16,
         _ => DType::U8,
     }
-}
-
-fn row_major(shape: &[usize]) -> Vec<i64> {
-    let mut s = vec![1i64; shape.len()];
-    for d in (0..shape.len().saturating_sub(1)).rev() {
-        s[d] = s[d + 1] * shape[d + 1] as i64;
-    }
-    s
 }
 
 fn join<T: std::fmt::Display>(xs: &[T]) -> String {
@@ -335,10 +328,7 @@ enum Coords<'a> {
 }
 
 /// A predicate known while lowering or only at run time.
-enum Cond {
-    Static(bool),
-    Dyn(String),
-}
+type Cond<C> = crate::ir::schedule::Cond<C>;
 
 struct Lowerer<'k> {
     k: &'k Kernel,

@@ -148,7 +148,7 @@ impl<'k> Lowerer<'k> {
     /// `if cond { then } else { els }`, carrying `bufs` and `vars`.
     pub(super) fn region_if(
         &mut self,
-        cond: Cond,
+        cond: Cond<String>,
         bufs: &[Slot],
         vars: &[VarId],
         then_f: &mut dyn FnMut(&mut Self) -> R<()>,
@@ -157,7 +157,7 @@ impl<'k> Lowerer<'k> {
         let c = match cond {
             Cond::Static(true) => return then_f(self),
             Cond::Static(false) => return else_f(self),
-            Cond::Dyn(c) => c,
+            Cond::Dynamic(c) => c,
         };
         if bufs.is_empty() && vars.is_empty() {
             return Ok(());

@@ -56,7 +56,7 @@ impl<'k> Lowerer<'k> {
         let vars = self.carried(&[then_body, else_body]);
         let c = match self.vals.get(&cond) {
             Some(Bound::Tensor { constant: Some(k), .. }) => Cond::Static(*k != 0),
-            _ => Cond::Dyn(self.tensor(cond)),
+            _ => Cond::Dynamic(self.tensor(cond)),
         };
         // XLA:CPU copies every buffer a conditional passes through, in both branches: an `if`
         // that writes large buffers becomes two loops of at most one trip each (`while c`
@@ -64,7 +64,7 @@ impl<'k> Lowerer<'k> {
         let slots = self.carry(&[key(then_body), key(else_body)], &bufs);
         let bytes = self.slot_bytes(&slots);
         match c {
-            Cond::Dyn(c) if bytes > IF_AS_LOOPS_BYTES => {
+            Cond::Dynamic(c) if bytes > IF_AS_LOOPS_BYTES => {
                 let not_c = self.un("not", &c, DType::Bool, &[]);
                 for (flag, body) in [(c, then_body), (not_c, else_body)] {
                     if body.insts.is_empty() {
