@@ -19,9 +19,9 @@
 use super::reference::RpaInputs;
 use super::validate::{validate_dynamic, validate_static, RpaError};
 use super::RpaOptions;
+use rpa_dsl::lower::mlir::{join, Text};
 use rpa_dsl::lower::stablehlo::tensor_type;
 use rpa_dsl::{Array, DType};
-use std::fmt::Write;
 
 /// The dense program of a batch: its module text and the static padded query length it was
 /// specialised on (the longest `q_len`).
@@ -51,16 +51,12 @@ struct Dims {
 
 /// Emits a StableHLO module: SSA names, one op a line.
 struct Emitter {
-    out: String,
-    next: usize,
+    text: Text,
 }
 
 impl Emitter {
     fn emit(&mut self, rhs: String) -> String {
-        self.next += 1;
-        let name = format!("%v{}", self.next);
-        let _ = writeln!(self.out, "    {name} = {rhs}");
-        name
+        self.text.emit(rhs)
     }
 
     fn iconst(&mut self, v: i64, shape: &[usize]) -> String {
@@ -181,21 +177,19 @@ impl Emitter {
     fn reduce(&mut self, x: &str, shape: &[usize], axis: usize, op: &str, init: f64) -> String {
         let init = self.fconst(init, &[]);
         let out: Vec<usize> = shape.iter().enumerate().filter(|&(d, _)| d != axis).map(|(_, &n)| n).collect();
-        self.next += 3;
-        let (res, a, b) = (format!("%v{}", self.next - 2), format!("%v{}", self.next - 1), format!("%v{}", self.next));
+        let (res, a, b) = (self.text.fresh(), self.text.fresh(), self.text.fresh());
         let st = tensor_type(DType::F32, &[]);
-        let _ = writeln!(self.out, "    {res} = \"stablehlo.reduce\"({x}, {init}) ({{");
-        let _ = writeln!(self.out, "    ^bb0({a}: {st}, {b}: {st}):");
-        self.next += 1;
-        let c = format!("%v{}", self.next);
-        let _ = writeln!(self.out, "      {c} = stablehlo.{op} {a}, {b} : {st}");
-        let _ = writeln!(self.out, "      stablehlo.return {c} : {st}");
-        let _ = writeln!(
-            self.out,
-            "    }}) {{dimensions = array<i64: {axis}>}} : ({}, {st}) -> {}",
+        self.text.line(&format!("{res} = \"stablehlo.reduce\"({x}, {init}) ({{"));
+        self.text.line(&format!("^bb0({a}: {st}, {b}: {st}):"));
+        self.text.enter();
+        let c = self.text.emit(format!("stablehlo.{op} {a}, {b} : {st}"));
+        self.text.line(&format!("stablehlo.return {c} : {st}"));
+        self.text.leave();
+        self.text.line(&format!(
+            "}}) {{dimensions = array<i64: {axis}>}} : ({}, {st}) -> {}",
             tensor_type(DType::F32, shape),
             tensor_type(DType::F32, &out)
-        );
+        ));
         res
     }
 
@@ -221,10 +215,6 @@ struct DotDims {
     rhs_batch: Vec<usize>,
     lhs_contract: Vec<usize>,
     rhs_contract: Vec<usize>,
-}
-
-fn join<T: std::fmt::Display>(xs: &[T]) -> String {
-    xs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// The static padded query length of a batch: its longest `q_len` (at least 1).
@@ -303,8 +293,9 @@ fn emit_module(m: &Dims, q_dtype: DType, kv_dtype: DType, opts: &RpaOptions) -> 
     let g = hq / hkv;
     let row = c * dp;
     let cache_shape = [pages, ps, c / kv_dtype.packing(), kv_dtype.packing(), dp];
-    let mut e = Emitter { out: String::new(), next: 0 };
-    let _ = writeln!(e.out, "module @rpa_dense_reference {{");
+    let mut e = Emitter { text: Text::new("v") };
+    e.text.line("module @rpa_dense_reference {");
+    e.text.enter();
     let args = [
         format!("%q: {}", tensor_type(q_dtype, &[t, hq, d])),
         format!("%k: {}", tensor_type(kv_dtype, &[t, hkv, d])),
@@ -315,13 +306,13 @@ fn emit_module(m: &Dims, q_dtype: DType, kv_dtype: DType, opts: &RpaOptions) -> 
         format!("%cu_q_lens: {}", tensor_type(i32t, &[s + 1])),
         format!("%distribution: {}", tensor_type(i32t, &[3])),
     ];
-    let _ = writeln!(
-        e.out,
-        "  func.func public @main({}) -> ({}, {}) {{",
+    e.text.line(&format!(
+        "func.func public @main({}) -> ({}, {}) {{",
         args.join(", "),
         tensor_type(q_dtype, &[t, hq, d]),
         tensor_type(kv_dtype, &cache_shape)
-    );
+    ));
+    e.text.enter();
 
     // Per-sequence metadata: sequences past distribution[2] get no tokens and no keys.
     let num_seqs = e.slice("%distribution", i32t, &[3], &[2], &[3], &[1]);
@@ -398,21 +389,21 @@ fn emit_module(m: &Dims, q_dtype: DType, kv_dtype: DType, opts: &RpaOptions) -> 
         ));
         let rows = e.reshape(&kv, kv_dtype, &[t, c, dp], &[t, row]);
         let st = tensor_type(kv_dtype, &[]);
-        e.next += 3;
-        let (res, a, b) = (format!("%v{}", e.next - 2), format!("%v{}", e.next - 1), format!("%v{}", e.next));
-        let _ = writeln!(e.out, "    {res} = \"stablehlo.scatter\"({cache}, {slot}, {rows}) ({{");
-        let _ = writeln!(e.out, "    ^bb0({a}: {st}, {b}: {st}):");
-        let _ = writeln!(e.out, "      stablehlo.return {b} : {st}");
-        let _ = writeln!(
-            e.out,
-            "    }}) {{scatter_dimension_numbers = #stablehlo.scatter<update_window_dims = [1], \
+        let (res, a, b) = (e.text.fresh(), e.text.fresh(), e.text.fresh());
+        e.text.line(&format!("{res} = \"stablehlo.scatter\"({cache}, {slot}, {rows}) ({{"));
+        e.text.line(&format!("^bb0({a}: {st}, {b}: {st}):"));
+        e.text.enter();
+        e.text.line(&format!("stablehlo.return {b} : {st}"));
+        e.text.leave();
+        e.text.line(&format!(
+            "}}) {{scatter_dimension_numbers = #stablehlo.scatter<update_window_dims = [1], \
              inserted_window_dims = [0], scatter_dims_to_operand_dims = [0], index_vector_dim = 1>, \
              indices_are_sorted = false, unique_indices = false}} : ({}, {}, {}) -> {}",
             tensor_type(kv_dtype, &[pages * ps, row]),
             tensor_type(i32t, &[t]),
             tensor_type(kv_dtype, &[t, row]),
             tensor_type(kv_dtype, &[pages * ps, row])
-        );
+        ));
         cache = res;
     }
     let new_cache = e.reshape(&cache, kv_dtype, &[pages * ps, row], &cache_shape);
@@ -519,13 +510,14 @@ fn emit_module(m: &Dims, q_dtype: DType, kv_dtype: DType, opts: &RpaOptions) -> 
     let out = e.convert(&out, f32t, q_dtype, &[t, hq, d]);
     let owned_b = e.bcast(&owned, b1, &[t], &[t, hq, d], &[0]);
     let out = e.select(&owned_b, &out, "%q", q_dtype, &[t, hq, d]);
-    let _ = writeln!(
-        e.out,
-        "    return {out}, {new_cache} : {}, {}",
+    e.text.line(&format!(
+        "return {out}, {new_cache} : {}, {}",
         tensor_type(q_dtype, &[t, hq, d]),
         tensor_type(kv_dtype, &cache_shape)
-    );
-    let _ = writeln!(e.out, "  }}");
-    let _ = writeln!(e.out, "}}");
-    e.out
+    ));
+    e.text.leave();
+    e.text.line("}");
+    e.text.leave();
+    e.text.line("}");
+    e.text.into_string()
 }

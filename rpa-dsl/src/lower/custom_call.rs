@@ -2,7 +2,7 @@
 //! @tpu_custom_call` whose backend config holds the Mosaic text (base64), with operand/result
 //! layouts, input/output aliases and the VMEM limit.
 
-use super::mosaic::{sanitize, shape_prefix};
+use super::mlir::{dims, sanitize};
 use crate::error::KernelError;
 use crate::ir::{Kernel, RefType, Role};
 
@@ -10,7 +10,7 @@ use crate::ir::{Kernel, RefType, Role};
 pub fn wrap(kernel: &Kernel, mosaic: &str) -> Result<String, KernelError> {
     let tensor = |r: &RefType| {
         let shape = r.static_shape().unwrap_or_default();
-        format!("tensor<{}{}>", shape_prefix(&shape), r.dtype.mlir())
+        format!("tensor<{}{}>", dims(&shape), r.dtype.mlir())
     };
     let layout = |r: &RefType| {
         let rank = r.shape.len();

@@ -8,7 +8,6 @@ use crate::dtype::DType;
 use crate::error::KernelError;
 use crate::ir::*;
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// The Mosaic dialect version our text targets (`stable_mosaic.version`).
 pub const MOSAIC_VERSION: u32 = 15;
@@ -16,26 +15,20 @@ pub const MOSAIC_VERSION: u32 = 15;
 /// Lowers `kernel` to a Mosaic module (MLIR text).
 mod rules;
 
+use super::mlir::{self, join, sanitize, Text};
+
 pub fn lower(kernel: &Kernel) -> Result<String, KernelError> {
     let mut e = Emitter::new(kernel);
     e.module()?;
-    Ok(e.out)
+    Ok(e.text.into_string())
 }
 
 pub(crate) fn elem(dt: DType) -> &'static str {
     dt.mlir()
 }
 
-pub(crate) fn shape_prefix(shape: &[usize]) -> String {
-    shape.iter().map(|d| format!("{d}x")).collect()
-}
-
 fn vector_type(dt: DType, shape: &[usize]) -> String {
-    if shape.is_empty() {
-        elem(dt).to_string()
-    } else {
-        format!("vector<{}{}>", shape_prefix(shape), elem(dt))
-    }
+    mlir::vector(elem(dt), shape)
 }
 
 fn space(s: MemSpace) -> &'static str {
@@ -59,7 +52,7 @@ fn memref_type(r: &RefType) -> String {
 }
 
 fn sem_type(shape: &[usize]) -> String {
-    format!("memref<{}!tpu.dma_semaphore, #tpu.memory_space<semaphore_mem>>", shape_prefix(shape))
+    format!("memref<{}!tpu.dma_semaphore, #tpu.memory_space<semaphore_mem>>", mlir::dims(shape))
 }
 
 pub(crate) fn type_str(t: &Type) -> String {
@@ -75,25 +68,9 @@ fn loc_str(l: &Loc) -> String {
     format!("loc({:?}:{}:{})", l.file, l.line, l.col)
 }
 
-fn float_lit(dtype: DType, v: f64) -> String {
-    if v.is_finite() {
-        // MLIR float literals need a decimal point: `2e0` → `2.0e0`.
-        let s = format!("{v:e}");
-        match s.split_once('e') {
-            Some((m, e)) if !m.contains('.') => format!("{m}.0e{e}"),
-            _ => s,
-        }
-    } else {
-        // Infinities and NaN as hex bit patterns, which MLIR accepts only at the type's width.
-        format!("0x{:0width$X}", dtype.float_to_bits(v), width = dtype.bits() / 4)
-    }
-}
-
 struct Emitter<'k> {
     k: &'k Kernel,
-    out: String,
-    indent: usize,
-    next_tmp: usize,
+    text: Text,
     /// Current SSA name of each IR value.
     names: HashMap<ValueId, String>,
     /// Current SSA name of each mutable local.
@@ -102,7 +79,7 @@ struct Emitter<'k> {
 
 impl<'k> Emitter<'k> {
     fn new(k: &'k Kernel) -> Self {
-        Emitter { k, out: String::new(), indent: 0, next_tmp: 0, names: HashMap::new(), vars: HashMap::new() }
+        Emitter { k, text: Text::new("t"), names: HashMap::new(), vars: HashMap::new() }
     }
 
     fn err(&self, loc: Loc, op: &str, msg: impl Into<String>) -> KernelError {
@@ -110,16 +87,11 @@ impl<'k> Emitter<'k> {
     }
 
     fn tmp(&mut self) -> String {
-        self.next_tmp += 1;
-        format!("%t{}", self.next_tmp)
+        self.text.fresh()
     }
 
     fn line(&mut self, s: &str) {
-        for _ in 0..self.indent {
-            self.out.push_str("  ");
-        }
-        self.out.push_str(s);
-        self.out.push('\n');
+        self.text.line(s);
     }
 
     fn name(&self, v: ValueId) -> String {
@@ -140,8 +112,8 @@ impl<'k> Emitter<'k> {
 
     fn module(&mut self) -> Result<(), KernelError> {
         let name = sanitize(&self.k.name);
-        writeln!(self.out, "module @{name} attributes {{stable_mosaic.version = {MOSAIC_VERSION} : i64}} {{").unwrap();
-        self.indent = 1;
+        self.line(&format!("module @{name} attributes {{stable_mosaic.version = {MOSAIC_VERSION} : i64}} {{"));
+        self.text.enter();
         let grid = self.grid();
         let mut args: Vec<String> = (0..grid.len()).map(|i| format!("%g{i}: i32")).collect();
         let prefetch: Vec<&Param> = self.k.params.iter().filter(|p| p.role == Role::Prefetch).collect();
@@ -175,10 +147,10 @@ impl<'k> Emitter<'k> {
             prefetch.len(),
             windows.join(", ")
         ));
-        self.indent += 1;
+        self.text.enter();
         self.block(&self.k.body)?;
         self.line("return");
-        self.indent -= 1;
+        self.text.leave();
         self.line(&format!("}} {}", loc_str(&self.k.loc)));
         // One transform function per BlockSpec.
         for (i, p) in self.k.params.iter().enumerate() {
@@ -186,7 +158,7 @@ impl<'k> Emitter<'k> {
                 self.transform(i, &b.index_map, &prefetch)?;
             }
         }
-        self.indent = 0;
+        self.text.leave();
         self.line("}");
         Ok(())
     }
@@ -208,11 +180,11 @@ impl<'k> Emitter<'k> {
         }
         let rets = vec!["i32"; map.results.len()].join(", ");
         self.line(&format!("func.func @transform_{i}({}) -> ({rets}) {{", args.join(", ")));
-        self.indent += 1;
+        self.text.enter();
         self.block(&map.body)?;
         let results: Vec<String> = map.results.iter().map(|r| self.name(*r)).collect();
         self.line(&format!("return {} : {rets} {}", results.join(", "), loc_str(&map.loc)));
-        self.indent -= 1;
+        self.text.leave();
         self.line("}");
         Ok(())
     }
@@ -236,7 +208,7 @@ impl<'k> Emitter<'k> {
     fn constant(&mut self, dt: DType, v: f64, loc: &str) -> String {
         let t = self.tmp();
         let lit = if dt.is_float() {
-            float_lit(dt, v)
+            mlir::float_literal(dt, v)
         } else if dt == DType::Bool {
             (v != 0.0).to_string()
         } else {
@@ -369,7 +341,7 @@ impl<'k> Emitter<'k> {
         }
         let t = self.tmp();
         let lit = if dt.is_float() {
-            float_lit(dt, v)
+            mlir::float_literal(dt, v)
         } else if dt == DType::Bool {
             (v != 0.0).to_string()
         } else {
@@ -444,13 +416,4 @@ impl<'k> Emitter<'k> {
         let _ = is_sem;
         Ok(())
     }
-}
-
-fn join(v: &[usize]) -> String {
-    v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-}
-
-/// A symbol name MLIR accepts unquoted.
-pub(crate) fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
 }

@@ -5,23 +5,16 @@ use super::*;
 
 impl Lowerer<'_> {
     pub(super) fn tmp(&mut self) -> String {
-        self.next += 1;
-        format!("%{}", self.next)
+        self.text.fresh()
     }
 
     pub(super) fn line(&mut self, s: &str) {
-        for _ in 0..self.indent {
-            self.out.push_str("  ");
-        }
-        self.out.push_str(s);
-        self.out.push('\n');
+        self.text.line(s);
     }
 
     /// Emits `%t = rhs` and returns `%t`.
     pub(super) fn emit(&mut self, rhs: String) -> String {
-        let t = self.tmp();
-        self.line(&format!("{t} = {rhs}"));
-        t
+        self.text.emit(rhs)
     }
 
     pub(super) fn splat_bits(&mut self, dt: DType, shape: &[usize], bits: u32) -> String {
@@ -188,7 +181,7 @@ impl Lowerer<'_> {
         let st = ty(dt, &[]);
         self.line(&format!("{res} = \"stablehlo.reduce\"({x}, {init}) ({{"));
         self.line(&format!("^bb0({a}: {st}, {b}: {st}):"));
-        self.indent += 1;
+        self.text.enter();
         let c = if dt.is_float() && (op == "maximum" || op == "minimum") {
             // NaN-propagating (XLA:CPU's vectorised max/min reductions drop NaNs; interpret mode
             // propagates them), in the reducer itself rather than with a second reduction.
@@ -197,7 +190,7 @@ impl Lowerer<'_> {
             self.bin(op, &a, &b, dt, &[])
         };
         self.line(&format!("stablehlo.return {c} : {st}"));
-        self.indent -= 1;
+        self.text.leave();
         self.line(&format!("}}) {{dimensions = array<i64: {axis}>}} : ({}, {st}) -> {}", ty(dt, shape), ty(dt, &out)));
         res
     }

@@ -7,7 +7,7 @@ impl Lowerer<'_> {
         let k = self.k;
         let name = sanitize(&k.name);
         self.line(&format!("module @{name} {{"));
-        self.indent += 1;
+        self.text.enter();
         let outs: Vec<(usize, DType, Vec<usize>)> = k
             .outputs()
             .zip(self.outputs.clone())
@@ -40,7 +40,7 @@ impl Lowerer<'_> {
             out_types.push(tensor_type(DType::I32, &self.bufs[r].shape));
         }
         self.line(&format!("func.func public @main({}) -> ({}) {{", args.join(", "), out_types.join(", ")));
-        self.indent += 1;
+        self.text.enter();
         for b in 0..self.bufs.len() {
             let (dt, logical, canon) = (self.bufs[b].dtype, self.bufs[b].logical, self.bufs[b].shape.clone());
             let bits = match &self.bufs[b].init {
@@ -87,9 +87,9 @@ impl Lowerer<'_> {
         } else {
             self.line(&format!("return {} : {}", names.join(", "), out_types.join(", ")));
         }
-        self.indent -= 1;
+        self.text.leave();
         self.line("}");
-        self.indent -= 1;
+        self.text.leave();
         self.line("}");
         Ok(())
     }

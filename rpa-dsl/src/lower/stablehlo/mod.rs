@@ -47,7 +47,7 @@ use crate::error::KernelError;
 use crate::ir::schedule::{self, GridDriver};
 use crate::ir::view::{row_major, IndexDomain, View};
 use crate::ir::*;
-use crate::lower::mosaic::sanitize;
+use crate::lower::mlir::{join, sanitize, Text};
 pub use checks::CheckTable;
 use floats::{is_narrow_float, repr};
 use std::collections::{BTreeSet, HashMap};
@@ -95,7 +95,7 @@ fn lower_with(kernel: &Kernel, checked: bool) -> Result<(String, Option<CheckTab
     l.region_writes = std::mem::take(&mut a.region_writes);
     l.module()?;
     let table = l.check_table();
-    Ok((l.out, table))
+    Ok((l.text.into_string(), table))
 }
 
 /// The StableHLO element type (unsigned integers are `ui*`, bool is `i1`).
@@ -118,8 +118,7 @@ pub fn elem(dt: DType) -> &'static str {
 
 /// `tensor<8x128xf32>` (`tensor<f32>` for a scalar).
 pub fn tensor_type(dt: DType, shape: &[usize]) -> String {
-    let dims: String = shape.iter().map(|d| format!("{d}x")).collect();
-    format!("tensor<{dims}{}>", elem(dt))
+    crate::lower::mlir::tensor(elem(dt), shape)
 }
 
 /// The type of a value of `dt` in the program (narrow floats are their bits: [`floats::repr`]).
@@ -133,10 +132,6 @@ fn uint(bits: usize) -> DType {
         16 => DType::U16,
         _ => DType::U8,
     }
-}
-
-fn join<T: std::fmt::Display>(xs: &[T]) -> String {
-    xs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// The `dense<...>` literal of one element bit pattern.
@@ -332,9 +327,7 @@ type Cond<C> = crate::ir::schedule::Cond<C>;
 
 struct Lowerer<'k> {
     k: &'k Kernel,
-    out: String,
-    indent: usize,
-    next: usize,
+    text: Text,
     vals: HashMap<ValueId, Bound>,
     vars: HashMap<VarId, String>,
     bufs: Vec<Buf>,
@@ -370,9 +363,7 @@ impl<'k> Lowerer<'k> {
     fn new(k: &'k Kernel, checked: bool) -> R<Self> {
         let mut s = Lowerer {
             k,
-            out: String::new(),
-            indent: 0,
-            next: 0,
+            text: Text::new(""),
             vals: HashMap::new(),
             vars: HashMap::new(),
             bufs: Vec::new(),

@@ -189,7 +189,7 @@ impl Lowerer<'_> {
         let st = ty(dt, &[]);
         self.line(&format!("{res} = \"stablehlo.scatter\"({buf}, {pos}, {upd}) ({{"));
         self.line(&format!("^bb0({a}: {st}, {b}: {st}):"));
-        self.indent += 1;
+        self.text.enter();
         match combiner {
             Some(op) => {
                 let r = self.bin(op, &a, &b, dt, &[]);
@@ -197,7 +197,7 @@ impl Lowerer<'_> {
             }
             None => self.line(&format!("stablehlo.return {b} : {st}")),
         }
-        self.indent -= 1;
+        self.text.leave();
         self.line(&format!(
             "}}) {{scatter_dimension_numbers = #stablehlo.scatter<update_window_dims = [{k}], \
              scatter_dims_to_operand_dims = [0], index_vector_dim = {k}>, indices_are_sorted = false, \

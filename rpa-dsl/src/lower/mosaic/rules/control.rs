@@ -64,7 +64,7 @@ impl<'k> Emitter<'k> {
             )
         };
         self.line(&head);
-        self.indent += 1;
+        self.text.enter();
         for (v, n) in carried.iter().zip(&iter_names) {
             self.vars.insert(*v, n.clone());
         }
@@ -73,7 +73,7 @@ impl<'k> Emitter<'k> {
             let ys: Vec<String> = carried.iter().map(|v| self.vars[v].clone()).collect();
             self.line(&format!("scf.yield {} : {}", ys.join(", "), types.join(", ")));
         }
-        self.indent -= 1;
+        self.text.leave();
         self.line(&format!("}} {l}"));
         for (i, v) in carried.iter().enumerate() {
             self.vars.insert(*v, format!("{results}#{i}"));
@@ -105,7 +105,7 @@ impl<'k> Emitter<'k> {
                 }
                 self.line("} else {");
             }
-            self.indent += 1;
+            self.text.enter();
             for (v, n) in carried.iter().zip(&before) {
                 self.vars.insert(*v, n.clone());
             }
@@ -114,7 +114,7 @@ impl<'k> Emitter<'k> {
                 let ys: Vec<String> = carried.iter().map(|v| self.vars[v].clone()).collect();
                 self.line(&format!("scf.yield {} : {}", ys.join(", "), types.join(", ")));
             }
-            self.indent -= 1;
+            self.text.leave();
         }
         self.line(&format!("}} {l}"));
         for (i, v) in carried.iter().enumerate() {
@@ -144,7 +144,7 @@ impl<'k> Emitter<'k> {
             types.join(", "),
             types.join(", ")
         ));
-        self.indent += 1;
+        self.text.enter();
         for (v, n) in carried.iter().zip(&before_names) {
             self.vars.insert(*v, n.clone());
         }
@@ -156,11 +156,11 @@ impl<'k> Emitter<'k> {
         } else {
             self.line(&format!("scf.condition({c}) {} : {}", ys.join(", "), types.join(", ")));
         }
-        self.indent -= 1;
+        self.text.leave();
         self.line("} do {");
         let bb: Vec<String> = after_names.iter().zip(&types).map(|(n, t)| format!("{n}: {t}")).collect();
         self.line(&format!("^bb0({}):", bb.join(", ")));
-        self.indent += 1;
+        self.text.enter();
         for (v, n) in carried.iter().zip(&after_names) {
             self.vars.insert(*v, n.clone());
         }
@@ -171,7 +171,7 @@ impl<'k> Emitter<'k> {
         } else {
             self.line(&format!("scf.yield {} : {}", ys.join(", "), types.join(", ")));
         }
-        self.indent -= 1;
+        self.text.leave();
         self.line(&format!("}} {l}"));
         for (i, v) in carried.iter().enumerate() {
             self.vars.insert(*v, format!("{results}#{i}"));

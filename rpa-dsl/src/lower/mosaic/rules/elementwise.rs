@@ -7,7 +7,7 @@ impl<'k> Emitter<'k> {
         let lit = match value {
             Literal::Int(i) if dtype == DType::Bool => (*i != 0).to_string(),
             Literal::Int(i) => i.to_string(),
-            Literal::Float(f) => float_lit(dtype, *f),
+            Literal::Float(f) => mlir::float_literal(dtype, *f),
         };
         let ty = if dtype == DType::Bool { String::new() } else { format!(" : {}", elem(dtype)) };
         self.line(&format!("{res} = arith.constant {lit}{ty} {l}"));
