@@ -14,6 +14,8 @@ pub(crate) struct Builder {
     pub vars: Vec<Type>,
     /// Open regions; `blocks[0]` is the kernel body (or an index map being built).
     pub blocks: Vec<Block>,
+    /// Region bodies opened so far (each gets the next id).
+    pub regions: u32,
     pub errors: Vec<Diagnostic>,
     /// Values whose defining op failed its type rule: their users are not checked again.
     pub poisoned: HashSet<ValueId>,
@@ -105,7 +107,8 @@ impl Builder {
     }
 
     pub fn open_region(&mut self) {
-        self.blocks.push(Block::default());
+        self.regions += 1;
+        self.blocks.push(Block { id: self.regions, insts: Vec::new() });
     }
 
     pub fn close_region(&mut self) -> Block {
@@ -126,6 +129,7 @@ pub fn build_kernel(name: &str, loc: Loc, body: impl FnOnce()) -> Result<Kernel,
             values: Vec::new(),
             vars: Vec::new(),
             blocks: vec![Block::default()],
+            regions: 0,
             errors: Vec::new(),
             poisoned: HashSet::new(),
             runtime_depth: 0,

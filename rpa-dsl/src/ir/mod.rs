@@ -174,6 +174,9 @@ pub struct Inst {
 /// A straight-line sequence of instructions (a region body).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Block {
+    /// Unique among the region bodies of a kernel (0 for the kernel body and index maps): passes
+    /// key what they learn about a region by it.
+    pub id: u32,
     pub insts: Vec<Inst>,
 }
 

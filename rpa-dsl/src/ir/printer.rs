@@ -488,16 +488,16 @@ mod tests {
                     lo: v(1),
                     hi: v(2),
                     index: v(3),
-                    body: Block { insts: vec![inst(Op::ProgramId { axis: 0 }, Some(10))] },
+                    body: Block { id: 1, insts: vec![inst(Op::ProgramId { axis: 0 }, Some(10))] },
                 },
                 None,
             ),
             inst(Op::If { cond: v(1), then_body: Block::default(), else_body: Block::default() }, None),
             inst(
                 Op::While {
-                    cond_body: Block { insts: vec![inst(Op::ProgramId { axis: 0 }, Some(4))] },
+                    cond_body: Block { id: 2, insts: vec![inst(Op::ProgramId { axis: 0 }, Some(4))] },
                     cond: v(4),
-                    body: Block { insts: vec![inst(Op::VarGet { var: VarId(0) }, Some(10))] },
+                    body: Block { id: 3, insts: vec![inst(Op::VarGet { var: VarId(0) }, Some(10))] },
                 },
                 None,
             ),
@@ -561,7 +561,7 @@ mod tests {
             grid: vec![2, 3],
             semantics: vec![DimSemantics::Parallel, DimSemantics::Arbitrary],
             vmem_limit: Some(32 * MIB),
-            body: Block { insts: body },
+            body: Block { id: 0, insts: body },
             values: vec![
                 Type::Ref(RefType::fixed(MemSpace::Vmem, F32, &[8, 128])),
                 Type::Scalar(I32),

@@ -310,7 +310,7 @@ enum Slot {
     Tile(usize, usize),
 }
 
-/// The region key of the grid loop (other regions are keyed by the address of their IR block).
+/// The region key of the grid loop (other regions are keyed by their IR block's id).
 const GRID_KEY: usize = usize::MAX;
 
 /// Where a load or store takes its element coordinates from.
@@ -553,7 +553,7 @@ impl<'k> Lowerer<'k> {
 
 /// The key of the region whose body is `b`.
 fn key(b: &Block) -> usize {
-    b as *const Block as usize
+    b.id as usize
 }
 
 fn full_ref(buf: usize, dtype: DType, shape: &[usize]) -> RefVal {
