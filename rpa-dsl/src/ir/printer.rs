@@ -431,12 +431,10 @@ mod tests {
     }
 
     /// Every op variant, printed from a hand-built (not necessarily well-typed) kernel.
-    #[test]
-    fn prints_every_op() {
+    /// One instruction of every op (results and operands are arbitrary ids).
+    fn one_of_every_op() -> Vec<Inst> {
         let v = ValueId;
-        let s = |n: usize| Type::Vector { dtype: F32, shape: vec![n, 128] };
-        let loc = Loc { file: "k.rs", line: 1, col: 1 };
-        let body = vec![
+        vec![
             inst(Op::Const { dtype: F32, value: Literal::Float(0.5) }, Some(10)),
             inst(Op::Const { dtype: Bool, value: Literal::Int(1) }, Some(10)),
             inst(Op::Const { dtype: I32, value: Literal::Int(-3) }, Some(10)),
@@ -503,8 +501,15 @@ mod tests {
             ),
             inst(Op::DebugPrint { message: "x = {} \"q\"".into(), args: vec![v(1), v(2)] }, None),
             inst(Op::DebugPrint { message: "hi".into(), args: vec![] }, None),
-        ];
-        let k = Kernel {
+        ]
+    }
+
+    /// A kernel with every parameter role, over `body`.
+    fn kernel_with_every_param(body: Vec<Inst>) -> Kernel {
+        let v = ValueId;
+        let s = |n: usize| Type::Vector { dtype: F32, shape: vec![n, 128] };
+        let loc = Loc { file: "k.rs", line: 1, col: 1 };
+        Kernel {
             name: "all".into(),
             loc,
             params: vec![
@@ -578,7 +583,12 @@ mod tests {
                 Type::Ref(RefType::fixed(MemSpace::Vmem, F32, &[64, 128])),
             ],
             vars: vec![Type::Scalar(F32)],
-        };
+        }
+    }
+
+    #[test]
+    fn prints_every_op() {
+        let k = kernel_with_every_param(one_of_every_op());
         let expected = r#"kernel all grid=[2, 3] semantics=[parallel, arbitrary] vmem_limit=32MiB {
   params {
     %5 = prefetch p: smem i32[16]
