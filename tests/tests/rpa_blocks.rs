@@ -133,3 +133,22 @@ fn upstream_heuristic_on_the_f32_mixed_list_compiles_for_every_generation() {
         assert!(c.code_size > 0);
     }
 }
+
+#[test]
+fn attention_sinks_compile_for_every_generation() {
+    // gpt-oss-like heads: 64 query heads over 8 kv heads, D 64, bf16, one sink per query head.
+    let lens = [(1, 300), (16, 16), (1, 40), (5, 77)];
+    let mut x = batch((64, 8), 64, 16, DType::Bf16, DType::Bf16, &lens);
+    x.distribution = [1, 1, 4];
+    let sinks: Vec<f64> = (0..64).map(|h| h as f64 / 8.0 - 4.0).collect();
+    let opts =
+        RpaOptions { attention_sink: Some(rpa_dsl::Array::from_f64(DType::F32, &[64], &sinks)), ..Default::default() };
+    for t in TpuTarget::ALL {
+        for case in [RpaCase::Decode, RpaCase::Mixed] {
+            let k = build_for_target(&x, &opts, case, t).unwrap();
+            assert!(k.params.iter().any(|p| p.name == "sinks"), "the kernel takes the sinks");
+            let c = compile_for(&k, t).unwrap_or_else(|e| panic!("{case:?} with sinks on {t}: {e}"));
+            assert!(c.code_size > 0);
+        }
+    }
+}

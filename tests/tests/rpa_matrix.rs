@@ -323,3 +323,56 @@ fn contexts_past_32k_tokens_keep_exact_positions() {
         }
     }
 }
+
+#[test]
+fn attention_sinks_on_every_case_and_dtype() {
+    // gpt-oss's learned sink logits (one per query head) join every softmax's denominator: with
+    // large sinks most of the weight goes to the sink, with very negative ones none does.
+    let lens = [(1, 40), (1, 9), (4, 30), (4, 4), (7, 70), (2, 2), (1, 17)];
+    for (dtype, sinks) in [
+        (DType::F32, vec![0.5, -1.0, 2.0, 0.0, 8.0, -30.0, 1.5, 3.0]),
+        (DType::Bf16, vec![4.0, 4.0, -2.0, 0.25, 1.0, 0.0, -0.5, 6.0]),
+    ] {
+        let mut x = make_batch(&spec(&lens, (8, 2), 128, 8, dtype));
+        x.distribution = [2, 4, 7];
+        let sink = Array::from_f64(DType::F32, &[8], &sinks);
+        let opts = RpaOptions {
+            chunk_prefill_size: Some(4),
+            return_lse: true,
+            attention_sink: Some(sink),
+            ..small_heads_opts()
+        };
+        check(&x, &opts);
+        // The sinks change the answer (they are not ignored).
+        let plain = reference::run(&x, &RpaOptions { attention_sink: None, ..opts.clone() });
+        let with = reference::run(&x, &opts);
+        assert!(plain.output.max_abs_diff(&with.output) > 1e-3);
+    }
+    // A sliding window and a soft cap compose with sinks.
+    let x = make_batch(&spec(&[(37, 300), (1, 129), (9, 200)], (4, 4), 128, 16, DType::F32));
+    let sink = Array::from_f64(DType::F32, &[4], &[1.0, -3.0, 0.0, 2.5]);
+    check(
+        &x,
+        &RpaOptions {
+            sliding_window: Some(64),
+            soft_cap: Some(30.0),
+            attention_sink: Some(sink),
+            ..small_heads_opts()
+        },
+    );
+}
+
+#[test]
+fn attention_sinks_of_the_wrong_shape_are_refused() {
+    let x = make_batch(&spec(&[(4, 30), (1, 9)], (8, 2), 128, 8, DType::F32));
+    for (sinks, want) in [
+        (Array::from_f64(DType::F32, &[2], &[0.0, 1.0]), "attention_sink must be f32 [num_q_heads] = f32[8]"),
+        (Array::from_f64(DType::F32, &[8], &[0.0, 1.0, f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0]), "query head 2 is NaN"),
+    ] {
+        let opts = RpaOptions { attention_sink: Some(sinks), ..small_heads_opts() };
+        match run(Backend::Interpret, &x, &opts) {
+            Err(e @ RpaError::Static(_)) => assert!(e.to_string().contains(want), "{e}"),
+            other => panic!("expected a static error, got {:?}", other.map(|_| ())),
+        }
+    }
+}

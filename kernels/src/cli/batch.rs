@@ -293,9 +293,22 @@ pub struct BatchArgs {
     /// validated once before the first call
     #[arg(long, help_heading = "Batch")]
     pub no_validate: bool,
+    /// Attention sinks: one logit per query head, e.g. 0.5,-1,2,0 (gpt-oss)
+    #[arg(long, value_name = "X,..", value_parser = parse_floats, allow_hyphen_values = true, help_heading = "Batch")]
+    pub sinks: Option<::std::vec::Vec<f64>>,
     /// Seed of the random batch data [default: 1234]
     #[arg(long, help_heading = "Batch")]
     pub seed: Option<u64>,
+}
+
+/// `X,Y,...` (finite numbers).
+pub fn parse_floats(s: &str) -> Result<Vec<f64>, String> {
+    s.split(',')
+        .map(|p| match p.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(x),
+            _ => Err(format!("`{p}` is not a finite number")),
+        })
+        .collect()
 }
 
 /// `BQ,BKV` or `BQ,BKV,BQ_COMPUTE,BKV_COMPUTE` (positive).
@@ -353,6 +366,8 @@ pub struct BatchConfig {
     pub mixed_blocks: Option<Vec<usize>>,
     pub vmem_limit_mib: Option<usize>,
     pub no_validate: bool,
+    /// Attention sinks, one per query head.
+    pub sinks: Option<Vec<f64>>,
     pub seed: u64,
 }
 
@@ -383,6 +398,7 @@ impl Default for BatchConfig {
             mixed_blocks: None,
             vmem_limit_mib: None,
             no_validate: false,
+            sinks: None,
             seed: 1234,
         }
     }
@@ -459,6 +475,9 @@ impl BatchArgs {
         }
         over_opt!(dtype, kv_dtype, acc_dtype, sliding_window, soft_cap, chunk, sm_scale, k_scale, v_scale);
         over_opt!(q_scale, mask_value, vmem_limit_mib);
+        if self.sinks.is_some() {
+            c.sinks.clone_from(&self.sinks);
+        }
         for (to, from) in [
             (&mut c.blocks, &self.blocks),
             (&mut c.decode_blocks, &self.decode_blocks),
@@ -589,6 +608,7 @@ fn options(c: &BatchConfig, head_dim: usize, kv_dtype: DType) -> RpaOptions {
         vmem_limit: c.vmem_limit_mib.map(|m| m << 20),
         validate: !c.no_validate,
         return_lse: c.lse,
+        attention_sink: c.sinks.as_ref().map(|s| rpa_dsl::Array::from_f64(DType::F32, &[s.len()], s)),
     }
 }
 
@@ -796,6 +816,9 @@ impl Batch {
         }
         if let Some(v) = o.vmem_limit {
             parts.push(format!("VMEM limit {} MiB", v >> 20));
+        }
+        if let Some(s) = &o.attention_sink {
+            parts.push(format!("{} attention sinks", s.len()));
         }
         if !o.validate {
             parts.push("calls without validation".into());

@@ -62,6 +62,9 @@ pub struct RpaConfig {
     pub vmem_limit: Option<usize>,
     /// Also write the log-sum-exp of each (token, query head)'s logits.
     pub return_lse: bool,
+    /// Attention sinks: the `sinks` input holds one logit per query head, the softmax state of
+    /// each row starts from it (`m = sink`, `l = 1`).
+    pub sinks: bool,
 }
 
 impl RpaConfig {
@@ -436,6 +439,9 @@ pub fn rpa_kernel(
         cfg.kv_dtype,
         [cfg.total_pages, cfg.page_size, cfg.row_words(), cfg.kv_dtype.packing(), cfg.head_dim]
     ],
+    #[when(cfg.sinks)]
+    #[block([cfg.num_kv_heads, cfg.group, 128], || [0, 0, 0])]
+    sinks: In![f32, [cfg.num_kv_heads, cfg.group, 128]],
     #[alias(q)] o: Out![cfg.q_dtype, [cfg.num_kv_heads, cfg.max_num_tokens, cfg.group, cfg.head_dim]],
     #[alias(kv_cache)] kv_cache_out: Out![
         cfg.kv_dtype,
@@ -500,8 +506,19 @@ pub fn rpa_kernel(
                 if qc * bq_c < tokens {
                     let rows_q = ds(qc * bq_c * g, bq_c * g);
                     let acc = cfg.acc_dtype;
-                    m_ref.view(&[full_dim(), rows_q]).store(full(&[hkv, bq_c * g, 128], f32::NEG_INFINITY, acc));
-                    l_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, 128], acc));
+                    if let Some(sinks) = sinks {
+                        // Each row starts from its query head's sink (row r is head r % G): the
+                        // sink is the running max, and adds e^0 = 1 to the sum.
+                        #[unroll]
+                        for h in 0..hkv {
+                            let m0 = sinks.at(h).load().broadcast_to(&[bq_c, g, 128]).reshape(&[bq_c * g, 128]);
+                            m_ref.at(h).view(&[rows_q]).store(m0.cast(acc));
+                        }
+                        l_ref.view(&[full_dim(), rows_q]).store(full(&[hkv, bq_c * g, 128], 1.0f32, acc));
+                    } else {
+                        m_ref.view(&[full_dim(), rows_q]).store(full(&[hkv, bq_c * g, 128], f32::NEG_INFINITY, acc));
+                        l_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, 128], acc));
+                    }
                     acc_ref.view(&[full_dim(), rows_q]).store(zeros(&[hkv, bq_c * g, dp], acc));
                 }
             }

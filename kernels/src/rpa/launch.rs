@@ -91,6 +91,7 @@ fn base_config(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
         chunk_prefill_size: opts.chunk_prefill_size.unwrap_or(1),
         vmem_limit: opts.vmem_limit,
         return_lse: opts.return_lse,
+        sinks: opts.attention_sink.is_some(),
     }
 }
 
@@ -233,6 +234,7 @@ fn launch(
     let mut lse = opts
         .return_lse
         .then(|| Array::from_f64(DType::F32, &[tokens, x.num_q_heads()], &vec![f64::NAN; tokens * x.num_q_heads()]));
+    let sinks = opts.attention_sink.as_ref().map(|s| sinks_per_kv_head(s, hkv));
     let mut report = RpaReport::default();
     for (case, seqs) in launched_cases(x) {
         let kernel = match backend {
@@ -240,7 +242,7 @@ fn launch(
             Backend::PjrtCpu | Backend::PjrtCpuUnchecked => build_config(&config_for_cpu(x, opts, case))?,
             Backend::Interpret => build(x, opts, case)?,
         };
-        let inputs = vec![
+        let mut inputs = vec![
             prefetch(&x.kv_lens),
             prefetch(&x.page_indices),
             prefetch(&x.cu_q_lens),
@@ -249,6 +251,7 @@ fn launch(
             kv_new.clone(),
             cache,
         ];
+        inputs.extend(sinks.clone());
         let outputs = match backend {
             Backend::Interpret => {
                 let res = interpret::run_owned(&kernel, inputs, interpret)?;
@@ -275,6 +278,14 @@ fn launch(
         }
     }
     Ok(RpaOutput { output: restore_output(&q, x.head_dim()), kv_cache: cache, lse, report })
+}
+
+/// Sinks `[Hq]` in the kernel's layout `[Hkv, G, 128]` (lane-replicated; query head `h` is group
+/// `h % G` of kv head `h / G`).
+pub fn sinks_per_kv_head(sinks: &Array, hkv: usize) -> Array {
+    let hq = sinks.len();
+    let per_lane: Vec<u32> = (0..hq * 128).map(|i| sinks.bits()[i / 128]).collect();
+    Array::from_bits(DType::F32, &[hkv, hq / hkv, 128], per_lane)
 }
 
 /// Kernel layout `[Hkv, T, G, 128]` (lane-replicated) → `[T, Hq]`, for tokens `rows`.

@@ -14,7 +14,7 @@ pub mod reference;
 pub mod testing;
 pub mod validate;
 
-use rpa_dsl::DType;
+use rpa_dsl::{Array, DType};
 
 /// Which of the three specialised kernels handles a range of sequences (`distribution = (i, j, k)`:
 /// decode `[0, i)`, chunked prefill `[i, j)`, mixed `[j, k)`).
@@ -72,6 +72,10 @@ pub struct RpaOptions {
     /// Also return the log-sum-exp `m + ln Σ exp(s - m)` of each (token, query head)'s scaled logits
     /// (f32 `[tokens, Hq]`), e.g. to merge partial attentions in context-parallel decode.
     pub return_lse: bool,
+    /// Attention sinks (gpt-oss): one learned logit per query head (f32 `[Hq]`) that joins every
+    /// softmax's denominator, as a key no value belongs to: `out = Σ_j e^{s_j} v_j / (e^{sink} +
+    /// Σ_j e^{s_j})`. The log-sum-exp includes it.
+    pub attention_sink: Option<Array>,
 }
 
 impl Default for RpaOptions {
@@ -94,6 +98,7 @@ impl Default for RpaOptions {
             vmem_limit: None,
             validate: true,
             return_lse: false,
+            attention_sink: None,
         }
     }
 }

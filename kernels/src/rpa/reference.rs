@@ -139,8 +139,10 @@ pub fn run(inputs: &RpaInputs, opts: &RpaOptions) -> ReferenceOutput {
                         }
                     })
                     .collect();
-                let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let mut l = 0.0;
+                // An attention sink is one more logit, with no value.
+                let sink = opts.attention_sink.as_ref().map(|a| a.get_f64(h));
+                let m = logits.iter().cloned().chain(sink).fold(f64::NEG_INFINITY, f64::max);
+                let mut l = sink.map_or(0.0, |s| (s - m).exp());
                 for s in logits.iter_mut() {
                     *s = (*s - m).exp();
                     l += *s;
