@@ -961,6 +961,7 @@ mod tests {
             vmem_limit_mib: Some(64),
             no_validate: true,
             lse: true,
+            sinks: Some(vec![0.5, -1.0]),
             ..Default::default()
         };
         // Every field of RpaOptions, none defaulted: a new option fails to compile here until it
@@ -983,6 +984,7 @@ mod tests {
             vmem_limit: Some(64 << 20),
             validate: false,
             return_lse: true,
+            attention_sink: Some(rpa_dsl::Array::from_f64(DType::F32, &[2], &[0.5, -1.0])),
         };
         assert_eq!(options(&config, 128, DType::F32), want);
         // The JSON form keeps them all, -inf included.
