@@ -72,6 +72,9 @@ pub fn validate_shapes(s: &RpaShapes, opts: &RpaOptions) -> Result<(), RpaError>
         return bad("keys", format!("num_q_heads ({hq}) must be a multiple of num_kv_heads ({hkv})"));
     }
     let kv_dtype = s.kv_cache.0;
+    if !(kv_dtype.is_float() || kv_dtype == rpa_dsl::DType::I8) {
+        return bad("kv_cache", format!("the cache dtype must be a float type or i8, got {kv_dtype}"));
+    }
     if *k_dtype != kv_dtype || *v_dtype != kv_dtype {
         return bad(
             if *k_dtype != kv_dtype { "keys" } else { "values" },
@@ -82,9 +85,6 @@ pub fn validate_shapes(s: &RpaShapes, opts: &RpaOptions) -> Result<(), RpaError>
     }
     if !q_dtype.is_float() {
         return bad("queries", format!("queries must be floating point, got {q_dtype}"));
-    }
-    if !(kv_dtype.is_float() || kv_dtype == rpa_dsl::DType::I8) {
-        return bad("kv_cache", format!("the cache dtype must be a float type or i8, got {kv_dtype}"));
     }
     let cs = &s.kv_cache.1;
     if cs.len() != 5 {
