@@ -1,10 +1,10 @@
 //! The CPU custom call's entry point: our own minimal bindings of XLA's typed FFI C API
 //! (`xla/ffi/api/c_api.h`, API 0.5) and the handler that XLA calls with a call frame. This is the
 //! only `unsafe` code of the crate: it turns the frame into owned host arrays, hands them to the
-//! safe [`crate::host::run_ffi`], and copies the results into the frame's result buffers. Panics
+//! safe [`crate::host::run`], and copies the results into the frame's result buffers. Panics
 //! never leave the handler: they come back to XLA (and so to Python) as errors.
 
-use crate::host::{FfiArray, FfiCall};
+use crate::host;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::mem::{offset_of, size_of};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -170,24 +170,22 @@ unsafe fn handle(frame: &mut CallFrame) -> Result<(), String> {
     let request = unsafe { string_attr(&frame.attrs, "request") }?;
     let mut inputs = Vec::new();
     for i in 0..frame.args.size.max(0) as usize {
-        let buffer = unsafe { buffer_at(&frame.args, i) }?;
-        let (dtype, dims, bytes) = unsafe { view(buffer) }?;
+        let (dtype, dims, data) = unsafe { buffer_at(&frame.args, i) }?;
         // Copied before any result is written: a result may alias this buffer.
-        inputs.push(FfiArray { dtype, dims, bytes: bytes.to_vec() });
+        let bytes = unsafe { std::slice::from_raw_parts(data, dims.iter().product::<usize>() * dtype.bytes()) };
+        inputs.push(host::array_from_le(dtype, &dims, bytes));
     }
-    let call = FfiCall { request: &request, inputs, num_results: frame.rets.size.max(0) as usize };
-    let results = crate::host::run_ffi(call)?;
+    let (results, _) = host::run(&request, inputs, frame.rets.size.max(0) as usize)?;
     for (i, result) in results.iter().enumerate() {
-        let buffer = unsafe { buffer_at(&frame.rets, i) }?;
-        let (dtype, dims, _) = unsafe { view(buffer) }?;
-        if dtype != result.dtype || dims != result.dims {
+        let (dtype, dims, data) = unsafe { buffer_at(&frame.rets, i) }?;
+        if dtype != result.dtype() || dims != result.shape() {
             return Err(format!(
                 "rpa: result {i} is {dtype} {dims:?} in the program, but the call produced {} {:?}",
-                result.dtype, result.dims
+                result.dtype(),
+                result.shape()
             ));
         }
-        let out = unsafe { std::slice::from_raw_parts_mut(buffer.data as *mut u8, result.bytes.len()) };
-        out.copy_from_slice(&result.bytes);
+        host::write_le(result, unsafe { std::slice::from_raw_parts_mut(data, result.nbytes()) });
     }
     Ok(())
 }
@@ -208,7 +206,8 @@ unsafe fn fill_metadata(ext: *mut MetadataExtension) -> Result<(), String> {
     Ok(())
 }
 
-unsafe fn buffer_at(operands: &Operands, i: usize) -> Result<&Buffer, String> {
+/// Buffer `i` of `operands`: its dtype, dimensions and data.
+unsafe fn buffer_at(operands: &Operands, i: usize) -> Result<(rpa_dsl::DType, Vec<usize>, *mut u8), String> {
     if i >= operands.size.max(0) as usize || unsafe { *operands.types.add(i) } != ARG_BUFFER {
         return Err(format!("rpa: operand {i} is not a buffer"));
     }
@@ -216,20 +215,11 @@ unsafe fn buffer_at(operands: &Operands, i: usize) -> Result<&Buffer, String> {
     if buffer.struct_size < BUFFER_SIZE {
         return Err("rpa: buffer of an unknown FFI version".into());
     }
-    Ok(buffer)
-}
-
-/// A buffer's XLA dtype code, dimensions and bytes.
-unsafe fn view(buffer: &Buffer) -> Result<(i32, Vec<usize>, &[u8]), String> {
-    let dims: Vec<usize> = unsafe { std::slice::from_raw_parts(buffer.dims, buffer.rank.max(0) as usize) }
-        .iter()
-        .map(|&d| d as usize)
-        .collect();
-    let width =
-        crate::host::ffi_dtype_bytes(buffer.dtype).ok_or(format!("rpa: unsupported XLA dtype {}", buffer.dtype))?;
-    let len = dims.iter().product::<usize>() * width;
-    let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(buffer.data as *const u8, len) } };
-    Ok((buffer.dtype, dims, bytes))
+    let dtype = host::dtype_of_code(buffer.dtype).ok_or(format!("rpa: unsupported XLA dtype {}", buffer.dtype))?;
+    let rank = buffer.rank.max(0) as usize;
+    let dims = unsafe { std::slice::from_raw_parts(buffer.dims, rank) }.iter().map(|&d| d.max(0) as usize).collect();
+    let data = if buffer.data.is_null() { std::ptr::NonNull::dangling().as_ptr() } else { buffer.data as *mut u8 };
+    Ok((dtype, dims, data))
 }
 
 unsafe fn string_attr(attrs: &Attrs, name: &str) -> Result<String, String> {

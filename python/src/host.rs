@@ -31,83 +31,61 @@ pub fn dtype_of_code(code: i32) -> Option<DType> {
     DTYPES.iter().find(|&&(c, _)| c == code).map(|&(_, d)| d)
 }
 
-/// The XLA dtype code of an rpa dtype.
-pub fn code_of_dtype(dtype: DType) -> i32 {
-    if dtype == DType::F8E4M3 {
-        return F8E4M3FN;
+/// An array from a buffer's little-endian bytes (`bytes` holds exactly its elements).
+pub fn array_from_le(dtype: DType, dims: &[usize], bytes: &[u8]) -> Array {
+    let bits: Vec<u32> = match dtype.bytes() {
+        4 => bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        2 => bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as u32).collect(),
+        _ => bytes.iter().map(|&b| b as u32).collect(),
+    };
+    Array::from_bits(dtype, dims, bits)
+}
+
+/// Writes an array's elements as little-endian bytes into `out` (exactly their size).
+pub fn write_le(array: &Array, out: &mut [u8]) {
+    let bits = array.bits();
+    match array.dtype().bytes() {
+        4 => out.chunks_exact_mut(4).zip(bits).for_each(|(o, &b)| o.copy_from_slice(&b.to_le_bytes())),
+        2 => out.chunks_exact_mut(2).zip(bits).for_each(|(o, &b)| o.copy_from_slice(&(b as u16).to_le_bytes())),
+        _ => out.iter_mut().zip(bits).for_each(|(o, &b)| *o = b as u8),
     }
-    DTYPES.iter().find(|&&(_, d)| d == dtype).map_or(0, |&(c, _)| c)
 }
 
-/// Bytes per element of an XLA dtype code rpa takes.
-pub fn ffi_dtype_bytes(code: i32) -> Option<usize> {
-    dtype_of_code(code).map(DType::bytes)
-}
-
-/// One array of a call: XLA dtype code, dimensions, little-endian bytes.
-pub struct FfiArray {
-    pub dtype: i32,
-    pub dims: Vec<usize>,
-    pub bytes: Vec<u8>,
-}
-
-/// One call: the request (options) and the eight operands in `ragged_paged_attention`'s order.
-pub struct FfiCall<'a> {
-    pub request: &'a str,
-    pub inputs: Vec<FfiArray>,
-    pub num_results: usize,
-}
-
-/// Runs a call from the custom call: `(output, kv_cache[, lse])`.
-pub fn run_ffi(call: FfiCall) -> Result<Vec<FfiArray>, String> {
-    Ok(run(call)?.0)
-}
-
-/// Runs a call and also reports how long rpa's launcher took (without the conversions).
-pub fn run(call: FfiCall) -> Result<(Vec<FfiArray>, Duration), String> {
-    let parsed = request::parse(call.request).map_err(|e| request::describe(&e))?;
+/// Runs a call in `ragged_paged_attention`'s operand order, under the options of `request`:
+/// `([output, kv_cache, lse?], how long rpa's launcher took)`.
+pub fn run(request: &str, inputs: Vec<Array>, num_results: usize) -> Result<(Vec<Array>, Duration), String> {
+    let parsed = request::parse(request).map_err(|e| request::describe(&e))?;
     let opts = parsed.options;
     let want = 2 + opts.return_lse as usize;
-    if call.inputs.len() != 8 || call.num_results != want {
+    if inputs.len() != 8 || num_results != want {
         return Err(format!(
-            "rpa: the custom call has {} operands and {} results; rpa takes 8 and makes {want}",
-            call.inputs.len(),
-            call.num_results
+            "rpa: the call has {} operands and {num_results} results; rpa takes 8 and makes {want}",
+            inputs.len()
         ));
     }
-    let x = inputs(call.inputs)?;
+    let x = rpa_inputs(inputs)?;
     let start = Instant::now();
     let RpaOutput { output, kv_cache, lse, .. } =
         launch::run(Backend::Interpret, &x, &opts).map_err(|e| request::describe(&e))?;
     let took = start.elapsed();
-    let results = [Some(output), Some(kv_cache), lse].into_iter().flatten().map(|a| FfiArray {
-        dtype: code_of_dtype(a.dtype()),
-        dims: a.shape().to_vec(),
-        bytes: a.to_le_bytes(),
-    });
-    Ok((results.collect(), took))
+    Ok(([Some(output), Some(kv_cache), lse].into_iter().flatten().collect(), took))
 }
 
-fn inputs(arrays: Vec<FfiArray>) -> Result<RpaInputs, String> {
-    const NAMES: [&str; 8] =
-        ["queries", "keys", "values", "kv_cache", "kv_lens", "page_indices", "cu_q_lens", "distribution"];
-    let mut it = arrays.into_iter().zip(NAMES);
-    let mut array = || {
-        let (a, name) = it.next().expect("eight operands");
-        let dtype =
-            dtype_of_code(a.dtype).ok_or(format!("rpa: `{name}` has an unsupported dtype (XLA code {})", a.dtype))?;
-        Ok::<_, String>((name, Array::from_le_bytes(dtype, &a.dims, &a.bytes)))
-    };
-    let (queries, keys, values, kv_cache) = (array()?.1, array()?.1, array()?.1, array()?.1);
-    let mut metadata = || {
-        let (name, a) = array()?;
+fn rpa_inputs(arrays: Vec<Array>) -> Result<RpaInputs, String> {
+    const METADATA: [&str; 4] = ["kv_lens", "page_indices", "cu_q_lens", "distribution"];
+    let mut it = arrays.into_iter();
+    let mut next = || it.next().expect("eight operands");
+    let (queries, keys, values, kv_cache) = (next(), next(), next(), next());
+    let mut metadata = Vec::new();
+    for name in METADATA {
+        let a = next();
         if a.dtype() != DType::I32 || a.shape().len() != 1 {
             return Err(format!("rpa: `{name}` must be a 1-D int32 array, got {} {:?}", a.dtype(), a.shape()));
         }
-        Ok(a.to_i64().into_iter().map(|v| v as i32).collect::<Vec<i32>>())
-    };
-    let (kv_lens, page_indices, cu_q_lens) = (metadata()?, metadata()?, metadata()?);
-    let distribution: [i32; 3] = metadata()?
+        metadata.push(a.into_bits().into_iter().map(|b| b as i32).collect::<Vec<i32>>());
+    }
+    let [kv_lens, page_indices, cu_q_lens, distribution] = <[Vec<i32>; 4]>::try_from(metadata).expect("four");
+    let distribution: [i32; 3] = distribution
         .try_into()
         .map_err(|d: Vec<i32>| format!("rpa: `distribution` must have 3 entries, got {}", d.len()))?;
     Ok(RpaInputs { queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution })

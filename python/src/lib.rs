@@ -8,7 +8,6 @@ mod host;
 mod request;
 mod tpu;
 
-use host::FfiArray;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -84,12 +83,21 @@ fn interpret<'py>(
             let mut inputs = Vec::new();
             for (name, dims, bytes) in arrays {
                 let dtype = rpa_dsl::DType::from_name(&name).ok_or(format!("rpa: unsupported dtype {name}"))?;
-                inputs.push(FfiArray { dtype: host::code_of_dtype(dtype), dims, bytes });
+                if bytes.len() != dims.iter().product::<usize>() * dtype.bytes() {
+                    return Err(format!("rpa: {} bytes do not hold a {name} array of shape {dims:?}", bytes.len()));
+                }
+                inputs.push(host::array_from_le(dtype, &dims, &bytes));
             }
-            host::run(host::FfiCall { request, inputs, num_results })
+            host::run(request, inputs, num_results)
         })
     })?;
-    Ok((results.iter().map(|r| PyBytes::new(py, &r.bytes)).collect(), took.as_secs_f64()))
+    let bytes = |a: &rpa_dsl::Array| {
+        PyBytes::new_with(py, a.nbytes(), |out| {
+            host::write_le(a, out);
+            Ok(())
+        })
+    };
+    Ok((results.iter().map(bytes).collect::<PyResult<_>>()?, took.as_secs_f64()))
 }
 
 /// The cache shape `[pages, page_size, cdiv(2·Hkv, packing), packing, align(D, 128)]`.
