@@ -54,7 +54,39 @@ def _option(name, value, kind):
     return [_option(name, s, int) for s in sizes]
 
 
-def _request(arrays, options) -> str:
+# The keyword options: name → (default, kind). Kinds: float, int, bool, or tuple (block sizes).
+OPTIONS = {
+    "sm_scale": (1.0, float),
+    "sliding_window": (None, int),
+    "soft_cap": (None, float),
+    "mask_value": (None, float),
+    "q_scale": (None, float),
+    "k_scale": (None, float),
+    "v_scale": (None, float),
+    "chunk_prefill_size": (None, int),
+    "vmem_limit_bytes": (None, int),
+    "d_block_sizes": (None, tuple),
+    "p_block_sizes": (None, tuple),
+    "m_block_sizes": (None, tuple),
+    "causal": (True, bool),
+    "update_kv_cache": (True, bool),
+    "return_lse": (False, bool),
+    "check_metadata": (True, bool),
+}
+
+
+def options_of(**given) -> dict:
+    """The options of a call (defaults for those not given), checked and ready for JSON."""
+    unknown = sorted(set(given) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {unknown}")
+    options = {name: _option(name, given.get(name, default), kind) for name, (default, kind) in OPTIONS.items()}
+    if options["sm_scale"] is None:
+        raise ValueError("invalid ragged paged attention call: `sm_scale`: must be a number, got None")
+    return options
+
+
+def request_of(arrays, options) -> str:
     """The JSON request of a call (the Rust side's `request::Request`)."""
     queries, keys, values, kv_cache = arrays[:4]
     for name, a in zip(_METADATA, arrays[4:]):
@@ -122,29 +154,15 @@ def ragged_paged_attention(
     """
     arrays = (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution)
     arrays = tuple(a if hasattr(a, "dtype") and hasattr(a, "shape") else jnp.asarray(a) for a in arrays)
-    options = {
-        "sm_scale": _option("sm_scale", sm_scale, float),
-        "sliding_window": _option("sliding_window", sliding_window, int),
-        "soft_cap": _option("soft_cap", soft_cap, float),
-        "mask_value": _option("mask_value", mask_value, float),
-        "q_scale": _option("q_scale", q_scale, float),
-        "k_scale": _option("k_scale", k_scale, float),
-        "v_scale": _option("v_scale", v_scale, float),
-        "chunk_prefill_size": _option("chunk_prefill_size", chunk_prefill_size, int),
-        "vmem_limit_bytes": _option("vmem_limit_bytes", vmem_limit_bytes, int),
-        "d_block_sizes": _option("d_block_sizes", d_block_sizes, tuple),
-        "p_block_sizes": _option("p_block_sizes", p_block_sizes, tuple),
-        "m_block_sizes": _option("m_block_sizes", m_block_sizes, tuple),
-        "causal": _option("causal", causal, bool),
-        "update_kv_cache": _option("update_kv_cache", update_kv_cache, bool),
-        "return_lse": _option("return_lse", return_lse, bool),
-        "check_metadata": _option("check_metadata", check_metadata, bool),
-    }
-    if options["sm_scale"] is None:
-        raise ValueError("invalid ragged paged attention call: `sm_scale`: must be a number, got None")
+    options = options_of(
+        sm_scale=sm_scale, sliding_window=sliding_window, soft_cap=soft_cap, mask_value=mask_value, q_scale=q_scale,
+        k_scale=k_scale, v_scale=v_scale, chunk_prefill_size=chunk_prefill_size, vmem_limit_bytes=vmem_limit_bytes,
+        d_block_sizes=d_block_sizes, p_block_sizes=p_block_sizes, m_block_sizes=m_block_sizes, causal=causal,
+        update_kv_cache=update_kv_cache, return_lse=return_lse, check_metadata=check_metadata,
+    )
     if tpu_generation not in (None, "v5e", "v6e", "v7x"):
         raise ValueError(f"invalid ragged paged attention call: `tpu_generation`: v5e, v6e or v7x, got {tpu_generation!r}")
-    request = _request(arrays, options)
+    request = request_of(arrays, options)
     _rpa.check(request)  # ValueError with the validator's wording, naming the argument.
     call = _Call(request, options["q_scale"], options["return_lse"], tpu_generation)
     return _jitted(*arrays, call=call)
@@ -161,23 +179,8 @@ def validate(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, 
     """Checks a call on host arrays: its static part, then its metadata (lengths, page ids), with
     the errors ``ragged_paged_attention`` would raise (``ValueError`` naming the sequence and field)."""
     meta = [np.asarray(a) for a in (kv_lens, page_indices, cu_q_lens, distribution)]
-    arrays = (queries, keys, values, kv_cache, *meta)
-    known = {"causal", "update_kv_cache", "return_lse", "check_metadata", "tpu_generation"}
-    defaults = dict(
-        sm_scale=1.0, sliding_window=None, soft_cap=None, mask_value=None, q_scale=None, k_scale=None, v_scale=None,
-        chunk_prefill_size=None, vmem_limit_bytes=None, d_block_sizes=None, p_block_sizes=None, m_block_sizes=None,
-        causal=True, update_kv_cache=True, return_lse=False, check_metadata=True,
-    )
-    unknown = set(options) - set(defaults) - known
-    if unknown:
-        raise TypeError(f"validate() got unexpected keyword arguments {sorted(unknown)}")
-    opts = {**defaults, **{k: v for k, v in options.items() if k != "tpu_generation"}}
-    kinds = dict(
-        sm_scale=float, sliding_window=int, soft_cap=float, mask_value=float, q_scale=float, k_scale=float,
-        v_scale=float, chunk_prefill_size=int, vmem_limit_bytes=int, d_block_sizes=tuple, p_block_sizes=tuple,
-        m_block_sizes=tuple, causal=bool, update_kv_cache=bool, return_lse=bool, check_metadata=bool,
-    )
-    request = _request(arrays, {k: _option(k, v, kinds[k]) for k, v in opts.items()})
+    options.pop("tpu_generation", None)
+    request = request_of((queries, keys, values, kv_cache, *meta), options_of(**options))
     _rpa.validate(request, *(m.tolist() for m in meta))
 
 

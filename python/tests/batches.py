@@ -154,20 +154,12 @@ def reference(b: Batch, sm_scale=1.0, sliding_window=None, soft_cap=None, mask_v
 
 def rust_interpret(b: Batch, **options):
     """rpa's launcher in interpret mode (Rust), called directly: ``(output, cache[, lse]), seconds``."""
-    from rpa_jax._attention import _option, _request
+    from rpa_jax._attention import options_of, request_of
 
-    kinds = dict(sm_scale=float, sliding_window=int, soft_cap=float, mask_value=float, q_scale=float, k_scale=float,
-                 v_scale=float, chunk_prefill_size=int, vmem_limit_bytes=int, d_block_sizes=tuple,
-                 p_block_sizes=tuple, m_block_sizes=tuple, causal=bool, update_kv_cache=bool, return_lse=bool,
-                 check_metadata=bool)
-    opts = dict(sm_scale=1.0, sliding_window=None, soft_cap=None, mask_value=None, q_scale=None, k_scale=None,
-                v_scale=None, chunk_prefill_size=None, vmem_limit_bytes=None, d_block_sizes=None, p_block_sizes=None,
-                m_block_sizes=None, causal=True, update_kv_cache=True, return_lse=False, check_metadata=True)
-    opts.update(options)
     args = [np.asarray(a) for a in b.args()]
-    request = _request(args, {k: _option(k, v, kinds[k]) for k, v in opts.items()})
+    request = request_of(args, options_of(**options))
     arrays = [(a.dtype.name, list(a.shape), a.tobytes()) for a in args]
-    results, seconds = _rpa.interpret(request, arrays, 3 if opts["return_lse"] else 2)
+    results, seconds = _rpa.interpret(request, arrays, 3 if options.get("return_lse") else 2)
     shapes = [(args[0].dtype, args[0].shape), (args[3].dtype, args[3].shape), (np.float32, args[0].shape[:2])]
     arrays = [np.frombuffer(r, dtype).reshape(shape) for r, (dtype, shape) in zip(results, shapes)]
     return arrays, seconds
