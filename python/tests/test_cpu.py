@@ -27,14 +27,15 @@ def check(batch, **options):
     return out, cache
 
 
+@pytest.mark.parametrize("dtype", [F32, BF16], ids=["f32", "bf16"])
 @pytest.mark.parametrize("name, seqs, distribution", [
     ("decode", DECODE, (16, 16, 16)),
     ("prefill", PREFILL, (0, 0, 16)),
     ("mixed", MIXED, (0, 0, 16)),
     ("mixed, decodes first", sorted(MIXED, key=lambda s: s[0] > 1), (8, 8, 16)),
 ])
-def test_upstream_lists(name, seqs, distribution):
-    check(make_batch(seqs, heads=(4, 2), distribution=distribution))
+def test_upstream_lists(name, seqs, distribution, dtype):
+    check(make_batch(seqs, heads=(4, 2), q_dtype=dtype, kv_dtype=dtype, distribution=distribution))
 
 
 @pytest.mark.parametrize("q_dtype, kv_dtype, scales", [
