@@ -24,4 +24,6 @@ pub mod book {
     pub struct Debugging;
     #[doc = include_str!("../../docs/05-rpa-walkthrough.md")]
     pub struct RpaWalkthrough;
+    #[doc = include_str!("../../docs/07-using-rpa-from-jax.md")]
+    pub struct UsingRpaFromJax;
 }

@@ -175,13 +175,17 @@ fn static_rules_reject_bad_shapes_and_block_sizes() {
     let mut y = x.clone();
     y.keys = rpa_dsl::Array::zeros(DType::Bf16, x.keys.shape());
     assert!(validate_static(&y, &opts).unwrap_err().to_string().contains("cache dtype"));
+    assert!(matches!(validate_static(&y, &opts), Err(RpaError::Argument { arg: "keys", .. })));
+    let mut y = x.clone();
+    y.kv_cache = rpa_dsl::Array::zeros(x.kv_cache.dtype(), &[1, 2, 3]);
+    assert!(matches!(validate_static(&y, &opts), Err(RpaError::Argument { arg: "kv_cache", .. })));
     let bad = RpaOptions { sliding_window: Some(0), ..Default::default() };
     assert!(validate_static(&x, &bad).unwrap_err().to_string().contains("sliding_window must be positive"));
     let bad = RpaOptions { soft_cap: Some(0.0), ..Default::default() };
     assert!(validate_static(&x, &bad).unwrap_err().to_string().contains("soft_cap"));
     // Upstream's heuristic once produced (16, 80, 32, 48): 80 is not a multiple of 48.
     let b = BlockSizes { bq: 16, bkv: 80, bq_compute: 32, bkv_compute: 48 };
-    assert!(validate_block_sizes(RpaCase::Mixed, b, 16).is_err());
+    assert!(matches!(validate_block_sizes(RpaCase::Mixed, b, 16), Err(RpaError::Argument { arg: "mixed_blocks", .. })));
     let b = BlockSizes { bq: 64, bkv: 256, bq_compute: 32, bkv_compute: 128 };
     assert!(validate_block_sizes(RpaCase::Mixed, b, 16).is_ok());
 }

@@ -3,7 +3,7 @@
 
 use super::kernel::{rpa_kernel, RpaConfig};
 use super::layout::{align_to, merge_kv, quantize};
-use super::reference::RpaInputs;
+use super::reference::{RpaInputs, RpaShapes};
 use super::validate::{validate_block_sizes, validate_dynamic, validate_static, RpaError};
 use super::{blocks, BlockSizes, RpaCase, RpaOptions};
 use rpa_dsl::interpret::{self, Event, InterpretOptions, Stats};
@@ -38,7 +38,7 @@ pub fn config_for_cpu(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaCon
 }
 
 fn host_config(x: &RpaInputs, opts: &RpaOptions, case: RpaCase, default: fn(&RpaConfig) -> BlockSizes) -> RpaConfig {
-    let mut cfg = base_config(x, opts, case);
+    let mut cfg = base_config(&x.shapes(), opts, case);
     cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| default(&cfg));
     cfg.vmem_limit = opts.vmem_limit.or_else(|| blocks::host_vmem_limit(&cfg));
     cfg
@@ -47,7 +47,12 @@ fn host_config(x: &RpaInputs, opts: &RpaOptions, case: RpaCase, default: fn(&Rpa
 /// The configuration for a TPU generation: upstream's block-size heuristic where `opts` gives
 /// none, and a scoped VMEM limit raised when the blocks need it (unless `opts` sets one).
 pub fn config_for_target(x: &RpaInputs, opts: &RpaOptions, case: RpaCase, target: TpuTarget) -> RpaConfig {
-    let mut cfg = base_config(x, opts, case);
+    config_for_target_shapes(&x.shapes(), opts, case, target)
+}
+
+/// [`config_for_target`] from the static part of a call alone.
+pub fn config_for_target_shapes(s: &RpaShapes, opts: &RpaOptions, case: RpaCase, target: TpuTarget) -> RpaConfig {
+    let mut cfg = base_config(s, opts, case);
     cfg.blocks = case_blocks(opts, case).unwrap_or_else(|| blocks::tpu_block_sizes(target, &cfg));
     cfg.vmem_limit = opts.vmem_limit.or_else(|| blocks::tpu_vmem_limit(target, &cfg));
     cfg
@@ -62,23 +67,23 @@ fn case_blocks(opts: &RpaOptions, case: RpaCase) -> Option<BlockSizes> {
 }
 
 /// Everything but the block sizes (which start as single tokens and pages).
-fn base_config(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
-    let (hq, hkv, d) = (x.num_q_heads(), x.num_kv_heads(), x.head_dim());
-    let page = x.page_size();
+fn base_config(s: &RpaShapes, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
+    let (hq, hkv, d) = (s.num_q_heads(), s.num_kv_heads(), s.head_dim());
+    let page = s.page_size();
     RpaConfig {
         case,
         blocks: BlockSizes { bq: 1, bkv: page, bq_compute: 1, bkv_compute: page },
-        max_num_seqs: x.max_num_seqs(),
-        pages_per_seq: x.pages_per_seq(),
-        total_pages: x.kv_cache.shape()[0],
+        max_num_seqs: s.max_num_seqs,
+        pages_per_seq: s.pages_per_seq(),
+        total_pages: s.total_pages(),
         page_size: page,
-        max_num_tokens: x.queries.shape()[0],
+        max_num_tokens: s.num_tokens(),
         num_kv_heads: hkv,
         group: hq / hkv,
         head_dim: align_to(d, 128),
         head_dim_actual: d,
-        q_dtype: x.queries.dtype(),
-        kv_dtype: x.kv_cache.dtype(),
+        q_dtype: s.queries.0,
+        kv_dtype: s.kv_cache.0,
         causal: opts.causal,
         update_kv_cache: opts.update_kv_cache,
         logit_scale: opts.sm_scale * opts.k_scale.unwrap_or(1.0) * opts.q_scale.unwrap_or(1.0),
@@ -103,6 +108,16 @@ pub fn build_for_target(
     target: TpuTarget,
 ) -> Result<Kernel, RpaError> {
     build_config(&config_for_target(x, opts, case, target))
+}
+
+/// [`build_for_target`] from the static part of a call alone (e.g. at JAX trace time).
+pub fn build_for_shapes(
+    s: &RpaShapes,
+    opts: &RpaOptions,
+    case: RpaCase,
+    target: TpuTarget,
+) -> Result<Kernel, RpaError> {
+    build_config(&config_for_target_shapes(s, opts, case, target))
 }
 
 /// Builds the kernel of one case.

@@ -3,7 +3,7 @@
 
 use super::layout::{cache_index, merge_kv, quantize};
 use super::RpaOptions;
-use rpa_dsl::Array;
+use rpa_dsl::{Array, DType};
 
 /// The inputs of one call, as the kernels take them.
 #[derive(Clone, Debug)]
@@ -47,6 +47,58 @@ impl RpaInputs {
     pub fn cache_shape(&self) -> [usize; 5] {
         let s = self.kv_cache.shape();
         [s[0], s[1], s[2], s[3], s[4]]
+    }
+    /// The static part of these inputs.
+    pub fn shapes(&self) -> RpaShapes {
+        let spec = |a: &Array| (a.dtype(), a.shape().to_vec());
+        RpaShapes {
+            queries: spec(&self.queries),
+            keys: spec(&self.keys),
+            values: spec(&self.values),
+            kv_cache: spec(&self.kv_cache),
+            max_num_seqs: self.kv_lens.len(),
+            page_indices_len: self.page_indices.len(),
+            cu_q_lens_len: self.cu_q_lens.len(),
+        }
+    }
+}
+
+/// The static part of a call, what the kernels are built for: the dtype and shape of each array
+/// and the lengths of the metadata (e.g. what a JAX trace knows before any data exists).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RpaShapes {
+    pub queries: (DType, Vec<usize>),
+    pub keys: (DType, Vec<usize>),
+    pub values: (DType, Vec<usize>),
+    pub kv_cache: (DType, Vec<usize>),
+    /// Entries of `kv_lens`.
+    pub max_num_seqs: usize,
+    pub page_indices_len: usize,
+    pub cu_q_lens_len: usize,
+}
+
+impl RpaShapes {
+    /// Query tokens (`max_num_tokens`).
+    pub fn num_tokens(&self) -> usize {
+        self.queries.1[0]
+    }
+    pub fn num_q_heads(&self) -> usize {
+        self.queries.1[1]
+    }
+    pub fn num_kv_heads(&self) -> usize {
+        self.keys.1[1]
+    }
+    pub fn head_dim(&self) -> usize {
+        self.queries.1[2]
+    }
+    pub fn total_pages(&self) -> usize {
+        self.kv_cache.1[0]
+    }
+    pub fn page_size(&self) -> usize {
+        self.kv_cache.1[1]
+    }
+    pub fn pages_per_seq(&self) -> usize {
+        self.page_indices_len / self.max_num_seqs.max(1)
     }
 }
 

@@ -3,7 +3,7 @@
 //! names the sequence and the field.
 
 use super::layout::kv_cache_shape;
-use super::reference::RpaInputs;
+use super::reference::{RpaInputs, RpaShapes};
 use super::{BlockSizes, RpaCase, RpaOptions};
 use std::fmt;
 
@@ -12,6 +12,8 @@ use std::fmt;
 pub enum RpaError {
     /// Shapes, dtypes or options that can never work.
     Static(String),
+    /// Argument (or option) `arg` has a shape, dtype or value that can never work.
+    Argument { arg: &'static str, message: String },
     /// Metadata of sequence `seq` (field `field`) is invalid.
     Sequence { seq: usize, field: &'static str, message: String },
     /// Batch-level metadata (`distribution`, `cu_q_lens` totals) is invalid.
@@ -24,6 +26,9 @@ impl fmt::Display for RpaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RpaError::Static(m) => write!(f, "invalid ragged paged attention call: {m}"),
+            RpaError::Argument { arg, message } => {
+                write!(f, "invalid ragged paged attention call: `{arg}`: {message}")
+            }
             RpaError::Sequence { seq, field, message } => write!(f, "sequence {seq}: `{field}`: {message}"),
             RpaError::Batch { field, message } => write!(f, "`{field}`: {message}"),
             RpaError::Kernel(e) => write!(f, "{e}"),
@@ -39,69 +44,93 @@ impl From<rpa_dsl::KernelError> for RpaError {
     }
 }
 
-fn stat(msg: impl Into<String>) -> Result<(), RpaError> {
-    Err(RpaError::Static(msg.into()))
+fn bad(arg: &'static str, message: String) -> Result<(), RpaError> {
+    Err(RpaError::Argument { arg, message })
 }
 
 /// Checks shapes, dtypes, head counts and options (what the kernels are compiled for).
 pub fn validate_static(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError> {
-    let (q, k, v) = (x.queries.shape(), x.keys.shape(), x.values.shape());
-    if q.len() != 3 || k.len() != 3 || v.len() != 3 {
-        return stat(format!("queries, keys and values must be [tokens, heads, head_dim], got {q:?}, {k:?}, {v:?}"));
+    validate_shapes(&x.shapes(), opts)
+}
+
+/// [`validate_static`] on the static part of a call alone; every error names the argument.
+pub fn validate_shapes(s: &RpaShapes, opts: &RpaOptions) -> Result<(), RpaError> {
+    let ((q_dtype, q), (k_dtype, k), (v_dtype, v)) = (&s.queries, &s.keys, &s.values);
+    for (arg, shape) in [("queries", q), ("keys", k), ("values", v)] {
+        if shape.len() != 3 {
+            return bad(arg, format!("{arg} must be [tokens, heads, head_dim], got {shape:?}"));
+        }
     }
     if k != v {
-        return stat(format!("keys {k:?} and values {v:?} differ in shape"));
+        return bad("values", format!("keys {k:?} and values {v:?} differ in shape"));
     }
     if q[0] != k[0] || q[2] != k[2] {
-        return stat(format!("queries {q:?} and keys {k:?} must agree in token count and head_dim"));
+        return bad("keys", format!("queries {q:?} and keys {k:?} must agree in token count and head_dim"));
     }
     let (hq, hkv, d) = (q[1], k[1], q[2]);
     if hkv == 0 || hq % hkv != 0 {
-        return stat(format!("num_q_heads ({hq}) must be a multiple of num_kv_heads ({hkv})"));
+        return bad("keys", format!("num_q_heads ({hq}) must be a multiple of num_kv_heads ({hkv})"));
     }
-    let kv_dtype = x.kv_cache.dtype();
-    if x.keys.dtype() != kv_dtype || x.values.dtype() != kv_dtype {
-        return stat(format!(
-            "keys ({}) and values ({}) must already be in the cache dtype ({kv_dtype}): quantize them before the call",
-            x.keys.dtype(),
-            x.values.dtype()
-        ));
-    }
-    if !x.queries.dtype().is_float() {
-        return stat(format!("queries must be floating point, got {}", x.queries.dtype()));
-    }
+    let kv_dtype = s.kv_cache.0;
     if !(kv_dtype.is_float() || kv_dtype == rpa_dsl::DType::I8) {
-        return stat(format!("the cache dtype must be a float type or i8, got {kv_dtype}"));
+        return bad("kv_cache", format!("the cache dtype must be a float type or i8, got {kv_dtype}"));
     }
-    let cs = x.kv_cache.shape();
+    if *k_dtype != kv_dtype || *v_dtype != kv_dtype {
+        return bad(
+            if *k_dtype != kv_dtype { "keys" } else { "values" },
+            format!(
+                "keys ({k_dtype}) and values ({v_dtype}) must already be in the cache dtype ({kv_dtype}): quantize them before the call"
+            ),
+        );
+    }
+    if !q_dtype.is_float() {
+        return bad("queries", format!("queries must be floating point, got {q_dtype}"));
+    }
+    let cs = &s.kv_cache.1;
     if cs.len() != 5 {
-        return stat(format!("kv_cache must be 5-D [pages, page_size, heads/packing, packing, head_dim], got {cs:?}"));
+        return bad(
+            "kv_cache",
+            format!("kv_cache must be 5-D [pages, page_size, heads/packing, packing, head_dim], got {cs:?}"),
+        );
     }
     let want = kv_cache_shape(cs[0], cs[1], hkv, d, kv_dtype);
-    if cs != want {
-        return stat(format!(
-            "kv_cache shape {cs:?} does not match the layout for {hkv} kv heads, head_dim {d}, {kv_dtype}: {want:?}"
-        ));
+    if cs[..] != want {
+        return bad(
+            "kv_cache",
+            format!("kv_cache shape {cs:?} does not match the layout for {hkv} kv heads, head_dim {d}, {kv_dtype}: {want:?}"),
+        );
     }
     let ps = cs[1];
     if !ps.is_multiple_of(kv_dtype.packing()) {
-        return stat(format!("page_size {ps} must be a multiple of the {kv_dtype} packing {}", kv_dtype.packing()));
+        return bad(
+            "kv_cache",
+            format!("page_size {ps} must be a multiple of the {kv_dtype} packing {}", kv_dtype.packing()),
+        );
     }
-    let n = x.kv_lens.len();
-    if n == 0 || x.cu_q_lens.len() != n + 1 {
-        return stat(format!("cu_q_lens must have max_num_seqs + 1 = {} entries, got {}", n + 1, x.cu_q_lens.len()));
+    let n = s.max_num_seqs;
+    if n == 0 {
+        return bad("kv_lens", "kv_lens must have an entry per sequence slot, got none".into());
     }
-    if x.page_indices.is_empty() || !x.page_indices.len().is_multiple_of(n) {
-        return stat(format!(
-            "page_indices ({} entries) must hold pages_per_seq entries for each of the {n} sequence slots",
-            x.page_indices.len()
-        ));
+    if s.cu_q_lens_len != n + 1 {
+        return bad(
+            "cu_q_lens",
+            format!("cu_q_lens must have max_num_seqs + 1 = {} entries, got {}", n + 1, s.cu_q_lens_len),
+        );
+    }
+    if s.page_indices_len == 0 || !s.page_indices_len.is_multiple_of(n) {
+        return bad(
+            "page_indices",
+            format!(
+                "page_indices ({} entries) must hold pages_per_seq entries for each of the {n} sequence slots",
+                s.page_indices_len
+            ),
+        );
     }
     if opts.sliding_window == Some(0) {
-        return stat("sliding_window must be positive");
+        return bad("sliding_window", "sliding_window must be positive".into());
     }
     if opts.soft_cap == Some(0.0) {
-        return stat("soft_cap must not be 0");
+        return bad("soft_cap", "soft_cap must not be 0".into());
     }
     if let Some(s) = &opts.attention_sink {
         if s.dtype() != rpa_dsl::DType::F32 || s.shape() != [hq] {
@@ -130,7 +159,12 @@ pub fn validate_static(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError>
 /// The divisibility rules of block sizes (upstream's default heuristic can break them).
 pub fn validate_block_sizes(case: RpaCase, b: BlockSizes, page_size: usize) -> Result<(), RpaError> {
     let BlockSizes { bq, bkv, bq_compute, bkv_compute } = b;
-    let bad = |m: String| stat(format!("{case:?} block sizes {b:?}: {m}"));
+    let arg = match case {
+        RpaCase::Decode => "decode_blocks",
+        RpaCase::Prefill => "prefill_blocks",
+        RpaCase::Mixed => "mixed_blocks",
+    };
+    let bad = |m: String| bad(arg, format!("{case:?} block sizes {b:?}: {m}"));
     if bq == 0 || bkv == 0 || bq_compute == 0 || bkv_compute == 0 {
         return bad("every size must be positive".into());
     }
@@ -150,6 +184,26 @@ pub fn validate_block_sizes(case: RpaCase, b: BlockSizes, page_size: usize) -> R
 /// token count, `0 < q_len <= kv_len`, enough pages, page ids in range, bucket q_lens, and that no
 /// page written by one sequence is used by another.
 pub fn validate_dynamic(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError> {
+    let meta = RpaMetadata {
+        kv_lens: &x.kv_lens,
+        page_indices: &x.page_indices,
+        cu_q_lens: &x.cu_q_lens,
+        distribution: x.distribution,
+    };
+    validate_metadata(&x.shapes(), &meta, opts)
+}
+
+/// The runtime metadata of a call.
+#[derive(Clone, Copy, Debug)]
+pub struct RpaMetadata<'a> {
+    pub kv_lens: &'a [i32],
+    pub page_indices: &'a [i32],
+    pub cu_q_lens: &'a [i32],
+    pub distribution: [i32; 3],
+}
+
+/// [`validate_dynamic`] for metadata `x` of a call whose static part `s` passed [`validate_shapes`].
+pub fn validate_metadata(s: &RpaShapes, x: &RpaMetadata, opts: &RpaOptions) -> Result<(), RpaError> {
     let n = x.kv_lens.len();
     let [i, j, k] = x.distribution;
     if !(0 <= i && i <= j && j <= k && k as usize <= n) {
@@ -164,10 +218,10 @@ pub fn validate_dynamic(x: &RpaInputs, opts: &RpaOptions) -> Result<(), RpaError
             message: format!("sequences [{i}, {j}) are in the prefill bucket but chunk_prefill_size is not set"),
         });
     }
-    let max_tokens = x.queries.shape()[0] as i64;
-    let ps = x.page_size();
-    let pps = x.pages_per_seq();
-    let total_pages = x.kv_cache.shape()[0] as i64;
+    let max_tokens = s.num_tokens() as i64;
+    let ps = s.page_size();
+    let pps = s.pages_per_seq();
+    let total_pages = s.total_pages() as i64;
     if x.cu_q_lens[0] < 0 {
         return Err(RpaError::Batch {
             field: "cu_q_lens",

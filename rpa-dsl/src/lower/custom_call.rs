@@ -44,15 +44,7 @@ pub fn wrap(kernel: &Kernel, mosaic: &str) -> Result<String, KernelError> {
             ))
         })
         .collect();
-    let body = base64(mosaic.as_bytes());
-    let mut config =
-        format!("{{\\22custom_call_config\\22: {{\\22body\\22: \\22{body}\\22, \\22needs_layout_passes\\22: true}}");
-    if let Some(limit) = kernel.vmem_limit {
-        config.push_str(&format!(
-            ", \\22scoped_memory_configs\\22: [{{\\22memory_space\\22: 1, \\22offset\\22: 0, \\22size\\22: {limit}}}]"
-        ));
-    }
-    config.push('}');
+    let config = backend_config(kernel, mosaic).replace('"', "\\22");
     let in_layouts: Vec<String> = inputs.iter().map(|p| layout(p.array.as_ref().unwrap())).collect();
     let out_layouts: Vec<String> = outputs.iter().map(|p| layout(p.array.as_ref().unwrap())).collect();
     let result_ty = if single { out_types[0].clone() } else { format!("({})", out_types.join(", ")) };
@@ -90,6 +82,20 @@ pub fn wrap(kernel: &Kernel, mosaic: &str) -> Result<String, KernelError> {
         rets.join(", "),
         out_types.join(", ")
     ))
+}
+
+/// The custom call's backend config (JSON): the Mosaic text `mosaic` of `kernel` (base64) and,
+/// when the kernel sets one, its scoped VMEM limit.
+pub fn backend_config(kernel: &Kernel, mosaic: &str) -> String {
+    let body = base64(mosaic.as_bytes());
+    let mut config = format!("{{\"custom_call_config\": {{\"body\": \"{body}\", \"needs_layout_passes\": true}}");
+    if let Some(limit) = kernel.vmem_limit {
+        config.push_str(&format!(
+            ", \"scoped_memory_configs\": [{{\"memory_space\": 1, \"offset\": 0, \"size\": {limit}}}]"
+        ));
+    }
+    config.push('}');
+    config
 }
 
 /// Standard base64 with padding.

@@ -1,0 +1,43 @@
+"""Tensor parallelism over kv heads, as tpu-inference shards RPA: ``shard_map`` with queries,
+keys and values split on their head axis and the cache on its combined-head axis; metadata
+replicated."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+
+from ._attention import ragged_paged_attention
+
+
+def sharded_ragged_paged_attention(
+    mesh, axis_name, queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution, **options
+):
+    """:func:`ragged_paged_attention` with kv heads split over mesh axis ``axis_name``.
+
+    With fewer kv heads than devices on that axis, each kv head is repeated (``jnp.repeat`` of
+    keys and values) so that every device holds one, as upstream does; the cache must then be laid
+    out for the repeated head count (``get_kv_cache_shape(..., devices, ...)``).
+    """
+    devices = mesh.shape[axis_name]
+    num_kv_heads = keys.shape[1]
+    if num_kv_heads < devices:
+        if devices % num_kv_heads:
+            raise ValueError(
+                f"invalid ragged paged attention call: `keys`: {devices} devices on axis {axis_name!r} "
+                f"is not a multiple of num_kv_heads ({num_kv_heads})"
+            )
+        keys = jnp.repeat(keys, devices // num_kv_heads, axis=1)
+        values = jnp.repeat(values, devices // num_kv_heads, axis=1)
+    heads = P(None, axis_name, None)
+    cache = P(None, None, axis_name, None, None)
+    results = (heads, cache) + ((P(None, axis_name),) if options.get("return_lse") else ())
+    body = functools.partial(ragged_paged_attention, **options)
+    return jax.shard_map(
+        lambda *args: body(*args),
+        mesh=mesh,
+        in_specs=(heads, heads, heads, cache, P(), P(), P(), P()),
+        out_specs=results,
+        check_vma=False,
+    )(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution)
