@@ -108,6 +108,8 @@ fn options(o: Options) -> Result<RpaOptions, RpaError> {
         vmem_limit: positive("vmem_limit_bytes", o.vmem_limit_bytes)?,
         validate: o.check_metadata,
         return_lse: o.return_lse,
+        // Not a keyword of rpa_jax yet (the sinks would be one more operand of the primitive).
+        attention_sink: None,
     })
 }
 

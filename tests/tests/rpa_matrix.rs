@@ -371,8 +371,8 @@ fn attention_sinks_of_the_wrong_shape_are_refused() {
     ] {
         let opts = RpaOptions { attention_sink: Some(sinks), ..small_heads_opts() };
         match run(Backend::Interpret, &x, &opts) {
-            Err(e @ RpaError::Static(_)) => assert!(e.to_string().contains(want), "{e}"),
-            other => panic!("expected a static error, got {:?}", other.map(|_| ())),
+            Err(e @ RpaError::Argument { arg: "attention_sink", .. }) => assert!(e.to_string().contains(want), "{e}"),
+            other => panic!("expected an attention_sink error, got {:?}", other.map(|_| ())),
         }
     }
 }

@@ -134,14 +134,13 @@ pub fn validate_shapes(s: &RpaShapes, opts: &RpaOptions) -> Result<(), RpaError>
     }
     if let Some(s) = &opts.attention_sink {
         if s.dtype() != rpa_dsl::DType::F32 || s.shape() != [hq] {
-            return stat(format!(
-                "attention_sink must be f32 [num_q_heads] = f32[{hq}], got {}{:?}",
-                s.dtype(),
-                s.shape()
-            ));
+            return bad(
+                "attention_sink",
+                format!("attention_sink must be f32 [num_q_heads] = f32[{hq}], got {}{:?}", s.dtype(), s.shape()),
+            );
         }
         if let Some(h) = (0..hq).find(|&h| !s.get_f64(h).is_finite()) {
-            return stat(format!("attention_sink of query head {h} is {}, not a finite logit", s.get_f64(h)));
+            return bad("attention_sink", format!("attention_sink of query head {h} is {}, not a finite logit", s.get_f64(h)));
         }
     }
     for (case, b) in [
