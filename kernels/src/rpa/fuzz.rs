@@ -98,7 +98,7 @@ pub fn check_random_batch(seed: u64, backend: Backend) -> Result<String, String>
     let bkv_compute = if pages.is_multiple_of(2) && r.range(0, 1) == 0 { bkv / 2 } else { bkv };
     let quantized = !kv_dtype.is_float() || kv_dtype.bits() == 8;
     let scale = if kv_dtype.is_float() { 0.5 } else { 1.0 / 127.0 };
-    let opts = RpaOptions {
+    let mut opts = RpaOptions {
         causal: r.range(0, 4) != 0,
         update_kv_cache: r.range(0, 5) != 0,
         sliding_window: if r.range(0, 3) == 0 { Some(r.range(1, 50)) } else { None },
@@ -112,6 +112,11 @@ pub fn check_random_batch(seed: u64, backend: Backend) -> Result<String, String>
         acc_dtype: (q_dtype == DType::Bf16 && r.range(0, 2) == 0).then_some(DType::Bf16),
         ..Default::default()
     };
+    if r.range(0, 3) == 0 {
+        // Attention sinks: one logit per query head, from well below to well above the logits.
+        let sinks: Vec<f64> = (0..heads.0).map(|_| r.range(0, 41) as f64 / 4.0 - 4.0).collect();
+        opts.attention_sink = Some(rpa_dsl::Array::from_f64(DType::F32, &[heads.0], &sinks));
+    }
     if !opts.update_kv_cache {
         // KV-share: the new tokens' K/V are already in the cache.
         x.kv_cache = reference::ragged_paged_attention(&x, &RpaOptions::default()).1;
