@@ -1,7 +1,8 @@
 //! RPA benchmark: HBM bytes moved (interpret-mode accounting) ÷ the minimum the attention must
-//! touch, and wall time per call on interpret mode, on PJRT-CPU (the StableHLO lowering) and of the
-//! dense reference on PJRT-CPU (one plain StableHLO program, `rpa::dense`), for the upstream
-//! decode_only / prefill_only / mixed lists and the Llama-3-8B shaped serving batch; and per batch
+//! touch, and wall time per call on interpret mode, on PJRT-CPU (the StableHLO lowering) and of a
+//! dense reference written in jax.numpy and jitted on XLA:CPU (`python/dense_reference.py`, in the
+//! venv `scripts/install-python` makes), for the upstream decode_only / prefill_only / mixed lists
+//! and the Llama-3-8B shaped serving batch; and per batch
 //! the time to build its kernels (the IR, then the Mosaic text) and to compile them with libtpu
 //! for each TPU generation (when the libtpu wheel is installed: `./scripts/install-plugins`).
 //! `cargo bench -p rpa-kernels --bench rpa`.
@@ -13,13 +14,15 @@
 
 use rpa_dsl::DType;
 use rpa_dsl::TpuTarget;
-use rpa_kernels::rpa::dense::dense_attention;
+use rpa_kernels::cli::npy;
 use rpa_kernels::rpa::launch::{
     build_for_target, launched_cases, ragged_paged_attention, ragged_paged_attention_on, Backend,
 };
 use rpa_kernels::rpa::reference::RpaInputs;
 use rpa_kernels::rpa::testing::{make_batch, BatchSpec, DECODE_KV, MIXED, PREFILL};
 use rpa_kernels::rpa::RpaOptions;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 /// Timed PJRT-CPU calls per measurement (after the compiling one).
@@ -49,6 +52,56 @@ fn median_ms(calls: usize, f: &mut dyn FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
+}
+
+/// The jitted jax.numpy dense reference on the batch: its first call (compile included) and the
+/// median of `CPU_CALLS` more, in ms.
+fn jnp_dense(name: &str, x: &RpaInputs, opts: &RpaOptions) -> Result<(f64, f64), String> {
+    let root = workspace();
+    let python = root.join(".cache/venv/bin/python");
+    if !python.exists() {
+        return Err("run scripts/install-python".into());
+    }
+    let dir = root.join("target/rpa-bench/dense").join(name.split(' ').next().unwrap_or("batch"));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for (file, array) in [("queries", &x.queries), ("keys", &x.keys), ("values", &x.values), ("kv_cache", &x.kv_cache)]
+    {
+        npy::write_array(&dir.join(format!("{file}.npy")), array)?;
+    }
+    for (file, v) in [
+        ("kv_lens", &x.kv_lens[..]),
+        ("page_indices", &x.page_indices[..]),
+        ("cu_q_lens", &x.cu_q_lens[..]),
+        ("distribution", &x.distribution[..]),
+    ] {
+        npy::write_i32(&dir.join(format!("{file}.npy")), &[v.len()], v)?;
+    }
+    let options = serde_json::json!({
+        "q_dtype": x.queries.dtype().name(),
+        "kv_dtype": x.kv_cache.dtype().name(),
+        "sm_scale": opts.sm_scale,
+        "sliding_window": opts.sliding_window,
+        "soft_cap": opts.soft_cap,
+        "mask_value": opts.mask_value,
+        "causal": opts.causal,
+        "update_kv_cache": opts.update_kv_cache,
+    });
+    std::fs::write(dir.join("options.json"), options.to_string()).map_err(|e| e.to_string())?;
+    let out = Command::new(&python)
+        .arg(root.join("python/dense_reference.py"))
+        .arg(&dir)
+        .args(["--calls", &CPU_CALLS.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed").to_string());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok((v["first_ms"].as_f64().unwrap_or(f64::NAN), v["call_ms"].as_f64().unwrap_or(f64::NAN)))
+}
+
 fn bench(name: &str, x: &RpaInputs, opts: &RpaOptions, lens: &[(usize, usize)]) {
     // Interpret mode: one warm-up call, then the median of a few.
     let bytes = ragged_paged_attention(x, opts).expect("runs").2.hbm_bytes();
@@ -62,12 +115,13 @@ fn bench(name: &str, x: &RpaInputs, opts: &RpaOptions, lens: &[(usize, usize)]) 
     let mut checked = || drop(ragged_paged_attention_on(Backend::PjrtCpu, x, opts).expect("runs checked on PJRT-CPU"));
     let checked_first = ms(&mut checked);
     let checked = median_ms(CPU_CALLS, &mut checked);
-    let mut dense = || drop(dense_attention(x, opts).expect("the dense reference runs"));
-    let dense_first = ms(&mut dense);
-    let dense_ms = median_ms(CPU_CALLS, &mut dense);
+    let (dense_first, dense_ms) = jnp_dense(name, x, opts).unwrap_or_else(|e| {
+        println!("{name:<32} (no jax.numpy dense reference: {e})");
+        (f64::NAN, f64::NAN)
+    });
     println!(
         "{name:<32} {:>6.3} bytes ratio | interpret {:>8.1} | PJRT-CPU {:>8.1} | checked {:>8.1} ({:+.0}%) | \
-         dense {:>8.1} | RPA/dense {:>5.2}   (first calls incl. compile: RPA {:.0}, checked {:.0}, dense {:.0})",
+         jnp dense {:>8.1} | RPA/dense {:>5.2}   (first calls incl. compile: RPA {:.0}, checked {:.0}, dense {:.0})",
         bytes as f64 / min as f64,
         interpret,
         cpu,
