@@ -161,12 +161,12 @@ fn start_kv_fetch(
     let dst = bkv_buf.at(slot);
     let sem = sems.at(SEM_KV).at(slot);
     let last_page = cdiv(kv_len, ps) - 1;
-    #[unroll]
+    // A runtime loop over the block's pages (one DMA each): unrolled, it was most of the kernel.
     for i in 0..cfg.blocks.bkv / cfg.page_size {
-        let size = min(max(from_cache - i as i32 * ps, 0), ps);
-        let page_no = min(block_start / ps + i as i32, last_page);
+        let size = min(max(from_cache - i * ps, 0), ps);
+        let page_no = min(block_start / ps + i, last_page);
         let page = page_indices.get(seq * cfg.pages_per_seq as i32 + page_no);
-        copy(kv_cache.at(page).ds(0, size), dst.ds(i * cfg.page_size, size), sem).start();
+        copy(kv_cache.at(page).ds(0, size), dst.ds(i * ps, size), sem).start();
     }
     // (With no new rows the start is clamped into range; the copy is empty.)
     let new_row = q_start + max(block_start + from_cache - cached_len, 0);
@@ -213,9 +213,8 @@ fn start_cache_update(
     let src = bkv_buf.at(slot);
     let sem = sems.at(SEM_UPD).at(slot);
     let last_page = cdiv(kv_len, ps) - 1;
-    #[unroll]
     for i in 0..cfg.blocks.bkv / cfg.page_size {
-        let page_start = block_start + i as i32 * ps;
+        let page_start = block_start + i * ps;
         let lo = min(max(first_new, page_start), page_start + ps);
         let size = max(min(block_end, page_start + ps) - lo, 0);
         let page_no = min(page_start / ps, last_page);
@@ -350,18 +349,19 @@ fn unpack(words: Tile, part: usize, dtype: DType) -> Tile {
 /// a strided load picks the head's word in every token row (no relayout), then unpacking splits
 /// the word into K and V.
 #[tpu_fn]
-fn load_kv(cfg: &RpaConfig, slot_buf: Ref<Vmem>, h: usize, rows_start: usize, n: usize) -> (Tile, Tile) {
+fn load_kv(cfg: &RpaConfig, slot_buf: Ref<Vmem>, h: usize, rows_start: Scalar, n: usize) -> (Tile, Tile) {
     let p = cfg.kv_dtype.packing();
     let words = cfg.row_words();
     let dp = cfg.head_dim;
+    let first = rows_start * words as i32;
     let (k, v) = if p == 1 {
         let rows = slot_buf.reshape(&[cfg.blocks.bkv * words, dp]);
-        let k = rows.load_strided(rows_start * words + 2 * h, n, words);
-        let v = rows.load_strided(rows_start * words + 2 * h + 1, n, words);
+        let k = rows.load_strided(first + (2 * h) as i32, n, words);
+        let v = rows.load_strided(first + (2 * h + 1) as i32, n, words);
         (k.cast(F32), v.cast(F32))
     } else {
         let rows = slot_buf.bitcast(U32).reshape(&[cfg.blocks.bkv * words, dp]);
-        let w = rows.load_strided(rows_start * words + (2 * h) / p, n, words);
+        let w = rows.load_strided(first + ((2 * h) / p) as i32, n, words);
         (unpack(w, (2 * h) % p, cfg.kv_dtype), unpack(w, (2 * h + 1) % p, cfg.kv_dtype))
     };
     if cfg.head_dim_actual < dp {
@@ -542,17 +542,19 @@ pub fn rpa_kernel(
                 // Compute sub-tiles: (q sub-tile, kv sub-tile) pairs that hold no visible pair
                 // — past the fetched rows or tokens, in the causal future, before the window — are skipped.
                 let bkv_c = cfg.blocks.bkv_compute;
-                #[unroll]
+                // A runtime loop over the kv sub-tiles (as Pallas's `fori_loop`): unrolled, with
+                // the q sub-tiles and the heads inside, it made most of the kernel's code.
                 for c in 0..bkv / bkv_c {
-                    let k_pos0 = bkv_idx * bkv as i32 + (c * bkv_c) as i32;
+                    let c_row = c * bkv_c as i32;
+                    let k_pos0 = bkv_idx * bkv as i32 + c_row;
                     let k_last = min(k_pos0 + bkv_c as i32, k_end) - 1;
                     // Rows past the fetched ones hold stale data: V is zeroed there so 0 · NaN cannot leak.
-                    let fetched = iota(I32, &[bkv_c, dp], 0) + ((c * bkv_c) as i32) < rows;
+                    let fetched = iota(I32, &[bkv_c, dp], 0) + c_row < rows;
                     #[unroll]
                     for qc in 0..bq / bq_c {
                         let q_first = q_pos0 + (qc * bq_c) as i32;
                         let q_last = q_pos0 + min(tokens, ((qc + 1) * bq_c) as i32) - 1;
-                        let live = c * bkv_c < rows && qc * bq_c < tokens;
+                        let live = c_row < rows && qc * bq_c < tokens;
                         if live && sub_tiles_meet(cfg, (q_first, q_last), (k_pos0, k_last)) {
                             let visible = visibility(cfg, (q_first, k_pos0, k_end), (bq_c * g, bkv_c));
                             let rows_q = ds(qc * bq_c * g, bq_c * g);
@@ -560,7 +562,7 @@ pub fn rpa_kernel(
                             for h in 0..hkv {
                                 let qh = bq_buf.at(q_slot).at(h).ds(qc * bq_c, bq_c).load();
                                 let qh = qh.reshape(&[bq_c * g, dp]).cast(F32);
-                                let (k, v) = load_kv(cfg, slot_buf, h, c * bkv_c, bkv_c);
+                                let (k, v) = load_kv(cfg, slot_buf, h, c_row, bkv_c);
                                 let v = select(fetched, v, 0.0);
                                 let s = logits(cfg, qh, k, visible);
                                 let (m_h, l_h) = (m_ref.at(h).view(&[rows_q]), l_ref.at(h).view(&[rows_q]));

@@ -140,7 +140,10 @@ pub fn validate_shapes(s: &RpaShapes, opts: &RpaOptions) -> Result<(), RpaError>
             );
         }
         if let Some(h) = (0..hq).find(|&h| !s.get_f64(h).is_finite()) {
-            return bad("attention_sink", format!("attention_sink of query head {h} is {}, not a finite logit", s.get_f64(h)));
+            return bad(
+                "attention_sink",
+                format!("attention_sink of query head {h} is {}, not a finite logit", s.get_f64(h)),
+            );
         }
     }
     for (case, b) in [
