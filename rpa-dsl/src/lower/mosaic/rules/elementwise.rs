@@ -125,9 +125,14 @@ impl<'k> Emitter<'k> {
         let shape = self.result_shape(inst);
         let (a, b) = (self.broadcast_to(lhs, &shape, l), self.broadcast_to(rhs, &shape, l));
         let ot = vector_type(dt, &shape);
+        if op == CmpOp::Ne && dt.is_float() {
+            // libtpu has no unordered predicates (`une`): `x != y` (true for NaN) is `!(x == y)`.
+            self.float_ne(l, res, &a, &b, &ot, &shape);
+            return Ok(());
+        }
         let pred = match (op, dt.is_float(), dt.is_unsigned_int() || dt == DType::Bool) {
             (CmpOp::Eq, true, _) => "oeq",
-            (CmpOp::Ne, true, _) => "une",
+            (CmpOp::Ne, true, _) => unreachable!("lowered by `float_ne`"),
             (CmpOp::Lt, true, _) => "olt",
             (CmpOp::Le, true, _) => "ole",
             (CmpOp::Gt, true, _) => "ogt",
@@ -146,6 +151,15 @@ impl<'k> Emitter<'k> {
         let cmp = if dt.is_float() { "arith.cmpf" } else { "arith.cmpi" };
         self.line(&format!("{res} = {cmp} {pred}, {a}, {b} : {ot} {l}"));
         Ok(())
+    }
+
+    /// `res = a != b` for floats (true where either is NaN), as `!(a oeq b)`.
+    fn float_ne(&mut self, l: &str, res: &str, a: &str, b: &str, operand_type: &str, shape: &[usize]) {
+        let eq = self.tmp();
+        self.line(&format!("{eq} = arith.cmpf oeq, {a}, {b} : {operand_type} {l}"));
+        let t = self.splat(DType::Bool, 1.0, shape, l);
+        let bool_type = if shape.is_empty() { "i1".to_string() } else { vector_type(DType::Bool, shape) };
+        self.line(&format!("{res} = arith.xori {eq}, {t} : {bool_type} {l}"));
     }
 
     pub(crate) fn lower_select(
@@ -208,8 +222,11 @@ impl<'k> Emitter<'k> {
         if to == DType::Bool {
             let shape = self.result_shape(inst);
             let z = self.zero_like(from, &shape, l);
-            let (cmp, pred) = if from.is_float() { ("arith.cmpf", "une") } else { ("arith.cmpi", "ne") };
-            self.line(&format!("{res} = {cmp} {pred}, {xn}, {z} : {xt} {l}"));
+            if from.is_float() {
+                self.float_ne(l, res, &xn, &z, &xt, &shape);
+            } else {
+                self.line(&format!("{res} = arith.cmpi ne, {xn}, {z} : {xt} {l}"));
+            }
         } else {
             self.line(&format!("{res} = {op} {xn} : {xt} to {rty} {l}"));
         }
