@@ -348,6 +348,44 @@ macro_rules! math_methods {
             pub fn abs(self) -> $ty {
                 unary(UnaryOp::Abs, self, Loc::caller())
             }
+            #[track_caller]
+            pub fn sin(self) -> $ty {
+                unary(UnaryOp::Sin, self, Loc::caller())
+            }
+            #[track_caller]
+            pub fn cos(self) -> $ty {
+                unary(UnaryOp::Cos, self, Loc::caller())
+            }
+            /// The error function (`jax.lax.erf`).
+            #[track_caller]
+            pub fn erf(self) -> $ty {
+                unary(UnaryOp::Erf, self, Loc::caller())
+            }
+            /// `2ˣ`.
+            #[track_caller]
+            pub fn exp2(self) -> $ty {
+                unary(UnaryOp::Exp2, self, Loc::caller())
+            }
+            /// `ln(1 + x)`, accurate for small `x` (`jnp.log1p`).
+            #[track_caller]
+            pub fn log1p(self) -> $ty {
+                unary(UnaryOp::Log1p, self, Loc::caller())
+            }
+            /// Rounds toward −∞.
+            #[track_caller]
+            pub fn floor(self) -> $ty {
+                unary(UnaryOp::Floor, self, Loc::caller())
+            }
+            /// Rounds toward +∞.
+            #[track_caller]
+            pub fn ceil(self) -> $ty {
+                unary(UnaryOp::Ceil, self, Loc::caller())
+            }
+            /// `1 / (1 + e⁻ˣ)` (`jax.nn.sigmoid`).
+            #[track_caller]
+            pub fn sigmoid(self) -> $ty {
+                unary(UnaryOp::Sigmoid, self, Loc::caller())
+            }
             /// `1 / x`, exact.
             #[track_caller]
             pub fn recip(self) -> $ty {
@@ -383,6 +421,34 @@ macro_rules! math_methods {
 }
 math_methods!(Scalar);
 math_methods!(Tile);
+
+impl Scalar {
+    /// `selfʸ` of floats (`x ** y`); `y` may be a tile.
+    #[track_caller]
+    pub fn pow<R: Operand>(self, y: R) -> <ScalarKind as JoinKind<R::Kind>>::Out
+    where
+        ScalarKind: JoinKind<R::Kind>,
+    {
+        binary(BinaryOp::Pow, self, y, Loc::caller())
+    }
+}
+
+impl Tile {
+    /// `selfʸ` of floats elementwise (`x ** y`); `y` may be a scalar or a Rust number.
+    #[track_caller]
+    pub fn pow<R: Operand>(self, y: R) -> Tile {
+        binary(BinaryOp::Pow, self, y, Loc::caller())
+    }
+}
+
+/// `xʸ` of floats (`jnp.power` / `lax.pow`), elementwise with broadcasting.
+#[track_caller]
+pub fn pow<A: Operand, B: Operand>(x: A, y: B) -> <A::Kind as JoinKind<B::Kind>>::Out
+where
+    A::Kind: JoinKind<B::Kind>,
+{
+    binary(BinaryOp::Pow, x, y, Loc::caller())
+}
 
 impl Tile {
     #[track_caller]

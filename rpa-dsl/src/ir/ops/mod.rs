@@ -25,6 +25,17 @@ pub enum UnaryOp {
     Recip {
         approx: bool,
     },
+    Sin,
+    Cos,
+    Erf,
+    /// `2ˣ`.
+    Exp2,
+    /// `ln(1 + x)`, accurate near 0.
+    Log1p,
+    Floor,
+    Ceil,
+    /// `1 / (1 + e⁻ˣ)` (`jax.nn.sigmoid`), computed as written.
+    Sigmoid,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +55,8 @@ pub enum BinaryOp {
     Shl,
     /// Arithmetic shift for signed integers, logical for unsigned.
     Shr,
+    /// `lhsʳʰˢ` of floats (C's `powf`).
+    Pow,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -295,6 +308,14 @@ impl Op {
                 UnaryOp::Rsqrt => "rsqrt",
                 UnaryOp::Recip { approx: false } => "recip",
                 UnaryOp::Recip { approx: true } => "recip_approx",
+                UnaryOp::Sin => "sin",
+                UnaryOp::Cos => "cos",
+                UnaryOp::Erf => "erf",
+                UnaryOp::Exp2 => "exp2",
+                UnaryOp::Log1p => "log1p",
+                UnaryOp::Floor => "floor",
+                UnaryOp::Ceil => "ceil",
+                UnaryOp::Sigmoid => "sigmoid",
             },
             Op::Binary { op, .. } => match op {
                 BinaryOp::Add => "add",
@@ -309,6 +330,7 @@ impl Op {
                 BinaryOp::Xor => "xor",
                 BinaryOp::Shl => "shl",
                 BinaryOp::Shr => "shr",
+                BinaryOp::Pow => "pow",
             },
             Op::Compare { op, .. } => match op {
                 CmpOp::Eq => "eq",

@@ -28,7 +28,20 @@ pub(in crate::ir::ops) fn unary(env: &dyn TypeEnv, name: &str, op: UnaryOp, x: V
         UnaryOp::Not if dtype.is_float() => {
             return Err(format!("`not` needs a bool or integer operand, got {dtype}"));
         }
-        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip { .. }
+        UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Tanh
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Recip { .. }
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Erf
+        | UnaryOp::Exp2
+        | UnaryOp::Log1p
+        | UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Sigmoid
             if !dtype.is_float() =>
         {
             return Err(format!("`{}` needs a float operand, got {dtype}; cast it first", name));
@@ -49,6 +62,7 @@ pub(in crate::ir::ops) fn binary(env: &dyn TypeEnv, name: &str, op: BinaryOp, lh
         BinaryOp::Shl | BinaryOp::Shr if !dtype.is_int() => {
             Err(format!("`{}` needs integer operands, got {dtype}", name))
         }
+        BinaryOp::Pow if !dtype.is_float() => Err(format!("`pow` needs float operands, got {dtype}; cast them first")),
         BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem if dtype == DType::Bool => {
             Err(format!("`{}` is not defined on bool", name))
         }

@@ -63,6 +63,23 @@ impl<'k> Emitter<'k> {
                 let one = self.splat(dt, 1.0, &shape, l);
                 format!("arith.divf {one}, {xn} : {rty}")
             }
+            UnaryOp::Sin => format!("math.sin {xn} : {rty}"),
+            UnaryOp::Cos => format!("math.cos {xn} : {rty}"),
+            UnaryOp::Erf => format!("math.erf {xn} : {rty}"),
+            UnaryOp::Exp2 => format!("math.exp2 {xn} : {rty}"),
+            UnaryOp::Log1p => format!("math.log1p {xn} : {rty}"),
+            UnaryOp::Floor => format!("math.floor {xn} : {rty}"),
+            UnaryOp::Ceil => format!("math.ceil {xn} : {rty}"),
+            UnaryOp::Sigmoid => {
+                // `1 / (1 + exp(-x))`, as Pallas lowers `jax.nn.sigmoid`.
+                let shape = self.result_shape(inst);
+                let (neg, e, den) = (self.tmp(), self.tmp(), self.tmp());
+                self.line(&format!("{neg} = arith.negf {xn} : {rty} {l}"));
+                self.line(&format!("{e} = math.exp {neg} : {rty} {l}"));
+                let one = self.splat(dt, 1.0, &shape, l);
+                self.line(&format!("{den} = arith.addf {one}, {e} : {rty} {l}"));
+                format!("arith.divf {one}, {den} : {rty}")
+            }
         };
         self.line(&format!("{res} = {s} {l}"));
         Ok(())
@@ -80,6 +97,9 @@ impl<'k> Emitter<'k> {
     ) -> Result<(), KernelError> {
         let dt = self.ty(lhs).dtype().unwrap_or(DType::F32);
         let shape = self.result_shape(inst);
+        if op == BinaryOp::Pow && shape.is_empty() {
+            return self.lower_scalar_pow(l, res, rty, lhs, rhs);
+        }
         let (a, b) = (self.broadcast_to(lhs, &shape, l), self.broadcast_to(rhs, &shape, l));
         let (f, u) = (dt.is_float(), dt.is_unsigned_int());
         let name = match op {
@@ -107,8 +127,27 @@ impl<'k> Emitter<'k> {
             BinaryOp::Shl => "arith.shli",
             BinaryOp::Shr if u => "arith.shrui",
             BinaryOp::Shr => "arith.shrsi",
+            BinaryOp::Pow => "math.powf",
         };
         self.line(&format!("{res} = {name} {a}, {b} : {rty} {l}"));
+        Ok(())
+    }
+
+    /// libtpu has no scalar `math.powf`: the scalars go through a one-element vector.
+    fn lower_scalar_pow(
+        &mut self,
+        l: &str,
+        res: &str,
+        rty: &str,
+        lhs: ValueId,
+        rhs: ValueId,
+    ) -> Result<(), KernelError> {
+        let vt = format!("vector<1x1x{rty}>");
+        let (a, b, p) = (self.tmp(), self.tmp(), self.tmp());
+        self.line(&format!("{a} = vector.broadcast {} : {rty} to {vt} {l}", self.name(lhs)));
+        self.line(&format!("{b} = vector.broadcast {} : {rty} to {vt} {l}", self.name(rhs)));
+        self.line(&format!("{p} = math.powf {a}, {b} : {vt} {l}"));
+        self.line(&format!("{res} = vector.extract {p}[0, 0] : {rty} from {vt} {l}"));
         Ok(())
     }
 
