@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use rpa_dsl::frontend::{build_kernel, launch, Scalar, Tile};
+use rpa_dsl::frontend::{build_kernel, copy, ds, full_dim, launch, multiple_of, Hbm, Scalar, Tile};
 use rpa_dsl::{Array, DType, Kernel, Loc};
 
 fn whole() -> impl Fn(&[Scalar]) -> Vec<Scalar> + Copy {
@@ -175,6 +175,55 @@ fn all_math() -> Kernel {
 fn every_function_compiles_for_every_generation() {
     compiles_everywhere(&all_math());
     compiles_everywhere(&scalar_math());
+}
+
+/// Loads 128 lanes of a `[8, 256]` buffer at a runtime lane offset: Mosaic needs the offset proved
+/// a multiple of 128, which `multiple_of` promises (with `hint`).
+fn dynamic_lanes(hint: bool) -> Kernel {
+    build_kernel("dynamic_lanes", Loc::caller(), || {
+        let off = launch::prefetch("off", DType::I32, &[1]);
+        let src = launch::input::<Hbm>("src", DType::F32, &[8, 256]);
+        let dst = launch::output::<Hbm>("dst", DType::F32, &[8, 128], None);
+        let buf = launch::scratch_vmem("buf", DType::F32, &[8, 256]);
+        let out = launch::scratch_vmem("out", DType::F32, &[8, 128]);
+        let sem = launch::dma_sems("sem", &[1]);
+        copy(src, buf, sem.at(0)).start_and_wait();
+        let lane = if hint { multiple_of(off.get(0), 128) } else { off.get(0) }; // @hint
+        out.store(buf.view(&[full_dim(), ds(lane, 128)]).load());
+        copy(out, dst, sem.at(0)).start_and_wait();
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn multiple_of_lets_libtpu_prove_a_dynamic_lane_offset_aligned() {
+    let err = rpa_dsl::tpu::compile_for(&dynamic_lanes(false), rpa_dsl::TpuTarget::V6e).unwrap_err();
+    assert!(err.to_string().contains("rejected the kernel"), "{err}");
+    compiles_everywhere(&dynamic_lanes(true));
+}
+
+#[test]
+fn multiple_of_is_checked_in_interpret_mode_and_on_pjrt_cpu() {
+    let k = dynamic_lanes(true);
+    let src = Array::from_f64(DType::F32, &[8, 256], &ramp(8 * 256, 1.0, 0.0));
+    let out = same(&k, &[Array::from_i32(&[1], &[128]), src.clone()]);
+    assert_eq!(out[0].get_f64(0), src.get_f64(128));
+    let e = same_error(&k, &[Array::from_i32(&[1], &[64]), src], "64 is not a multiple of 128");
+    assert_eq!((e.first().op.as_deref(), e.first().loc.line), (Some("multiple_of"), line_of("@hint")));
+}
+
+#[test]
+fn multiple_of_takes_integer_scalars_and_positive_multiples() {
+    let e = build_kernel("bad_hint", Loc::caller(), || {
+        let v = launch::prefetch("v", DType::F32, &[1]);
+        let n = launch::prefetch("n", DType::I32, &[1]);
+        multiple_of(v.get(0), 8);
+        multiple_of(n.get(0), 0);
+    })
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("`multiple_of` takes an integer scalar (an index or offset), got f32"), "{text}");
+    assert!(text.contains("`multiple_of` needs a multiple between 1 and 2147483647, got 0"), "{text}");
 }
 
 /// The line of this file with `marker` (once in the code, once in the test).

@@ -423,6 +423,12 @@ math_methods!(Scalar);
 math_methods!(Tile);
 
 impl Scalar {
+    /// This integer, promised to be a multiple of `n`: see [`multiple_of`].
+    #[track_caller]
+    pub fn multiple_of(self, n: u32) -> Scalar {
+        multiple_of(self, n)
+    }
+
     /// `selfʸ` of floats (`x ** y`); `y` may be a tile.
     #[track_caller]
     pub fn pow<R: Operand>(self, y: R) -> <ScalarKind as JoinKind<R::Kind>>::Out
@@ -439,6 +445,18 @@ impl Tile {
     pub fn pow<R: Operand>(self, y: R) -> Tile {
         binary(BinaryOp::Pow, self, y, Loc::caller())
     }
+}
+
+/// `x`, promised to be a multiple of `n` (`pl.multiple_of`): an alignment hint that lets Mosaic
+/// prove a dynamic offset aligned (e.g. a lane offset to 128), lowered to `tpu.assume_multiple`.
+/// Interpret mode and checked PJRT-CPU check the promise: a value that is not a multiple is an
+/// error at this line.
+#[track_caller]
+pub fn multiple_of(x: Scalar, n: u32) -> Scalar {
+    let loc = Loc::caller();
+    let v = x.0.read(loc);
+    let fallback = with(|b| b.values[v.0 as usize].clone());
+    Scalar::from_value(emit(Op::MultipleOf { x: v, multiple: n }, loc, fallback))
 }
 
 /// `xʸ` of floats (`jnp.power` / `lax.pow`), elementwise with broadcasting.

@@ -300,6 +300,7 @@ impl<'k> Machine<'k> {
             Op::Select { cond, on_true, on_false } => self.exec_select(inst, *cond, *on_true, *on_false),
             Op::Cast { x, to } => self.exec_cast(inst, *x, *to),
             Op::Bitcast { x, to } => self.exec_bitcast(inst, *x, *to),
+            Op::MultipleOf { x, multiple } => self.exec_multiple_of(inst, loc, *x, *multiple),
             Op::Iota { shape, dim, .. } => self.exec_iota(inst, shape, *dim),
             Op::Broadcast { x, shape } => self.exec_broadcast(inst, *x, shape),
             Op::Reshape { x, shape } => self.exec_reshape(inst, *x, shape),

@@ -229,6 +229,7 @@ impl Printer<'_> {
             Op::Select { cond, on_true, on_false } => (format!("select {}", vals(&[*cond, *on_true, *on_false])), true),
             Op::Cast { x, to } => (format!("cast {} to {to}", val(*x)), true),
             Op::Bitcast { x, to } => (format!("bitcast {} to {to}", val(*x)), true),
+            Op::MultipleOf { x, multiple } => (format!("multiple_of {} by {multiple}", val(*x)), true),
             Op::Iota { dtype, shape, dim } => {
                 let t = Type::Vector { dtype: *dtype, shape: shape.clone() };
                 (format!("iota dim={dim} : {t}"), false)
@@ -446,6 +447,7 @@ mod tests {
             inst(Op::Select { cond: v(1), on_true: v(2), on_false: v(3) }, Some(10)),
             inst(Op::Cast { x: v(1), to: Bf16 }, Some(10)),
             inst(Op::Bitcast { x: v(1), to: U32 }, Some(10)),
+            inst(Op::MultipleOf { x: v(1), multiple: 128 }, Some(10)),
             inst(Op::Iota { dtype: I32, shape: vec![8, 128], dim: 1 }, Some(10)),
             inst(Op::Broadcast { x: v(1), shape: vec![8, 128] }, Some(11)),
             inst(Op::Reshape { x: v(1), shape: vec![16, 64] }, Some(11)),
@@ -607,6 +609,7 @@ mod tests {
   %10 = select %1, %2, %3 : i32
   %10 = cast %1 to bf16 : i32
   %10 = bitcast %1 to u32 : i32
+  %10 = multiple_of %1 by 128 : i32
   %10 = iota dim=1 : vector<i32[8, 128]>
   %11 = broadcast %1 to [8, 128] : vector<f32[8, 128]>
   %11 = reshape %1 to [16, 64] : vector<f32[8, 128]>

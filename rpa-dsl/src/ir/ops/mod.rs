@@ -146,6 +146,12 @@ pub enum Op {
         x: ValueId,
         to: DType,
     },
+    /// `x`, promised to be a multiple of `multiple` (an alignment hint, `pl.multiple_of`); a value
+    /// that is not is an error.
+    MultipleOf {
+        x: ValueId,
+        multiple: u32,
+    },
 
     // ---- vector creation and shape ----
     Iota {
@@ -282,6 +288,14 @@ pub enum Op {
     },
 }
 
+/// The error of a `multiple_of` whose value is not a multiple (interpret mode and checked PJRT-CPU).
+pub fn not_a_multiple(value: i64, multiple: u32) -> String {
+    format!(
+        "{value} is not a multiple of {multiple}: `multiple_of` promises the compiler it is \
+         (a TPU would silently misalign the access)"
+    )
+}
+
 /// What a type rule needs to know about existing values.
 pub trait TypeEnv {
     fn value_type(&self, v: ValueId) -> &Type;
@@ -343,6 +357,7 @@ impl Op {
             Op::Select { .. } => "select",
             Op::Cast { .. } => "cast",
             Op::Bitcast { .. } => "bitcast",
+            Op::MultipleOf { .. } => "multiple_of",
             Op::Iota { .. } => "iota",
             Op::Broadcast { .. } => "broadcast",
             Op::Reshape { .. } => "reshape",
@@ -383,6 +398,7 @@ impl Op {
             Op::Unary { x, .. }
             | Op::Cast { x, .. }
             | Op::Bitcast { x, .. }
+            | Op::MultipleOf { x, .. }
             | Op::Broadcast { x, .. }
             | Op::Reshape { x, .. }
             | Op::Slice { x, .. }
@@ -468,6 +484,7 @@ impl Op {
             Op::Select { cond, on_true, on_false } => elementwise::select(env, *cond, *on_true, *on_false),
             Op::Cast { x, to } => elementwise::cast(env, *x, *to),
             Op::Bitcast { x, to } => elementwise::bitcast(env, *x, *to),
+            Op::MultipleOf { x, multiple } => elementwise::multiple_of(env, *x, *multiple),
             Op::Iota { dtype, shape, dim } => elementwise::iota(*dtype, shape, *dim),
             Op::Broadcast { x, shape } => shape::broadcast(env, *x, shape),
             Op::Reshape { x, shape } => shape::reshape(env, *x, shape),

@@ -292,6 +292,7 @@ impl<'k> Emitter<'k> {
             }
             Op::Cast { x, to } => self.lower_cast(inst, l, &res, &rty, *x, *to),
             Op::Bitcast { x, .. } => self.lower_bitcast(l, &res, &rty, *x),
+            Op::MultipleOf { x, multiple } => self.lower_multiple_of(l, &res, &rty, *x, *multiple),
             Op::Iota { dim, .. } => self.lower_iota(l, &res, &rty, *dim),
             Op::Broadcast { x, shape } => self.lower_broadcast(inst, l, *x, shape),
             Op::Reshape { x, .. } => self.lower_reshape(l, &res, &rty, *x),

@@ -75,6 +75,10 @@ enum Failure {
     DivisionByZero {
         remainder: bool,
     },
+    /// `[value]`.
+    NotMultiple {
+        multiple: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +163,7 @@ impl CheckTable {
             Failure::Strided { buffer, shape } => format!("strided access reaches outside `{buffer}` (view {shape:?})"),
             Failure::DivisionByZero { remainder: false } => "integer division by zero".to_string(),
             Failure::DivisionByZero { remainder: true } => "integer remainder by zero".to_string(),
+            Failure::NotMultiple { multiple } => crate::ir::not_a_multiple(v[0], *multiple),
         };
         Some(KernelError::single(&self.kernel, Some(&site.op), site.loc, message))
     }
@@ -477,6 +482,18 @@ impl Lowerer<'_> {
         let z = self.compare("EQ", b, &zero, dt, shape);
         let failed = self.any(&z, shape);
         self.fail_if(&failed, Failure::DivisionByZero { remainder }, &[]);
+    }
+
+    /// Checks a `multiple_of` promise: the integer scalar `x` (of `dt`) is a multiple of `multiple`.
+    pub(super) fn check_multiple(&mut self, x: &str, dt: DType, multiple: u32) {
+        if self.checks.is_none() {
+            return;
+        }
+        let (m, zero) = (self.splat(dt, &[], f64::from(multiple)), self.splat(dt, &[], 0.0));
+        let rest = self.bin("remainder", x, &m, dt, &[]);
+        let failed = self.compare("NE", &rest, &zero, dt, &[]);
+        let value = self.convert(x, dt, DType::I32, &[]);
+        self.fail_if(&failed, Failure::NotMultiple { multiple }, &[value]);
     }
 
     /// Whether any element of the i1 tensor `x` holds.

@@ -522,6 +522,7 @@ impl<'k> Lowerer<'k> {
             Op::Select { cond, on_true, on_false } => self.lower_select(inst, *cond, *on_true, *on_false),
             Op::Cast { x, to } => self.lower_cast(inst, *x, *to),
             Op::Bitcast { x, to } => self.lower_bitcast(inst, *x, *to),
+            Op::MultipleOf { x, multiple } => self.lower_multiple_of(inst, *x, *multiple),
             Op::Iota { dtype, shape, dim } => self.lower_iota(inst, *dtype, shape, *dim),
             Op::Broadcast { x, shape } => self.lower_broadcast(inst, *x, shape),
             Op::Reshape { x, shape } => self.lower_reshape(inst, *x, shape),

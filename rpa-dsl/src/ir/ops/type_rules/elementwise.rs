@@ -116,6 +116,18 @@ pub(in crate::ir::ops) fn bitcast(env: &dyn TypeEnv, x: ValueId, to: DType) -> R
     Ok(Some(make(to, shape)))
 }
 
+/// The type rule of `Op::MultipleOf { x, multiple }`.
+pub(in crate::ir::ops) fn multiple_of(env: &dyn TypeEnv, x: ValueId, multiple: u32) -> Rule {
+    let t = env.value_type(x);
+    if !matches!(t, Type::Scalar(d) if d.is_int()) {
+        return Err(format!("`multiple_of` takes an integer scalar (an index or offset), got {t}"));
+    }
+    if multiple == 0 || multiple > i32::MAX as u32 {
+        return Err(format!("`multiple_of` needs a multiple between 1 and {}, got {multiple}", i32::MAX));
+    }
+    Ok(Some(t.clone()))
+}
+
 /// The type rule of `Op::Iota { dtype, shape, dim }`.
 pub(in crate::ir::ops) fn iota(dtype: DType, shape: &[usize], dim: usize) -> Rule {
     if !dtype.is_int() {

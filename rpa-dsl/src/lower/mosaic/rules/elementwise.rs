@@ -282,6 +282,18 @@ impl<'k> Emitter<'k> {
         Ok(())
     }
 
+    pub(crate) fn lower_multiple_of(
+        &mut self,
+        l: &str,
+        res: &str,
+        rty: &str,
+        x: ValueId,
+        multiple: u32,
+    ) -> Result<(), KernelError> {
+        self.line(&format!("{res} = tpu.assume_multiple {}, {multiple} : {rty} {l}", self.name(x)));
+        Ok(())
+    }
+
     pub(crate) fn lower_iota(&mut self, l: &str, res: &str, rty: &str, dim: usize) -> Result<(), KernelError> {
         self.line(&format!("{res} = tpu.iota {{dimensions = array<i32: {dim}>}} : {rty} {l}"));
         Ok(())

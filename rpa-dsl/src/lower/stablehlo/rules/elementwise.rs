@@ -207,6 +207,19 @@ impl<'k> Lowerer<'k> {
         Ok(())
     }
 
+    pub(crate) fn lower_multiple_of(&mut self, inst: &'k Inst, x: ValueId, multiple: u32) -> R<()> {
+        let (dt, xn) = (self.value_dtype(x), self.tensor(x));
+        let constant = self.constant_of(x);
+        if constant.is_none_or(|k| k % i64::from(multiple) != 0) {
+            self.check_multiple(&xn, dt, multiple);
+        }
+        if let (Some(res), Some(u)) = (inst.result, self.upper_bound(x)) {
+            self.upper.insert(res, u);
+        }
+        self.bind(inst, xn, constant);
+        Ok(())
+    }
+
     pub(crate) fn lower_iota(&mut self, inst: &'k Inst, dtype: DType, shape: &[usize], dim: usize) -> R<()> {
         let r = self.iota(dtype, shape, dim);
         self.bind(inst, r, None);
