@@ -5,6 +5,7 @@
 //! types). Every op records the caller's source location through `#[track_caller]`.
 
 use super::builder::with;
+use super::refs::IntoIndex;
 use crate::ir::*;
 use crate::DType;
 use std::ops;
@@ -499,6 +500,37 @@ impl Tile {
         }
         Tile::from_value(emit(Op::Reduce { op, x, axis }, loc, Type::Vector { dtype: self.dtype(), shape }))
     }
+    /// Rotates along `axis` by `shift` (≥ 0; a Rust integer or an i32 `Scalar`): element `i` of
+    /// the result is element `(i - shift) mod n` (`pltpu.roll`, `jnp.roll`).
+    #[track_caller]
+    pub fn roll(self, shift: impl IntoIndex, axis: usize) -> Tile {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        let shift = shift.index_value(loc);
+        Tile::from_value(emit(Op::Roll { x, shift, axis }, loc, self.0.ty()))
+    }
+    /// Permutes the dimensions: dimension `d` of the result is dimension `perm[d]` (`jnp.transpose`).
+    #[track_caller]
+    pub fn transpose(self, perm: &[usize]) -> Tile {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        let shape = self.shape();
+        let t = Type::Vector {
+            dtype: self.dtype(),
+            shape: perm.iter().map(|&d| shape.get(d).copied().unwrap_or(1)).collect(),
+        };
+        Tile::from_value(emit(Op::Transpose { x, perm: perm.to_vec() }, loc, t))
+    }
+    /// Swaps the two minor dimensions (`x.T` of a 2-D tile, `x.mT` of a batch of them).
+    #[track_caller]
+    pub fn t(self) -> Tile {
+        let rank = self.shape().len();
+        let mut perm: Vec<usize> = (0..rank).collect();
+        if rank >= 2 {
+            perm.swap(rank - 2, rank - 1);
+        }
+        self.transpose(&perm)
+    }
     /// Sum along `axis`, keeping it with extent 1 (`jnp.sum(x, axis, keepdims=True)`).
     #[track_caller]
     pub fn reduce_sum(self, axis: usize) -> Tile {
@@ -514,6 +546,18 @@ impl Tile {
     pub fn reduce_min(self, axis: usize) -> Tile {
         self.reduce(ReduceOp::Min, axis)
     }
+}
+
+/// Rotates `x` along `axis` by `shift` (`pltpu.roll`): see [`Tile::roll`].
+#[track_caller]
+pub fn roll(x: Tile, shift: impl IntoIndex, axis: usize) -> Tile {
+    x.roll(shift, axis)
+}
+
+/// Permutes the dimensions of `x` (`jnp.transpose`): see [`Tile::transpose`].
+#[track_caller]
+pub fn transpose(x: Tile, perm: &[usize]) -> Tile {
+    x.transpose(perm)
 }
 
 /// Broadcasts a scalar or tile to `shape`.

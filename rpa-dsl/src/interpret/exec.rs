@@ -306,6 +306,8 @@ impl<'k> Machine<'k> {
             Op::Reshape { x, shape } => self.exec_reshape(inst, *x, shape),
             Op::Slice { x, start, shape } => self.exec_slice(inst, *x, start, shape),
             Op::Concat { xs, axis } => self.exec_concat(inst, xs, *axis),
+            Op::Roll { x, shift, axis } => self.exec_roll(inst, loc, *x, *shift, *axis),
+            Op::Transpose { x, perm } => self.exec_transpose(inst, *x, perm),
             Op::Reduce { op, x, axis } => self.exec_reduce(inst, *op, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
                 self.exec_matmul(inst, loc, *lhs, *rhs, *transpose_rhs, *acc)

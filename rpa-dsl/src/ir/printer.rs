@@ -240,6 +240,8 @@ impl Printer<'_> {
                 (format!("slice {} start={} shape={}", val(*x), fmt_shape(start), fmt_shape(shape)), true)
             }
             Op::Concat { xs, axis } => (format!("concat {} axis={axis}", vals(xs)), true),
+            Op::Roll { x, shift, axis } => (format!("roll {} by {} axis={axis}", val(*x), val(*shift)), true),
+            Op::Transpose { x, perm } => (format!("transpose {} perm={}", val(*x), fmt_shape(perm)), true),
             Op::Reduce { op: _, x, axis } => (format!("{} {} axis={axis}", inst.op.name(), val(*x)), true),
             Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
                 let t = if *transpose_rhs { " transpose_rhs" } else { "" };
@@ -453,6 +455,8 @@ mod tests {
             inst(Op::Reshape { x: v(1), shape: vec![16, 64] }, Some(11)),
             inst(Op::Slice { x: v(1), start: vec![0, 0], shape: vec![4, 128] }, Some(11)),
             inst(Op::Concat { xs: vec![v(1), v(2)], axis: 0 }, Some(11)),
+            inst(Op::Roll { x: v(1), shift: v(2), axis: 1 }, Some(11)),
+            inst(Op::Transpose { x: v(1), perm: vec![1, 0] }, Some(11)),
             inst(Op::Reduce { op: ReduceOp::Max, x: v(1), axis: 1 }, Some(11)),
             inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_rhs: true, acc: F32 }, Some(11)),
             inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_rhs: false, acc: I32 }, Some(11)),
@@ -615,6 +619,8 @@ mod tests {
   %11 = reshape %1 to [16, 64] : vector<f32[8, 128]>
   %11 = slice %1 start=[0, 0] shape=[4, 128] : vector<f32[8, 128]>
   %11 = concat %1, %2 axis=0 : vector<f32[8, 128]>
+  %11 = roll %1 by %2 axis=1 : vector<f32[8, 128]>
+  %11 = transpose %1 perm=[1, 0] : vector<f32[8, 128]>
   %11 = reduce_max %1 axis=1 : vector<f32[8, 128]>
   %11 = matmul %1, %2 transpose_rhs acc=f32 : vector<f32[8, 128]>
   %11 = matmul %1, %2 acc=i32 : vector<f32[8, 128]>

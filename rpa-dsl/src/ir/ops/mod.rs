@@ -176,6 +176,18 @@ pub enum Op {
         xs: Vec<ValueId>,
         axis: usize,
     },
+    /// Rotates along `axis` by the i32 scalar `shift` (`pltpu.roll`, `jnp.roll`): element `i` of the
+    /// result is element `(i - shift) mod n` of `x`; a negative shift is an error.
+    Roll {
+        x: ValueId,
+        shift: ValueId,
+        axis: usize,
+    },
+    /// Dimension `d` of the result is dimension `perm[d]` of `x`.
+    Transpose {
+        x: ValueId,
+        perm: Vec<usize>,
+    },
     /// Reduction along `axis`, keeping it with extent 1.
     Reduce {
         op: ReduceOp,
@@ -296,6 +308,14 @@ pub fn not_a_multiple(value: i64, multiple: u32) -> String {
     )
 }
 
+/// The error of a `roll` by a negative shift (interpret mode and checked PJRT-CPU).
+pub fn negative_roll(shift: i64) -> String {
+    format!(
+        "roll by {shift}: the shift must be ≥ 0 (Mosaic takes it modulo the extent as an unsigned \
+         number); roll by `n - k` to rotate the other way"
+    )
+}
+
 /// What a type rule needs to know about existing values.
 pub trait TypeEnv {
     fn value_type(&self, v: ValueId) -> &Type;
@@ -363,6 +383,8 @@ impl Op {
             Op::Reshape { .. } => "reshape",
             Op::Slice { .. } => "slice",
             Op::Concat { .. } => "concat",
+            Op::Roll { .. } => "roll",
+            Op::Transpose { .. } => "transpose",
             Op::Reduce { op, .. } => match op {
                 ReduceOp::Sum => "reduce_sum",
                 ReduceOp::Max => "reduce_max",
@@ -402,7 +424,9 @@ impl Op {
             | Op::Broadcast { x, .. }
             | Op::Reshape { x, .. }
             | Op::Slice { x, .. }
+            | Op::Transpose { x, .. }
             | Op::Reduce { x, .. } => vec![*x],
+            Op::Roll { x, shift, .. } => vec![*x, *shift],
             Op::Binary { lhs, rhs, .. } | Op::Compare { lhs, rhs, .. } | Op::Matmul { lhs, rhs, .. } => {
                 vec![*lhs, *rhs]
             }
@@ -490,6 +514,8 @@ impl Op {
             Op::Reshape { x, shape } => shape::reshape(env, *x, shape),
             Op::Slice { x, start, shape } => shape::slice(env, *x, start, shape),
             Op::Concat { xs, axis } => shape::concat(env, xs, *axis),
+            Op::Roll { x, shift, axis } => shape::roll(env, *x, *shift, *axis),
+            Op::Transpose { x, perm } => shape::transpose(env, *x, perm),
             Op::Reduce { op, x, axis } => reductions::reduce(env, *op, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_rhs, acc } => matmul::matmul(env, *lhs, *rhs, *transpose_rhs, *acc),
             Op::View { base, indexers } => memory::view(env, *base, indexers),

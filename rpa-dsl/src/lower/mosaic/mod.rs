@@ -298,6 +298,8 @@ impl<'k> Emitter<'k> {
             Op::Reshape { x, .. } => self.lower_reshape(l, &res, &rty, *x),
             Op::Slice { x, start, shape } => self.lower_slice(l, &res, &rty, *x, start, shape),
             Op::Concat { xs, axis } => self.lower_concat(l, &res, &rty, xs, *axis),
+            Op::Roll { x, shift, axis } => self.lower_roll(l, &res, &rty, *x, *shift, *axis),
+            Op::Transpose { x, perm } => self.lower_transpose(l, &res, &rty, *x, perm),
             Op::Reduce { op, x, axis } => self.lower_reduce(l, &res, &rty, *op, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
                 self.lower_matmul(inst, l, &res, &rty, *lhs, *rhs, *transpose_rhs, *acc)

@@ -79,6 +79,8 @@ enum Failure {
     NotMultiple {
         multiple: u32,
     },
+    /// `[shift]`.
+    NegativeShift,
 }
 
 #[derive(Clone, Debug)]
@@ -164,6 +166,7 @@ impl CheckTable {
             Failure::DivisionByZero { remainder: false } => "integer division by zero".to_string(),
             Failure::DivisionByZero { remainder: true } => "integer remainder by zero".to_string(),
             Failure::NotMultiple { multiple } => crate::ir::not_a_multiple(v[0], *multiple),
+            Failure::NegativeShift => crate::ir::negative_roll(v[0]),
         };
         Some(KernelError::single(&self.kernel, Some(&site.op), site.loc, message))
     }
@@ -494,6 +497,16 @@ impl Lowerer<'_> {
         let failed = self.compare("NE", &rest, &zero, dt, &[]);
         let value = self.convert(x, dt, DType::I32, &[]);
         self.fail_if(&failed, Failure::NotMultiple { multiple }, &[value]);
+    }
+
+    /// Checks a `roll` shift: it must not be negative.
+    pub(super) fn check_shift(&mut self, shift: &IntExpr) {
+        if self.checks.is_none() || (shift.is_static() && shift.constant >= 0) {
+            return;
+        }
+        let (s, zero) = (self.int_name(shift), self.iconst(0));
+        let failed = self.compare("LT", &s, &zero, DType::I32, &[]);
+        self.fail_if(&failed, Failure::NegativeShift, &[s]);
     }
 
     /// Whether any element of the i1 tensor `x` holds.

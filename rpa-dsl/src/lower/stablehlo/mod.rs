@@ -528,6 +528,8 @@ impl<'k> Lowerer<'k> {
             Op::Reshape { x, shape } => self.lower_reshape(inst, *x, shape),
             Op::Slice { x, start, shape } => self.lower_slice(inst, *x, start, shape),
             Op::Concat { xs, axis } => self.lower_concat(inst, xs, *axis),
+            Op::Roll { x, shift, axis } => self.lower_roll(inst, *x, *shift, *axis),
+            Op::Transpose { x, perm } => self.lower_transpose(inst, *x, perm),
             Op::Reduce { op, x, axis } => self.lower_reduce(inst, *op, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_rhs, acc } => self.lower_matmul(inst, *lhs, *rhs, *transpose_rhs, *acc),
             Op::View { base, indexers } => self.lower_view(inst, *base, indexers),

@@ -1,0 +1,138 @@
+//! The tile ops of issue 13 — `roll`, transposes — against interpret mode on PJRT-CPU (bit-exact:
+//! they only move elements), their errors, and libtpu compiles for every generation.
+//!
+//! Needs the XLA:CPU plugin and libtpu (`scripts/install-plugins`).
+
+mod common;
+
+use common::*;
+use rpa_dsl::frontend::{build_kernel, launch, roll, transpose, Ref, Scalar, Vmem};
+use rpa_dsl::{Array, DType, Kernel, Loc};
+
+/// An operand seen whole in VMEM.
+fn input(name: &str, dtype: DType, shape: &[usize]) -> Ref<Vmem> {
+    let map = move |_: &[Scalar]| shape.iter().map(|_| launch::block_index(0)).collect();
+    launch::input_blocked(name, dtype, shape, shape, map)
+}
+
+fn output(name: &str, dtype: DType, shape: &[usize]) -> Ref<Vmem> {
+    let map = move |_: &[Scalar]| shape.iter().map(|_| launch::block_index(0)).collect();
+    launch::output_blocked(name, dtype, shape, shape, map, None)
+}
+
+fn ok(k: Result<Kernel, rpa_dsl::KernelError>) -> Kernel {
+    k.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn f32s(shape: &[usize]) -> Array {
+    let n = shape.iter().product();
+    Array::from_f64(DType::F32, shape, &ramp(n, 0.5, -20.0))
+}
+
+// ------------------------------------------------------------------------------------------ roll
+
+fn rolls() -> Kernel {
+    ok(build_kernel("rolls", Loc::caller(), || {
+        let s = launch::prefetch("s", DType::I32, &[1]);
+        let x = input("x", DType::F32, &[8, 128]);
+        let q = input("q", DType::I32, &[16, 128]);
+        let outs: Vec<Ref<Vmem>> = (0..4).map(|i| output(&format!("o{i}"), DType::F32, &[8, 128])).collect();
+        let oq = output("oq", DType::I32, &[16, 128]);
+        let (v, shift) = (x.load(), s.get(0));
+        outs[0].store(roll(v, 3, 1)); // static, along lanes
+        outs[1].store(v.roll(shift, 1)); // dynamic, along lanes
+        outs[2].store(v.roll(shift, 0)); // dynamic, along sublanes
+        outs[3].store(v.cast(DType::Bf16).roll(5, 1).cast(DType::F32)); // packed
+        oq.store(q.load().roll(shift, 0));
+    }))
+}
+
+#[test]
+fn roll_rotates_as_jnp_roll_on_every_backend() {
+    let k = rolls();
+    let (x, q) = (f32s(&[8, 128]), Array::from_i64(DType::I32, &[16, 128], &(0..2048).collect::<Vec<_>>()));
+    for shift in [0, 1, 7, 128, 300] {
+        let out = same(&k, &[Array::from_i32(&[1], &[shift]), x.clone(), q.clone()]);
+        let at = |o: usize, r: usize, c: usize| out[o].get_f64(r * 128 + c);
+        let s = shift as usize;
+        for (r, c) in [(0, 0), (3, 5), (7, 127)] {
+            assert_eq!(at(0, r, c), x.get_f64(r * 128 + (c + 128 - 3) % 128));
+            assert_eq!(at(1, r, c), x.get_f64(r * 128 + (c + 128 - s % 128) % 128), "shift {shift}");
+            assert_eq!(at(2, r, c), x.get_f64(((r + 8 - s % 8) % 8) * 128 + c), "shift {shift}");
+        }
+        assert_eq!(out[4].get_f64(5 * 128 + 9), ((5 + 16 - s % 16) % 16 * 128 + 9) as f64, "shift {shift}");
+    }
+}
+
+#[test]
+fn a_negative_shift_is_an_error_at_its_line() {
+    let k = rolls();
+    let q = Array::zeros(DType::I32, &[16, 128]);
+    let e = same_error(&k, &[Array::from_i32(&[1], &[-1]), f32s(&[8, 128]), q], "roll by -1");
+    assert_eq!(e.first().op.as_deref(), Some("roll"), "{e}");
+}
+
+#[test]
+fn roll_needs_a_2d_tile_and_an_i32_shift() {
+    let e = build_kernel("bad_roll", Loc::caller(), || {
+        let v = launch::prefetch("v", DType::F32, &[1]);
+        let x = input("x", DType::F32, &[8, 128]);
+        let _ = x.load().reshape(&[1024]).roll(1, 0);
+        let _ = x.load().roll(1, 2);
+        let _ = x.load().roll(v.get(0).cast(DType::I16), 1);
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("roll needs a tile of rank ≥ 2"), "{e}");
+    assert!(e.contains("roll axis 2 out of range for shape [8, 128]"), "{e}");
+    assert!(e.contains("roll shift must be an i32 scalar, got i16"), "{e}");
+}
+
+// ------------------------------------------------------------------------------------------ transposes
+
+fn transposes() -> Kernel {
+    ok(build_kernel("transposes", Loc::caller(), || {
+        let x = input("x", DType::F32, &[8, 128]);
+        let y = input("y", DType::Bf16, &[16, 128]);
+        let z = input("z", DType::F32, &[2, 8, 128]);
+        let ot = output("xt", DType::F32, &[128, 8]);
+        let obt = output("yt", DType::Bf16, &[128, 16]);
+        let ozt = output("zt", DType::F32, &[2, 128, 8]);
+        let ozm = output("zmajor", DType::F32, &[8, 2, 128]);
+        let oback = output("back", DType::F32, &[8, 128]);
+        ot.store(x.load().t());
+        obt.store(y.load().t());
+        ozt.store(z.load().t());
+        ozm.store(transpose(z.load(), &[1, 0, 2]));
+        oback.store(x.load().t().t() + 1.0f32);
+    }))
+}
+
+#[test]
+fn transposes_move_elements_as_jnp_transpose() {
+    let k = transposes();
+    let (x, z) = (f32s(&[8, 128]), f32s(&[2, 8, 128]));
+    let y = Array::from_f64(DType::Bf16, &[16, 128], &ramp(2048, 0.25, -9.0));
+    let out = same(&k, &[x.clone(), y.clone(), z.clone()]);
+    assert_eq!(out[0].get_f64(5 * 8 + 3), x.get_f64(3 * 128 + 5));
+    assert_eq!(out[1].get_f64(100 * 16 + 15), y.get_f64(15 * 128 + 100));
+    assert_eq!(out[2].get_f64(128 * 8 + 9 * 8 + 2), z.get_f64(1024 + 2 * 128 + 9));
+    assert_eq!(out[3].get_f64(3 * 256 + 128 + 7), z.get_f64(1024 + 3 * 128 + 7));
+    assert_eq!(out[4].get_f64(77), x.get_f64(77) + 1.0);
+}
+
+#[test]
+fn a_transpose_needs_a_permutation() {
+    let e = build_kernel("bad_transpose", Loc::caller(), || {
+        let x = input("x", DType::F32, &[8, 128]);
+        let _ = transpose(x.load(), &[0, 0]);
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("transpose permutation [0, 0] is not a permutation of the 2 dimensions"), "{e}");
+}
+
+#[test]
+fn rolls_and_transposes_compile_for_every_generation() {
+    compiles_everywhere(&rolls());
+    compiles_everywhere(&transposes());
+}
