@@ -136,3 +136,79 @@ fn rolls_and_transposes_compile_for_every_generation() {
     compiles_everywhere(&rolls());
     compiles_everywhere(&transposes());
 }
+
+// ------------------------------------------------------------------------------------------ matmuls
+
+/// Products with a transposed lhs, both transposed, and batched (3-D) ones in f32, bf16 and int8.
+fn matmuls() -> Kernel {
+    use rpa_dsl::frontend::{dot, dot_general, matmul, matmul_t};
+    ok(build_kernel("matmuls", Loc::caller(), || {
+        let a = input("a", DType::F32, &[128, 128]);
+        let b = input("b", DType::F32, &[8, 128]);
+        let q = input("q", DType::Bf16, &[2, 8, 128]);
+        let k = input("k", DType::Bf16, &[2, 16, 128]);
+        let v = input("v", DType::Bf16, &[2, 128, 128]);
+        let i = input("i", DType::I8, &[2, 32, 128]);
+        let o_tl = output("tl", DType::F32, &[128, 8]);
+        let o_tt = output("tt", DType::F32, &[8, 128]);
+        let o_qk = output("qk", DType::F32, &[2, 8, 16]);
+        let o_pv = output("pv", DType::F32, &[2, 8, 128]);
+        let o_int = output("int", DType::I32, &[2, 128, 128]);
+        let (a, b) = (a.load(), b.load());
+        o_tl.store(dot_general(a, b, true, true, DType::F32)); // aᵀ bᵀ: [128, 8]
+        o_tt.store(dot_general(b.t(), a, true, false, DType::F32)); // (bᵀ)ᵀ a: [8, 128]
+        o_qk.store(matmul_t(q.load(), k.load())); // per head q kᵀ
+        o_pv.store(matmul(q.load(), v.load()));
+        o_int.store(dot_general(i.load(), i.load(), true, false, DType::I32)); // iᵀ i per batch
+        let _ = dot;
+    }))
+}
+
+/// Small integers, so that every product and sum is exact in f32 and bf16.
+fn small_ints(dtype: DType, shape: &[usize]) -> Array {
+    let n = shape.iter().product();
+    Array::from_f64(dtype, shape, &(0..n).map(|i| ((i * 7 + 3) % 9) as f64 - 4.0).collect::<Vec<_>>())
+}
+
+#[test]
+fn transposed_and_batched_matmuls_match_interpret_mode_bit_for_bit() {
+    let k = matmuls();
+    let inputs = [
+        small_ints(DType::F32, &[128, 128]),
+        small_ints(DType::F32, &[8, 128]),
+        small_ints(DType::Bf16, &[2, 8, 128]),
+        small_ints(DType::Bf16, &[2, 16, 128]),
+        small_ints(DType::Bf16, &[2, 128, 128]),
+        Array::from_i64(DType::I8, &[2, 32, 128], &(0..8192).map(|i| (i * 37 % 255) - 127).collect::<Vec<_>>()),
+    ];
+    let out = same(&k, &inputs);
+    // Spot checks against the definition.
+    let (a, b, q, kk) = (&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
+    let tl = |r: usize, c: usize| (0..128).map(|t| a.get_f64(t * 128 + r) * b.get_f64(c * 128 + t)).sum::<f64>();
+    assert_eq!(out[0].get_f64(5 * 8 + 3), tl(5, 3));
+    let qk = |h: usize, r: usize, c: usize| {
+        (0..128).map(|t| q.get_f64(h * 1024 + r * 128 + t) * kk.get_f64(h * 2048 + c * 128 + t)).sum::<f64>()
+    };
+    assert_eq!(out[2].get_f64(128 + 2 * 16 + 9), qk(1, 2, 9));
+}
+
+#[test]
+fn matmul_shapes_are_checked() {
+    use rpa_dsl::frontend::{dot_general, matmul};
+    let e = build_kernel("bad_matmuls", Loc::caller(), || {
+        let a = input("a", DType::F32, &[8, 128]);
+        let b = input("b", DType::F32, &[2, 8, 128]);
+        let _ = dot_general(a.load(), a.load(), true, false, DType::F32); // fine: [128, 128]
+        let _ = matmul(a.load(), a.load());
+        let _ = matmul(b.load(), a.load());
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("matmul contraction mismatch: lhs [8, 128] · rhs [8, 128]"), "{e}");
+    assert!(e.contains("3-D ones with the same leading batch dimension, got [2, 8, 128] and [8, 128]"), "{e}");
+}
+
+#[test]
+fn matmuls_compile_for_every_generation() {
+    compiles_everywhere(&matmuls());
+}

@@ -620,17 +620,29 @@ pub fn num_programs(axis: usize) -> Scalar {
     Scalar::from_value(emit(Op::NumPrograms { axis }, Loc::caller(), Type::Scalar(DType::I32)))
 }
 
-/// `a @ b`, accumulated in `acc` (mixed input dtypes allowed, e.g. bf16 × fp8).
+/// `a @ b` (or `a @ bᵀ`), accumulated in `acc` (mixed input dtypes allowed, e.g. bf16 × fp8);
+/// 3-D operands are batches of matrices (`einsum("bmk,bkn->bmn")`).
 #[track_caller]
 pub fn dot(a: Tile, b: Tile, transpose_rhs: bool, acc: DType) -> Tile {
+    dot_general(a, b, false, transpose_rhs, acc)
+}
+
+/// `a @ b` with either operand transposed (the minor two dims; `lax.dot_general` contracting
+/// `a`'s rows with `transpose_lhs`, `b`'s columns with `transpose_rhs`), accumulated in `acc`;
+/// 3-D operands are batches of matrices.
+#[track_caller]
+pub fn dot_general(a: Tile, b: Tile, transpose_lhs: bool, transpose_rhs: bool, acc: DType) -> Tile {
     let loc = Loc::caller();
     let (lhs, rhs) = (a.0.read(loc), b.0.read(loc));
-    let (m, n) = (a.shape().first().copied().unwrap_or(1), {
-        let s = b.shape();
-        if transpose_rhs { s.first().copied() } else { s.get(1).copied() }.unwrap_or(1)
-    });
-    let t = Type::Vector { dtype: acc, shape: vec![m, n] };
-    Tile::from_value(emit(Op::Matmul { lhs, rhs, transpose_rhs, acc }, loc, t))
+    let (ls, rs) = (a.shape(), b.shape());
+    let shape = if ls.len() >= 2 && ls.len() == rs.len() && ls.len() <= 3 {
+        let [(_, m), (_, n)] = matmul_dims(ls.len(), transpose_lhs, transpose_rhs);
+        ls[..ls.len() - 2].iter().copied().chain([ls[m], rs[n]]).collect()
+    } else {
+        vec![1, 1]
+    };
+    let t = Type::Vector { dtype: acc, shape };
+    Tile::from_value(emit(Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc }, loc, t))
 }
 
 /// `a @ b` with f32 accumulation (`jnp.dot(a, b, preferred_element_type=f32)`).

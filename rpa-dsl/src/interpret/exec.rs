@@ -309,8 +309,8 @@ impl<'k> Machine<'k> {
             Op::Roll { x, shift, axis } => self.exec_roll(inst, loc, *x, *shift, *axis),
             Op::Transpose { x, perm } => self.exec_transpose(inst, *x, perm),
             Op::Reduce { op, x, axis } => self.exec_reduce(inst, *op, *x, *axis),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
-                self.exec_matmul(inst, loc, *lhs, *rhs, *transpose_rhs, *acc)
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                self.exec_matmul(inst, loc, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
             }
             Op::View { base, indexers } => self.exec_view(inst, loc, *base, indexers),
             Op::RefReshape { base, shape } => self.exec_ref_reshape(inst, loc, *base, shape),

@@ -243,9 +243,10 @@ impl Printer<'_> {
             Op::Roll { x, shift, axis } => (format!("roll {} by {} axis={axis}", val(*x), val(*shift)), true),
             Op::Transpose { x, perm } => (format!("transpose {} perm={}", val(*x), fmt_shape(perm)), true),
             Op::Reduce { op: _, x, axis } => (format!("{} {} axis={axis}", inst.op.name(), val(*x)), true),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
-                let t = if *transpose_rhs { " transpose_rhs" } else { "" };
-                (format!("matmul {}, {}{t} acc={acc}", val(*lhs), val(*rhs)), true)
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                let tl = if *transpose_lhs { " transpose_lhs" } else { "" };
+                let tr = if *transpose_rhs { " transpose_rhs" } else { "" };
+                (format!("matmul {}, {}{tl}{tr} acc={acc}", val(*lhs), val(*rhs)), true)
             }
             Op::View { base, indexers } => {
                 let ixs: Vec<String> = indexers.iter().map(indexer).collect();
@@ -458,8 +459,8 @@ mod tests {
             inst(Op::Roll { x: v(1), shift: v(2), axis: 1 }, Some(11)),
             inst(Op::Transpose { x: v(1), perm: vec![1, 0] }, Some(11)),
             inst(Op::Reduce { op: ReduceOp::Max, x: v(1), axis: 1 }, Some(11)),
-            inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_rhs: true, acc: F32 }, Some(11)),
-            inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_rhs: false, acc: I32 }, Some(11)),
+            inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_lhs: false, transpose_rhs: true, acc: F32 }, Some(11)),
+            inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_lhs: true, transpose_rhs: false, acc: I32 }, Some(11)),
             inst(
                 Op::View {
                     base: v(0),
@@ -623,7 +624,7 @@ mod tests {
   %11 = transpose %1 perm=[1, 0] : vector<f32[8, 128]>
   %11 = reduce_max %1 axis=1 : vector<f32[8, 128]>
   %11 = matmul %1, %2 transpose_rhs acc=f32 : vector<f32[8, 128]>
-  %11 = matmul %1, %2 acc=i32 : vector<f32[8, 128]>
+  %11 = matmul %1, %2 transpose_lhs acc=i32 : vector<f32[8, 128]>
   %12 = view %0[%1, ds(%2, 8), ds(%2, %3<=16), :] : ref<vmem f32[64, 128]>
   %12 = ref_reshape %0 to [64, 128] : ref<vmem f32[64, 128]>
   %12 = ref_bitcast %0 to u32 : ref<vmem f32[64, 128]>

@@ -194,10 +194,12 @@ pub enum Op {
         x: ValueId,
         axis: usize,
     },
-    /// `lhs[m,k] @ rhs[k,n]` (or `rhs[n,k]ᵀ`), accumulated and returned in `acc`.
+    /// `lhs[m,k] @ rhs[k,n]` (`lhs[k,m]ᵀ`, `rhs[n,k]ᵀ` when transposed), accumulated and returned
+    /// in `acc`; with a leading batch dimension on both, one product per batch element.
     Matmul {
         lhs: ValueId,
         rhs: ValueId,
+        transpose_lhs: bool,
         transpose_rhs: bool,
         acc: DType,
     },
@@ -314,6 +316,15 @@ pub fn negative_roll(shift: i64) -> String {
         "roll by {shift}: the shift must be ≥ 0 (Mosaic takes it modulo the extent as an unsigned \
          number); roll by `n - k` to rotate the other way"
     )
+}
+
+/// The dimensions of a matmul of operands of `rank` (2, or 3 with a batch dimension):
+/// `(contracting, non-contracting)` of the lhs and of the rhs.
+pub fn matmul_dims(rank: usize, transpose_lhs: bool, transpose_rhs: bool) -> [(usize, usize); 2] {
+    let (row, col) = (rank - 2, rank - 1);
+    let lhs = if transpose_lhs { (row, col) } else { (col, row) };
+    let rhs = if transpose_rhs { (col, row) } else { (row, col) };
+    [lhs, rhs]
 }
 
 /// What a type rule needs to know about existing values.
@@ -517,7 +528,9 @@ impl Op {
             Op::Roll { x, shift, axis } => shape::roll(env, *x, *shift, *axis),
             Op::Transpose { x, perm } => shape::transpose(env, *x, perm),
             Op::Reduce { op, x, axis } => reductions::reduce(env, *op, *x, *axis),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => matmul::matmul(env, *lhs, *rhs, *transpose_rhs, *acc),
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                matmul::matmul(env, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
+            }
             Op::View { base, indexers } => memory::view(env, *base, indexers),
             Op::RefReshape { base, shape } => memory::ref_reshape(env, *base, shape),
             Op::RefBitcast { base, to } => memory::ref_bitcast(env, *base, *to),

@@ -301,8 +301,8 @@ impl<'k> Emitter<'k> {
             Op::Roll { x, shift, axis } => self.lower_roll(l, &res, &rty, *x, *shift, *axis),
             Op::Transpose { x, perm } => self.lower_transpose(l, &res, &rty, *x, perm),
             Op::Reduce { op, x, axis } => self.lower_reduce(l, &res, &rty, *op, *x, *axis),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
-                self.lower_matmul(inst, l, &res, &rty, *lhs, *rhs, *transpose_rhs, *acc)
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                self.lower_matmul(inst, l, &res, &rty, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
             }
             Op::View { base, indexers } => self.lower_view(inst, l, *base, indexers),
             Op::RefReshape { base, .. } => self.lower_ref_reshape(l, &res, &rty, *base),

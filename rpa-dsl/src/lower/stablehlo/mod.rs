@@ -531,7 +531,9 @@ impl<'k> Lowerer<'k> {
             Op::Roll { x, shift, axis } => self.lower_roll(inst, *x, *shift, *axis),
             Op::Transpose { x, perm } => self.lower_transpose(inst, *x, perm),
             Op::Reduce { op, x, axis } => self.lower_reduce(inst, *op, *x, *axis),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => self.lower_matmul(inst, *lhs, *rhs, *transpose_rhs, *acc),
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                self.lower_matmul(inst, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
+            }
             Op::View { base, indexers } => self.lower_view(inst, *base, indexers),
             Op::RefReshape { base, shape } => self.lower_ref_reshape(inst, *base, shape),
             Op::RefBitcast { base, to } => self.lower_ref_bitcast(inst, *base, *to),
