@@ -212,3 +212,133 @@ fn matmul_shapes_are_checked() {
 fn matmuls_compile_for_every_generation() {
     compiles_everywhere(&matmuls());
 }
+
+// ------------------------------------------------------------------------------------------ to scalars
+
+/// `argmax`/`argmin` along both axes of f32, bf16 and i32 tiles; sums, maxima, minima and single
+/// elements as scalars (stored as rows).
+fn reductions() -> Kernel {
+    ok(build_kernel("reductions", Loc::caller(), || {
+        let x = input("x", DType::F32, &[8, 128]);
+        let h = input("h", DType::Bf16, &[16, 128]);
+        let q = input("q", DType::I32, &[8, 128]);
+        let o_rows = output("argmax_rows", DType::I32, &[8, 1]);
+        let o_cols = output("argmin_cols", DType::I32, &[1, 128]);
+        let o_h = output("argmax_bf16", DType::I32, &[16, 1]);
+        let o_q = output("argmin_i32", DType::I32, &[1, 128]);
+        let o_s = output("scalars", DType::F32, &[8, 128]);
+        let o_n = output("narrow", DType::F32, &[8, 128]);
+        let o_u = output("unsigned", DType::U32, &[1, 128]);
+        let (v, w) = (x.load(), q.load());
+        o_rows.store(v.argmax(1));
+        o_cols.store(v.argmin(0));
+        o_h.store(h.load().argmax(1));
+        o_q.store(w.argmin(0));
+        let finite = rpa_dsl::frontend::select(rpa_dsl::frontend::cmp::ne(v, v), 0.0f32, v);
+        let scalars = [
+            finite.sum(),
+            finite.max(),
+            finite.min(),
+            v.max(), // NaN: x holds NaNs
+            v.item(&[3, 5]),
+            w.sum().cast(DType::F32),
+            w.max().cast(DType::F32),
+            w.min().cast(DType::F32),
+        ];
+        o_s.store(rows(&scalars));
+        // Narrow dtypes: widened to 32 bits on the TPU (its scalars are 32-bit).
+        let (hv, b) = (h.load(), w.cast(DType::I8));
+        let narrow = [
+            hv.sum().cast(DType::F32),
+            hv.max().cast(DType::F32),
+            hv.item(&[15, 127]).cast(DType::F32),
+            b.sum().cast(DType::F32),
+            b.min().cast(DType::F32),
+            b.item(&[1, 2]).cast(DType::F32),
+            rpa_dsl::frontend::cmp::gt(w, 0i32).item(&[0, 3]).cast(DType::F32),
+            w.cast(DType::U16).max().cast(DType::F32),
+        ];
+        o_n.store(rows(&narrow));
+        // Unsigned max/min: libtpu reduces signed integers only (the sign bit is flipped around).
+        o_u.store(w.cast(DType::U32).reduce_max(0) + w.cast(DType::U32).argmin(0).cast(DType::U32));
+    }))
+}
+
+/// Each scalar broadcast to a row of 128.
+fn rows(scalars: &[Scalar]) -> rpa_dsl::frontend::Tile {
+    let rows: Vec<rpa_dsl::frontend::Tile> =
+        scalars.iter().map(|s| rpa_dsl::frontend::broadcast(*s, &[1, 128])).collect();
+    rpa_dsl::frontend::concat(&rows, 0)
+}
+
+fn reduction_inputs() -> Vec<Array> {
+    // Small integers (exact sums) with ties, and NaNs in rows 2 and 5 and column 9.
+    let mut x: Vec<f64> = (0..1024).map(|i| ((i * 7 + 3) % 13) as f64 - 6.0).collect();
+    for i in [2 * 128 + 40, 2 * 128 + 100, 5 * 128, 6 * 128 + 9] {
+        x[i] = f64::NAN;
+    }
+    let h = (0..2048).map(|i| ((i * 5 + 1) % 11) as f64 * 0.5).collect::<Vec<_>>();
+    let q = (0..1024).map(|i| ((i * 31 + 7) % 97) - 48).collect::<Vec<i64>>();
+    vec![
+        Array::from_f64(DType::F32, &[8, 128], &x),
+        Array::from_f64(DType::Bf16, &[16, 128], &h),
+        Array::from_i64(DType::I32, &[8, 128], &q),
+    ]
+}
+
+/// The first index of the extreme of `n` values `at(0..n)`, NaN first (as `jnp.argmax`).
+fn first_extreme(n: usize, at: impl Fn(usize) -> f64, max: bool) -> f64 {
+    if let Some(j) = (0..n).find(|&j| at(j).is_nan()) {
+        return j as f64;
+    }
+    let best =
+        (0..n).map(&at).fold(if max { f64::MIN } else { f64::MAX }, |a, b| if max { a.max(b) } else { a.min(b) });
+    (0..n).find(|&j| at(j) == best).unwrap() as f64
+}
+
+#[test]
+fn argmax_argmin_and_reductions_to_scalars_match_interpret_mode_bit_for_bit() {
+    let k = reductions();
+    let inputs = reduction_inputs();
+    let out = same(&k, &inputs);
+    let (x, h, q) = (&inputs[0], &inputs[1], &inputs[2]);
+    for r in 0..8 {
+        assert_eq!(out[0].get_f64(r), first_extreme(128, |j| x.get_f64(r * 128 + j), true), "row {r}");
+    }
+    for c in 0..128 {
+        assert_eq!(out[1].get_f64(c), first_extreme(8, |j| x.get_f64(j * 128 + c), false), "column {c}");
+        assert_eq!(out[3].get_f64(c), first_extreme(8, |j| q.get_f64(j * 128 + c), false), "column {c}");
+    }
+    for r in 0..16 {
+        assert_eq!(out[2].get_f64(r), first_extreme(128, |j| h.get_f64(r * 128 + j), true), "row {r}");
+    }
+    let finite: Vec<f64> = x.to_f64().into_iter().map(|v| if v.is_nan() { 0.0 } else { v }).collect();
+    let row = |i: usize| out[4].get_f64(i * 128);
+    assert_eq!(row(0), finite.iter().sum::<f64>());
+    assert_eq!((row(1), row(2)), (6.0, -6.0));
+    assert!(row(3).is_nan());
+    assert_eq!(row(4), x.get_f64(3 * 128 + 5));
+    assert_eq!(row(5), q.to_i64().iter().sum::<i64>() as f64);
+    let unsigned_max = (0..8).map(|r| q.to_i64()[r * 128 + 7] as u32).max().unwrap();
+    let unsigned_argmin = first_extreme(8, |r| (q.to_i64()[r * 128 + 7] as u32) as f64, false) as u32;
+    assert_eq!(out[6].get_f64(7), unsigned_max.wrapping_add(unsigned_argmin) as f64);
+    let narrow = |i: usize| out[5].get_f64(i * 128);
+    assert_eq!(narrow(2), h.get_f64(2047));
+    let q8: Vec<i64> = q.to_i64().iter().map(|&v| v as i8 as i64).collect();
+    assert_eq!(narrow(3), q8.iter().sum::<i64>() as i8 as f64, "an i8 sum wraps");
+    assert_eq!(narrow(5), q8[130] as f64);
+}
+
+#[test]
+fn an_element_index_must_be_inside_the_tile() {
+    let e = build_kernel("bad_item", Loc::caller(), || {
+        let _ = input("x", DType::F32, &[8, 128]).load().item(&[8, 0]);
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("index [8, 0] is not an element of a tile of shape [8, 128]"), "{e}");
+}
+
+#[test]
+fn reductions_to_scalars_and_argmax_compile_for_every_generation() {
+    compiles_everywhere(&reductions());
+}

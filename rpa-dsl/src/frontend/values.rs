@@ -546,6 +546,57 @@ impl Tile {
     pub fn reduce_min(self, axis: usize) -> Tile {
         self.reduce(ReduceOp::Min, axis)
     }
+    #[track_caller]
+    fn reduce_all(self, op: ReduceOp) -> Scalar {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        Scalar::from_value(emit(Op::ReduceAll { op, x }, loc, Type::Scalar(self.dtype())))
+    }
+    /// The sum of every element, as a scalar (`jnp.sum(x)`).
+    #[track_caller]
+    pub fn sum(self) -> Scalar {
+        self.reduce_all(ReduceOp::Sum)
+    }
+    /// The largest element, as a scalar (`jnp.max(x)`; NaN if any element is NaN).
+    #[track_caller]
+    pub fn max(self) -> Scalar {
+        self.reduce_all(ReduceOp::Max)
+    }
+    /// The smallest element, as a scalar (`jnp.min(x)`; NaN if any element is NaN).
+    #[track_caller]
+    pub fn min(self) -> Scalar {
+        self.reduce_all(ReduceOp::Min)
+    }
+    /// The element at `index` (one static index per dimension) as a scalar: Pallas's `x[i, j]` of
+    /// a value (`vector.extract`), `x.item(i, j)` in numpy.
+    #[track_caller]
+    pub fn item(self, index: &[usize]) -> Scalar {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        Scalar::from_value(emit(Op::Extract { x, index: index.to_vec() }, loc, Type::Scalar(self.dtype())))
+    }
+    #[track_caller]
+    fn arg_reduce(self, op: ArgOp, axis: usize) -> Tile {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        let mut shape = self.shape();
+        if axis < shape.len() {
+            shape[axis] = 1;
+        }
+        Tile::from_value(emit(Op::ArgReduce { op, x, axis }, loc, Type::Vector { dtype: DType::I32, shape }))
+    }
+    /// The i32 index of the largest element along `axis`, keeping it with extent 1
+    /// (`jnp.argmax(x, axis, keepdims=True)`): the first on ties, the first NaN if any.
+    #[track_caller]
+    pub fn argmax(self, axis: usize) -> Tile {
+        self.arg_reduce(ArgOp::Max, axis)
+    }
+    /// The i32 index of the smallest element along `axis`, keeping it with extent 1
+    /// (`jnp.argmin(x, axis, keepdims=True)`): the first on ties, the first NaN if any.
+    #[track_caller]
+    pub fn argmin(self, axis: usize) -> Tile {
+        self.arg_reduce(ArgOp::Min, axis)
+    }
 }
 
 /// Rotates `x` along `axis` by `shift` (`pltpu.roll`): see [`Tile::roll`].

@@ -308,7 +308,10 @@ impl<'k> Machine<'k> {
             Op::Concat { xs, axis } => self.exec_concat(inst, xs, *axis),
             Op::Roll { x, shift, axis } => self.exec_roll(inst, loc, *x, *shift, *axis),
             Op::Transpose { x, perm } => self.exec_transpose(inst, *x, perm),
+            Op::Extract { x, index } => self.exec_extract(inst, *x, index),
             Op::Reduce { op, x, axis } => self.exec_reduce(inst, *op, *x, *axis),
+            Op::ReduceAll { op, x } => self.exec_reduce_all(inst, *op, *x),
+            Op::ArgReduce { op, x, axis } => self.exec_arg_reduce(inst, *op, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
                 self.exec_matmul(inst, loc, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
             }

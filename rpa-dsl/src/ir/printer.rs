@@ -242,7 +242,11 @@ impl Printer<'_> {
             Op::Concat { xs, axis } => (format!("concat {} axis={axis}", vals(xs)), true),
             Op::Roll { x, shift, axis } => (format!("roll {} by {} axis={axis}", val(*x), val(*shift)), true),
             Op::Transpose { x, perm } => (format!("transpose {} perm={}", val(*x), fmt_shape(perm)), true),
-            Op::Reduce { op: _, x, axis } => (format!("{} {} axis={axis}", inst.op.name(), val(*x)), true),
+            Op::Extract { x, index } => (format!("extract {}{}", val(*x), fmt_shape(index)), true),
+            Op::Reduce { op: _, x, axis } | Op::ArgReduce { op: _, x, axis } => {
+                (format!("{} {} axis={axis}", inst.op.name(), val(*x)), true)
+            }
+            Op::ReduceAll { op: _, x } => (format!("{} {}", inst.op.name(), val(*x)), true),
             Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
                 let tl = if *transpose_lhs { " transpose_lhs" } else { "" };
                 let tr = if *transpose_rhs { " transpose_rhs" } else { "" };
@@ -318,7 +322,7 @@ mod tests {
     use super::*;
     use crate::frontend::control::*;
     use crate::frontend::{build_kernel, cmp, copy, launch, program_id, zeros, Hbm, Scalar};
-    use crate::ir::{BinaryOp, BlockSpec, CmpOp, Extent, IndexMap, MemSpace, ReduceOp, Role, UnaryOp};
+    use crate::ir::{ArgOp, BinaryOp, BlockSpec, CmpOp, Extent, IndexMap, MemSpace, ReduceOp, Role, UnaryOp};
     use crate::DType::{self, *};
 
     /// A kernel with a blocked operand, an HBM operand, a DMA, a variable, a loop and an `if`.
@@ -458,7 +462,10 @@ mod tests {
             inst(Op::Concat { xs: vec![v(1), v(2)], axis: 0 }, Some(11)),
             inst(Op::Roll { x: v(1), shift: v(2), axis: 1 }, Some(11)),
             inst(Op::Transpose { x: v(1), perm: vec![1, 0] }, Some(11)),
+            inst(Op::Extract { x: v(1), index: vec![2, 3] }, Some(10)),
             inst(Op::Reduce { op: ReduceOp::Max, x: v(1), axis: 1 }, Some(11)),
+            inst(Op::ReduceAll { op: ReduceOp::Sum, x: v(1) }, Some(10)),
+            inst(Op::ArgReduce { op: ArgOp::Min, x: v(1), axis: 0 }, Some(11)),
             inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_lhs: false, transpose_rhs: true, acc: F32 }, Some(11)),
             inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_lhs: true, transpose_rhs: false, acc: I32 }, Some(11)),
             inst(
@@ -622,7 +629,10 @@ mod tests {
   %11 = concat %1, %2 axis=0 : vector<f32[8, 128]>
   %11 = roll %1 by %2 axis=1 : vector<f32[8, 128]>
   %11 = transpose %1 perm=[1, 0] : vector<f32[8, 128]>
+  %10 = extract %1[2, 3] : i32
   %11 = reduce_max %1 axis=1 : vector<f32[8, 128]>
+  %10 = sum_all %1 : i32
+  %11 = argmin %1 axis=0 : vector<f32[8, 128]>
   %11 = matmul %1, %2 transpose_rhs acc=f32 : vector<f32[8, 128]>
   %11 = matmul %1, %2 transpose_lhs acc=i32 : vector<f32[8, 128]>
   %12 = view %0[%1, ds(%2, 8), ds(%2, %3<=16), :] : ref<vmem f32[64, 128]>

@@ -76,6 +76,13 @@ pub enum ReduceOp {
     Min,
 }
 
+/// Which extreme an `argmax`/`argmin` finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgOp {
+    Max,
+    Min,
+}
+
 /// A constant's value. Integers and bools use `Int`, floats `Float`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Literal {
@@ -188,9 +195,26 @@ pub enum Op {
         x: ValueId,
         perm: Vec<usize>,
     },
+    /// The element at static `index` of a vector, as a scalar (`x[i, j]`, `vector.extract`).
+    Extract {
+        x: ValueId,
+        index: Vec<usize>,
+    },
     /// Reduction along `axis`, keeping it with extent 1.
     Reduce {
         op: ReduceOp,
+        x: ValueId,
+        axis: usize,
+    },
+    /// Reduction of every element to a scalar (`jnp.sum(x)`).
+    ReduceAll {
+        op: ReduceOp,
+        x: ValueId,
+    },
+    /// The (i32) index of the largest / smallest element along `axis`, keeping it with extent 1:
+    /// the first one on ties, the first NaN if there is one (`jnp.argmax` / `jnp.argmin`).
+    ArgReduce {
+        op: ArgOp,
         x: ValueId,
         axis: usize,
     },
@@ -401,6 +425,14 @@ impl Op {
                 ReduceOp::Max => "reduce_max",
                 ReduceOp::Min => "reduce_min",
             },
+            Op::Extract { .. } => "extract",
+            Op::ReduceAll { op, .. } => match op {
+                ReduceOp::Sum => "sum_all",
+                ReduceOp::Max => "max_all",
+                ReduceOp::Min => "min_all",
+            },
+            Op::ArgReduce { op: ArgOp::Max, .. } => "argmax",
+            Op::ArgReduce { op: ArgOp::Min, .. } => "argmin",
             Op::Matmul { .. } => "matmul",
             Op::View { .. } => "view",
             Op::RefReshape { .. } => "ref_reshape",
@@ -436,7 +468,10 @@ impl Op {
             | Op::Reshape { x, .. }
             | Op::Slice { x, .. }
             | Op::Transpose { x, .. }
-            | Op::Reduce { x, .. } => vec![*x],
+            | Op::Extract { x, .. }
+            | Op::Reduce { x, .. }
+            | Op::ReduceAll { x, .. }
+            | Op::ArgReduce { x, .. } => vec![*x],
             Op::Roll { x, shift, .. } => vec![*x, *shift],
             Op::Binary { lhs, rhs, .. } | Op::Compare { lhs, rhs, .. } | Op::Matmul { lhs, rhs, .. } => {
                 vec![*lhs, *rhs]
@@ -527,7 +562,10 @@ impl Op {
             Op::Concat { xs, axis } => shape::concat(env, xs, *axis),
             Op::Roll { x, shift, axis } => shape::roll(env, *x, *shift, *axis),
             Op::Transpose { x, perm } => shape::transpose(env, *x, perm),
+            Op::Extract { x, index } => shape::extract(env, *x, index),
             Op::Reduce { op, x, axis } => reductions::reduce(env, *op, *x, *axis),
+            Op::ReduceAll { op, x } => reductions::reduce_all(env, *op, *x),
+            Op::ArgReduce { x, axis, .. } => reductions::arg_reduce(env, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
                 matmul::matmul(env, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
             }

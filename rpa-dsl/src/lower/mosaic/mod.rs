@@ -300,7 +300,10 @@ impl<'k> Emitter<'k> {
             Op::Concat { xs, axis } => self.lower_concat(l, &res, &rty, xs, *axis),
             Op::Roll { x, shift, axis } => self.lower_roll(l, &res, &rty, *x, *shift, *axis),
             Op::Transpose { x, perm } => self.lower_transpose(l, &res, &rty, *x, perm),
+            Op::Extract { x, index } => self.lower_extract(inst, l, *x, index),
             Op::Reduce { op, x, axis } => self.lower_reduce(l, &res, &rty, *op, *x, *axis),
+            Op::ReduceAll { op, x } => self.lower_reduce_all(inst, l, *op, *x),
+            Op::ArgReduce { op, x, axis } => self.lower_arg_reduce(l, &res, *op, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
                 self.lower_matmul(inst, l, &res, &rty, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
             }
@@ -351,6 +354,36 @@ impl<'k> Emitter<'k> {
             (v as i64).to_string()
         };
         self.line(&format!("{t} = arith.constant dense<{lit}> : {} {l}", vector_type(dt, shape)));
+        t
+    }
+
+    /// A vector of a narrow dtype widened (exactly) to 32 bits, and the wide dtype; 32-bit vectors
+    /// as they are.
+    fn widen_to_32(&mut self, l: &str, x: &str, dt: DType, shape: &[usize]) -> (String, DType) {
+        let (to, op) = match dt {
+            _ if dt.bits() == 32 => return (x.to_string(), dt),
+            _ if dt.is_float() => (DType::F32, "arith.extf"),
+            DType::Bool | DType::U16 | DType::U8 => (DType::U32, "arith.extui"),
+            _ => (DType::I32, "arith.extsi"),
+        };
+        let t = self.tmp();
+        self.line(&format!("{t} = {op} {x} : {} to {} {l}", vector_type(dt, shape), vector_type(to, shape)));
+        (t, to)
+    }
+
+    /// The 32-bit scalar `x` (of `wide`) narrowed back to `dt` (`x` itself if `dt` is `wide`).
+    fn narrow_from_32(&mut self, l: &str, x: &str, wide: DType, dt: DType) -> String {
+        if dt == wide {
+            return x.to_string();
+        }
+        let t = self.tmp();
+        if dt == DType::Bool {
+            let zero = self.constant(wide, 0.0, l);
+            self.line(&format!("{t} = arith.cmpi ne, {x}, {zero} : i32 {l}"));
+        } else {
+            let op = if dt.is_float() { "arith.truncf" } else { "arith.trunci" };
+            self.line(&format!("{t} = {op} {x} : {} to {} {l}", elem(wide), elem(dt)));
+        }
         t
     }
 

@@ -530,7 +530,10 @@ impl<'k> Lowerer<'k> {
             Op::Concat { xs, axis } => self.lower_concat(inst, xs, *axis),
             Op::Roll { x, shift, axis } => self.lower_roll(inst, *x, *shift, *axis),
             Op::Transpose { x, perm } => self.lower_transpose(inst, *x, perm),
+            Op::Extract { x, index } => self.lower_extract(inst, *x, index),
             Op::Reduce { op, x, axis } => self.lower_reduce(inst, *op, *x, *axis),
+            Op::ReduceAll { op, x } => self.lower_reduce_all(inst, *op, *x),
+            Op::ArgReduce { op, x, axis } => self.lower_arg_reduce(inst, *op, *x, *axis),
             Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
                 self.lower_matmul(inst, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
             }

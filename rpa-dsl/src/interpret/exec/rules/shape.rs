@@ -1,4 +1,4 @@
-//! Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes.
+//! Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes, extracts.
 
 use super::super::*;
 
@@ -104,6 +104,17 @@ impl<'k> Machine<'k> {
         let data = gather(&xv.data, &view);
         self.tick(data.len());
         self.set(inst, Val::V(Rc::new(VecVal { shape: view.shape.clone(), data })));
+        Ok(())
+    }
+
+    pub(crate) fn exec_extract(&mut self, inst: &'k Inst, x: ValueId, index: &[usize]) -> R<()> {
+        let xv = self.vv(x);
+        let flat = index.iter().zip(&xv.shape).fold(0, |acc, (&i, &n)| acc * n + i);
+        let v = match &xv.data {
+            Data::F(v) => Val::F(v[flat]),
+            Data::I(v) => Val::I(v[flat]),
+        };
+        self.set(inst, v);
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! Type rules — Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes.
+//! Type rules — Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes, extracts.
 
 use super::super::*;
 use crate::dtype::DType;
@@ -96,4 +96,13 @@ pub(in crate::ir::ops) fn transpose(env: &dyn TypeEnv, x: ValueId, perm: &[usize
         ));
     }
     Ok(Some(Type::Vector { dtype, shape: perm.iter().map(|&d| shape[d]).collect() }))
+}
+
+/// The type rule of `Op::Extract { x, index }`.
+pub(in crate::ir::ops) fn extract(env: &dyn TypeEnv, x: ValueId, index: &[usize]) -> Rule {
+    let (dtype, shape) = vector(env.value_type(x), "operand")?;
+    if index.len() != shape.len() || index.iter().zip(&shape).any(|(i, n)| i >= n) {
+        return Err(format!("index {index:?} is not an element of a tile of shape {shape:?}"));
+    }
+    Ok(Some(Type::Scalar(dtype)))
 }

@@ -1,4 +1,4 @@
-//! Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes.
+//! Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes, extracts.
 
 use super::super::*;
 
@@ -84,6 +84,30 @@ impl<'k> Emitter<'k> {
     ) -> Result<(), KernelError> {
         let (xn, xt) = (self.name(x), type_str(self.ty(x)));
         self.line(&format!("{res} = tpu.transpose {xn}, [{}] : {xt} -> {rty} {l}", join(perm)));
+        Ok(())
+    }
+
+    pub(crate) fn lower_extract(
+        &mut self,
+        inst: &'k Inst,
+        l: &str,
+        x: ValueId,
+        index: &[usize],
+    ) -> Result<(), KernelError> {
+        let Type::Vector { dtype, shape } = self.ty(x) else { unreachable!("type rule") };
+        let (dtype, shape) = (*dtype, shape.clone());
+        // libtpu extracts 32-bit scalars only: narrower elements are widened first (exactly).
+        let wide = self.widen_to_32(l, &self.name(x), dtype, &shape);
+        let (wdt, e) = (wide.1, self.tmp());
+        self.line(&format!(
+            "{e} = vector.extract {}[{}] : {} from {} {l}",
+            wide.0,
+            join(index),
+            elem(wdt),
+            vector_type(wdt, &shape)
+        ));
+        let v = self.narrow_from_32(l, &e, wdt, dtype);
+        self.bind(inst, v);
         Ok(())
     }
 }

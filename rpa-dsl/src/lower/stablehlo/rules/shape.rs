@@ -1,4 +1,4 @@
-//! Shape rules: broadcasts, reshapes, slices, concatenations, rolls, transposes.
+//! Shape rules: broadcasts, reshapes, slices, concatenations, rolls, transposes, extracts.
 
 use super::super::*;
 
@@ -87,6 +87,15 @@ impl<'k> Lowerer<'k> {
             ty(dt, &sh),
             ty(dt, &out)
         ));
+        self.bind(inst, r, None);
+        Ok(())
+    }
+
+    pub(crate) fn lower_extract(&mut self, inst: &'k Inst, x: ValueId, index: &[usize]) -> R<()> {
+        let (dt, sh, xn) = (self.value_dtype(x), self.value_shape(x), self.tensor(x));
+        let one = vec![1; sh.len()];
+        let e = self.static_slice(&xn, dt, &sh, index, &one);
+        let r = self.reshape(&e, dt, &one, &[]);
         self.bind(inst, r, None);
         Ok(())
     }
