@@ -231,6 +231,7 @@ fn operand_binding(prm: &Param, op: &Operand, rw: &mut Rewriter) -> TokenStream 
         (Kind::Vmem, _) => quote_spanned!(sp=> #p::launch::scratch_vmem(#name, #dtype, #shape)),
         (Kind::Smem, _) => quote_spanned!(sp=> #p::launch::scratch_smem(#name, #dtype, #shape)),
         (Kind::DmaSems, _) => quote_spanned!(sp=> #p::launch::dma_sems(#name, #shape)),
+        (Kind::Semaphores, _) => quote_spanned!(sp=> #p::launch::semaphores(#name, #shape)),
     };
     let attrs = &prm.attrs;
     let call = match &op.when {

@@ -172,6 +172,7 @@ pub enum Kind {
     Vmem,
     Smem,
     DmaSems,
+    Semaphores,
 }
 
 impl Kind {
@@ -183,6 +184,7 @@ impl Kind {
             "Vmem" => Kind::Vmem,
             "Smem" => Kind::Smem,
             "DmaSems" => Kind::DmaSems,
+            "Semaphores" => Kind::Semaphores,
             _ => return None,
         })
     }
@@ -194,7 +196,12 @@ impl Kind {
             Kind::Vmem => "Vmem",
             Kind::Smem => "Smem",
             Kind::DmaSems => "DmaSems",
+            Kind::Semaphores => "Semaphores",
         }
+    }
+    /// Semaphore arrays have a shape and no dtype.
+    fn is_sems(self) -> bool {
+        matches!(self, Kind::DmaSems | Kind::Semaphores)
     }
 }
 
@@ -206,7 +213,7 @@ pub struct BlockAttr {
 
 pub struct Operand {
     pub kind: Kind,
-    /// `None` for `DmaSems`.
+    /// `None` for `DmaSems` and `Semaphores`.
     pub dtype: Option<Expr>,
     pub shape: Vec<Expr>,
     pub block: Option<BlockAttr>,
@@ -233,7 +240,7 @@ pub struct Param {
 }
 
 const KINDS: &str = "kernel parameters are `Prefetch<..>`, `In<..>`, `Out<..>`, `Vmem<..>`, `Smem<..>`, \
-                     `DmaSems<..>` or `#[comptime]` values";
+                     `DmaSems<..>`, `Semaphores<..>` or `#[comptime]` values";
 
 /// Parses one parameter; errors go to `errors` (`None` when it cannot be used at all).
 pub fn param(tokens: TokenStream, errors: &mut Errors) -> Option<Param> {
@@ -446,17 +453,13 @@ fn kind_of(ty: &TokenStream) -> Option<Kind> {
 /// The dtype and shape of an operand type.
 fn operand_type(kind: Kind, ty: &TokenStream, errors: &mut Errors) -> Option<(Option<Expr>, Vec<Expr>)> {
     let name = kind.name();
-    let example =
-        if kind == Kind::DmaSems { format!("`{name}<{{[2]}}>`") } else { format!("`{name}<f32, {{[8, 128]}}>`") };
+    let example = if kind.is_sems() { format!("`{name}<{{[2]}}>`") } else { format!("`{name}<f32, {{[8, 128]}}>`") };
     let mut it = ty.clone().into_iter().skip(1);
     let args: Vec<TokenStream> = match it.next() {
         None => {
             errors.at(
                 ty,
-                format!(
-                    "`{name}` needs {}: {example}",
-                    if kind == Kind::DmaSems { "a shape" } else { "a dtype and a shape" }
-                ),
+                format!("`{name}` needs {}: {example}", if kind.is_sems() { "a shape" } else { "a dtype and a shape" }),
             );
             return None;
         }
@@ -511,7 +514,7 @@ fn operand_type(kind: Kind, ty: &TokenStream, errors: &mut Errors) -> Option<(Op
         }
     }
     let mut exprs = exprs.into_iter();
-    let dtype = if kind == Kind::DmaSems {
+    let dtype = if kind.is_sems() {
         None
     } else {
         match exprs.next() {
@@ -527,10 +530,7 @@ fn operand_type(kind: Kind, ty: &TokenStream, errors: &mut Errors) -> Option<(Op
         [] => {
             errors.at(
                 ty,
-                format!(
-                    "`{name}` needs a shape after {}: {example}",
-                    if kind == Kind::DmaSems { "`<`" } else { "its dtype" }
-                ),
+                format!("`{name}` needs a shape after {}: {example}", if kind.is_sems() { "`<`" } else { "its dtype" }),
             );
             return None;
         }

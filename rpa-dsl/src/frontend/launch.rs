@@ -213,7 +213,19 @@ pub fn scratch_smem(name: &str, dtype: DType, shape: &[usize]) -> Ref<Smem> {
 pub fn dma_sems(name: &str, shape: &[usize]) -> Sems {
     let loc = Loc::caller();
     check_shape("semaphore array", name, shape, loc);
-    Sems::from_value(add_param(name, Role::Scratch, Type::Sem { shape: shape.to_vec() }, None, None, None, loc))
+    let t = Type::Sem { kind: SemKind::Dma, shape: shape.to_vec() };
+    Sems::from_value(add_param(name, Role::Scratch, t, None, None, None, loc))
+}
+
+/// An array of regular semaphores (`pltpu.SemaphoreType.REGULAR(shape)`), counted by
+/// [`semaphore_signal`](crate::frontend::semaphore_signal) and
+/// [`semaphore_wait`](crate::frontend::semaphore_wait).
+#[track_caller]
+pub fn semaphores(name: &str, shape: &[usize]) -> Sems {
+    let loc = Loc::caller();
+    check_shape("semaphore array", name, shape, loc);
+    let t = Type::Sem { kind: SemKind::Regular, shape: shape.to_vec() };
+    Sems::from_value(add_param(name, Role::Scratch, t, None, None, None, loc))
 }
 
 /// Grid index `k` for an index map whose closure takes `arity` indices (`#[block(.., |i, j| ..)]`).

@@ -276,6 +276,9 @@ impl Printer<'_> {
             Op::DmaStart { src, dst, sem } | Op::DmaWait { src, dst, sem } => {
                 (format!("{} {} -> {}, sem {}", inst.op.name(), val(*src), val(*dst), val(*sem)), true)
             }
+            Op::SemSignal { sem, amount } | Op::SemWait { sem, amount } => {
+                (format!("{} {} by {}", inst.op.name(), val(*sem), val(*amount)), true)
+            }
             Op::VarDecl { var: v, init } => {
                 let init = init.map(|i| format!(" = {}", val(i))).unwrap_or_default();
                 (format!("var {} : {}{init}", var(*v), self.var_ty(*v)), true)
@@ -322,7 +325,7 @@ mod tests {
     use super::*;
     use crate::frontend::control::*;
     use crate::frontend::{build_kernel, cmp, copy, launch, program_id, zeros, Hbm, Scalar};
-    use crate::ir::{ArgOp, BinaryOp, BlockSpec, CmpOp, Extent, IndexMap, MemSpace, ReduceOp, Role, UnaryOp};
+    use crate::ir::{ArgOp, BinaryOp, BlockSpec, CmpOp, Extent, IndexMap, MemSpace, ReduceOp, Role, SemKind, UnaryOp};
     use crate::DType::{self, *};
 
     /// A kernel with a blocked operand, an HBM operand, a DMA, a variable, a loop and an `if`.
@@ -491,6 +494,8 @@ mod tests {
             inst(Op::ScalarStore { dst: v(0), indices: vec![v(1)], value: v(2) }, None),
             inst(Op::DmaStart { src: v(0), dst: v(1), sem: v(2) }, None),
             inst(Op::DmaWait { src: v(0), dst: v(1), sem: v(2) }, None),
+            inst(Op::SemSignal { sem: v(2), amount: v(1) }, None),
+            inst(Op::SemWait { sem: v(2), amount: v(1) }, None),
             inst(Op::VarDecl { var: VarId(0), init: None }, None),
             inst(Op::VarDecl { var: VarId(0), init: Some(v(1)) }, None),
             inst(Op::VarGet { var: VarId(0) }, Some(10)),
@@ -591,7 +596,7 @@ mod tests {
                 Type::Scalar(I32),
                 Type::Scalar(I32),
                 Type::Ref(RefType::fixed(MemSpace::Hbm, F32, &[64, 128])),
-                Type::Sem { shape: vec![4] },
+                Type::Sem { kind: SemKind::Dma, shape: vec![4] },
                 Type::Scalar(I32),
                 s(8),
                 Type::Ref(RefType::fixed(MemSpace::Vmem, F32, &[64, 128])),
@@ -647,6 +652,8 @@ mod tests {
   scalar_store %2 to %0[%1]
   dma_start %0 -> %1, sem %2
   dma_wait %0 -> %1, sem %2
+  semaphore_signal %2 by %1
+  semaphore_wait %2 by %1
   var $0 : f32
   var $0 : f32 = %1
   %10 = var_get $0 : i32

@@ -4,7 +4,7 @@
 //! `lower/mosaic/rules/` and its StableHLO rule in `lower/stablehlo/rules/`. Each pass dispatches with
 //! one exhaustive `match` on this enum, so an op without all four rules does not compile.
 
-use super::{Block, Extent, MemSpace, RefType, Type, ValueId, VarId};
+use super::{Block, Extent, MemSpace, RefType, SemKind, Type, ValueId, VarId};
 use crate::dtype::DType;
 use type_rules::{control, dma, elementwise, matmul, memory, reductions, shape};
 
@@ -285,6 +285,19 @@ pub enum Op {
         sem: ValueId,
     },
 
+    /// Adds `amount` (an i32 scalar, ≥ 0) to the regular semaphore `sem` (`pltpu.semaphore_signal`).
+    SemSignal {
+        sem: ValueId,
+        amount: ValueId,
+    },
+    /// Waits until the regular semaphore `sem` holds `amount`, and takes it
+    /// (`pltpu.semaphore_wait`). Nothing else signals a kernel's semaphores while it waits (remote
+    /// signals need several devices), so waiting for more than it holds is an error (it would hang).
+    SemWait {
+        sem: ValueId,
+        amount: ValueId,
+    },
+
     // ---- mutable locals ----
     /// Declares a local; without `init` it must be set before it is read.
     VarDecl {
@@ -349,6 +362,26 @@ pub fn matmul_dims(rank: usize, transpose_lhs: bool, transpose_rhs: bool) -> [(u
     let lhs = if transpose_lhs { (row, col) } else { (col, row) };
     let rhs = if transpose_rhs { (col, row) } else { (row, col) };
     [lhs, rhs]
+}
+
+/// The errors of regular semaphores (interpret mode and checked PJRT-CPU): a negative amount, a
+/// wait for more than the semaphore holds, a semaphore left signalled at the end of the kernel.
+pub fn negative_semaphore_amount(amount: i64) -> String {
+    format!("semaphore amount {amount} is negative")
+}
+
+pub fn semaphore_wait_short(amount: i64, held: i64, sem: &str) -> String {
+    format!(
+        "waits for {amount} on semaphore `{sem}`, which holds {held}: nothing else signals it while \
+         the kernel waits (on a TPU this wait would hang)"
+    )
+}
+
+pub fn semaphore_left_signalled(held: i64, sem: &str) -> String {
+    format!(
+        "the kernel ended with semaphore `{sem}` at {held}, last signalled here: every signal needs its \
+         wait (a TPU requires every semaphore to be 0 when the kernel ends)"
+    )
 }
 
 /// What a type rule needs to know about existing values.
@@ -445,6 +478,8 @@ impl Op {
             Op::ScalarStore { .. } => "scalar_store",
             Op::DmaStart { .. } => "dma_start",
             Op::DmaWait { .. } => "dma_wait",
+            Op::SemSignal { .. } => "semaphore_signal",
+            Op::SemWait { .. } => "semaphore_wait",
             Op::VarDecl { .. } => "var",
             Op::VarGet { .. } => "var_get",
             Op::VarSet { .. } => "var_set",
@@ -507,6 +542,7 @@ impl Op {
                 std::iter::once(*dst).chain(indices.iter().copied()).chain([*value]).collect()
             }
             Op::DmaStart { src, dst, sem } | Op::DmaWait { src, dst, sem } => vec![*src, *dst, *sem],
+            Op::SemSignal { sem, amount } | Op::SemWait { sem, amount } => vec![*sem, *amount],
             Op::VarDecl { init, .. } => init.iter().copied().collect(),
             Op::VarSet { value, .. } => vec![*value],
             Op::For { lo, hi, .. } => vec![*lo, *hi],
@@ -579,6 +615,7 @@ impl Op {
             Op::ScalarLoad { src, indices } => memory::scalar_load(env, *src, indices),
             Op::ScalarStore { dst, indices, value } => memory::scalar_store(env, *dst, indices, *value),
             Op::DmaStart { src, dst, sem } | Op::DmaWait { src, dst, sem } => dma::dma(env, *src, *dst, *sem),
+            Op::SemSignal { sem, amount } | Op::SemWait { sem, amount } => dma::semaphore(env, *sem, *amount),
             Op::VarDecl { var, init } => control::var_decl(env, *var, *init),
             Op::VarGet { var } => control::var_get(env, *var),
             Op::VarSet { var, value } => control::var_set(env, *var, *value),

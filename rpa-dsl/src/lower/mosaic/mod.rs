@@ -51,8 +51,15 @@ fn memref_type(r: &RefType) -> String {
     format!("memref<{dims}{}, #tpu.memory_space<{}>>", elem(r.dtype), space(r.space))
 }
 
-fn sem_type(shape: &[usize]) -> String {
-    format!("memref<{}!tpu.dma_semaphore, #tpu.memory_space<semaphore_mem>>", mlir::dims(shape))
+fn sem_elem(kind: SemKind) -> &'static str {
+    match kind {
+        SemKind::Dma => "!tpu.dma_semaphore",
+        SemKind::Regular => "!tpu.semaphore",
+    }
+}
+
+fn sem_type(kind: SemKind, shape: &[usize]) -> String {
+    format!("memref<{}{}, #tpu.memory_space<semaphore_mem>>", mlir::dims(shape), sem_elem(kind))
 }
 
 pub(crate) fn type_str(t: &Type) -> String {
@@ -60,7 +67,7 @@ pub(crate) fn type_str(t: &Type) -> String {
         Type::Scalar(d) => elem(*d).to_string(),
         Type::Vector { dtype, shape } => vector_type(*dtype, shape),
         Type::Ref(r) => memref_type(r),
-        Type::Sem { shape } => sem_type(shape),
+        Type::Sem { kind, shape } => sem_type(*kind, shape),
     }
 }
 
@@ -318,6 +325,8 @@ impl<'k> Emitter<'k> {
             Op::ScalarStore { dst, indices, value } => self.lower_scalar_store(l, *dst, indices, *value),
             Op::DmaStart { src, dst, sem } => self.lower_dma_start(l, *src, *dst, *sem),
             Op::DmaWait { src, dst, sem } => self.lower_dma_wait(l, *src, *dst, *sem),
+            Op::SemSignal { sem, amount } => self.lower_sem_signal(l, *sem, *amount),
+            Op::SemWait { sem, amount } => self.lower_sem_wait(l, *sem, *amount),
             Op::VarDecl { var, init } => self.lower_var_decl(l, *var, *init),
             Op::VarGet { var } => self.lower_var_get(inst, *var),
             Op::VarSet { var, value } => self.lower_var_set(*var, *value),
@@ -396,7 +405,7 @@ impl<'k> Emitter<'k> {
         let bt = self.ty(base).clone();
         let (rank, is_sem) = match &bt {
             Type::Ref(r) => (r.shape.len(), false),
-            Type::Sem { shape } => (shape.len(), true),
+            Type::Sem { shape, .. } => (shape.len(), true),
             _ => return Err(self.err(inst.loc, "view", "view of a non-ref")),
         };
         let mut offsets = Vec::new();
@@ -405,7 +414,7 @@ impl<'k> Emitter<'k> {
         let mut squeeze = false;
         let base_shape: Vec<String> = match &bt {
             Type::Ref(r) => r.shape.iter().map(|e| e.fixed().map_or("?".into(), |n| n.to_string())).collect(),
-            Type::Sem { shape } => shape.iter().map(|n| n.to_string()).collect(),
+            Type::Sem { shape, .. } => shape.iter().map(|n| n.to_string()).collect(),
             _ => vec![],
         };
         for (d, dim) in base_shape.iter().enumerate().take(rank) {
@@ -433,7 +442,8 @@ impl<'k> Emitter<'k> {
         }
         let (elem_part, space_part) = match &bt {
             Type::Ref(r) => (elem(r.dtype).to_string(), format!("#tpu.memory_space<{}>", space(r.space))),
-            _ => ("!tpu.dma_semaphore".to_string(), "#tpu.memory_space<semaphore_mem>".to_string()),
+            Type::Sem { kind, .. } => (sem_elem(*kind).to_string(), "#tpu.memory_space<semaphore_mem>".to_string()),
+            _ => unreachable!("checked above"),
         };
         let sliced_ty =
             format!("memref<{}{elem_part}, {space_part}>", sliced.iter().map(|d| format!("{d}x")).collect::<String>());

@@ -81,6 +81,12 @@ enum Failure {
     },
     /// `[shift]`.
     NegativeShift,
+    /// `[amount]`.
+    NegativeAmount,
+    /// `[amount, held, semaphore]`.
+    SemWait,
+    /// `[amount, held, semaphore]`.
+    SemLeftSignalled,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +173,9 @@ impl CheckTable {
             Failure::DivisionByZero { remainder: true } => "integer remainder by zero".to_string(),
             Failure::NotMultiple { multiple } => crate::ir::not_a_multiple(v[0], *multiple),
             Failure::NegativeShift => crate::ir::negative_roll(v[0]),
+            Failure::NegativeAmount => crate::ir::negative_semaphore_amount(v[0]),
+            Failure::SemWait => crate::ir::semaphore_wait_short(v[0], v[1], &sem(v[2])),
+            Failure::SemLeftSignalled => crate::ir::semaphore_left_signalled(v[1], &sem(v[2])),
         };
         Some(KernelError::single(&self.kernel, Some(&site.op), site.loc, message))
     }
@@ -189,7 +198,7 @@ pub(super) struct CheckState {
 fn sem_names(k: &Kernel) -> Vec<String> {
     let mut names = Vec::new();
     for p in k.params.iter().filter(|p| p.role == Role::Scratch) {
-        if let Type::Sem { shape } = k.ty(p.value) {
+        if let Type::Sem { shape, .. } = k.ty(p.value) {
             let n = shape.iter().product::<usize>().max(1);
             for i in 0..n {
                 let mut rest = i;
@@ -532,10 +541,41 @@ impl Lowerer<'_> {
         self.fail_if(&failed, Failure::Wait, &[want, held, idx]);
     }
 
+    /// Checks a regular semaphore's wait: `sem` holds `amount`.
+    pub(super) fn check_sem_wait(&mut self, sem: &SemVal, amount: &IntExpr) {
+        let (Some(sb), true) = (self.sem_buf, self.checks.is_some()) else { return };
+        let idx = self.int_name(&sem.base);
+        let at = sem.base.is_static().then_some(sem.base.constant);
+        let held = self.elem_get(sb, &idx, at);
+        let want = self.int_name(amount);
+        let failed = self.compare("LT", &held, &want, DType::I32, &[]);
+        self.fail_if(&failed, Failure::SemWait, &[want, held, idx]);
+    }
+
+    /// Checks a regular semaphore's signal or wait amount: it must not be negative.
+    pub(super) fn check_sem_amount(&mut self, amount: &IntExpr) {
+        if self.checks.is_none() || (amount.is_static() && amount.constant >= 0) {
+            return;
+        }
+        let (n, zero) = (self.int_name(amount), self.iconst(0));
+        let failed = self.compare("LT", &n, &zero, DType::I32, &[]);
+        self.fail_if(&failed, Failure::NegativeAmount, &[n]);
+    }
+
     /// Notes the copy that last signalled `sem` (for the end-of-kernel balance).
     pub(super) fn note_copy(&mut self, sem: &SemVal, bytes: &IntExpr) {
+        self.note_signalled(sem, bytes, Failure::NeverWaited);
+    }
+
+    /// Notes the `semaphore_signal` that last signalled the regular semaphore `sem`.
+    pub(super) fn note_signal(&mut self, sem: &SemVal, amount: &IntExpr) {
+        self.note_signalled(sem, amount, Failure::SemLeftSignalled);
+    }
+
+    /// Notes where `sem` was last signalled: what the end-of-kernel balance reports.
+    fn note_signalled(&mut self, sem: &SemVal, bytes: &IntExpr, failure: Failure) {
         let Some((sites, sizes)) = self.checks.as_ref().and_then(|c| c.last_copy) else { return };
-        let Some(code) = self.site(Failure::NeverWaited) else { return };
+        let Some(code) = self.site(failure) else { return };
         let idx = self.int_name(&sem.base);
         let at = sem.base.is_static().then_some(sem.base.constant);
         let code = self.iconst(code);

@@ -419,7 +419,7 @@ impl<'k> Lowerer<'k> {
                             s.vals.insert(p.value, Bound::Ref(full_ref(id, r.dtype, &shape)));
                             s.ref_buf.insert(p.value, id);
                         }
-                        Type::Sem { shape } => {
+                        Type::Sem { shape, .. } => {
                             let sem =
                                 SemVal { base: IntExpr::of(sems as i64), shape: shape.clone(), name: p.name.clone() };
                             s.vals.insert(p.value, Bound::Sem(sem));
@@ -548,6 +548,8 @@ impl<'k> Lowerer<'k> {
             Op::ScalarStore { dst, indices, value } => self.lower_scalar_store(*dst, indices, *value),
             Op::DmaStart { src, dst, sem } => self.lower_dma_start(*src, *dst, *sem),
             Op::DmaWait { dst, sem, .. } => self.lower_dma_wait(*dst, *sem),
+            Op::SemSignal { sem, amount } => self.lower_sem_signal(*sem, *amount),
+            Op::SemWait { sem, amount } => self.lower_sem_wait(*sem, *amount),
             Op::VarDecl { var, init } => self.lower_var_decl(*var, *init),
             Op::VarGet { var } => self.lower_var_get(inst, *var),
             Op::VarSet { var, value } => self.lower_var_set(*var, *value),

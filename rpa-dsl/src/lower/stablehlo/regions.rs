@@ -15,7 +15,7 @@ impl<'k> Lowerer<'k> {
                     w.extend(self.ref_buf.get(dst).copied());
                     w.extend(self.sem_buf);
                 }
-                Op::DmaWait { .. } => {
+                Op::DmaWait { .. } | Op::SemSignal { .. } | Op::SemWait { .. } => {
                     w.extend(self.sem_buf);
                 }
                 _ => {}
