@@ -108,3 +108,83 @@ fn dma_and_regular_semaphores_are_not_interchangeable() {
 fn regular_semaphores_compile_for_every_generation() {
     compiles_everywhere(&counted_copy());
 }
+
+// ------------------------------------------------------------------------------------------ debug_print
+
+/// Prints from a runtime loop and a runtime `if`, scalars of several dtypes, and `n[1]` prints of
+/// a counter (to overflow the PJRT-CPU log).
+fn printer() -> Kernel {
+    use rpa_dsl::frontend::{cmp, debug_print};
+    ok(build_kernel("printer", Loc::caller(), || {
+        let n = launch::prefetch("n", DType::I32, &[2]);
+        let v = launch::prefetch("v", DType::F32, &[2]);
+        let o = launch::output::<Hbm>("o", DType::F32, &[8, 128], None);
+        let buf = launch::scratch_vmem("buf", DType::F32, &[8, 128]);
+        let dma = launch::dma_sems("dma", &[1]);
+        debug_print("start", &[]);
+        let l = ForLoop::begin(0, n.get(0));
+        {
+            let i = l.index();
+            let x = v.get(0) * i.cast(DType::F32);
+            debug_print(
+                "i = {}, x = {}, half = {}, u = {}, odd = {}",
+                &[i, x, x.cast(DType::Bf16), (i - 2i32).cast(DType::U32), cmp::eq(i % 2, 1i32)],
+            );
+            let mut c = rpa_dsl::frontend::control::If::begin(cmp::gt(x, v.get(1)));
+            if c.then_branch() {
+                debug_print("{} passed {}", &[x, v.get(1)]);
+            }
+            c.else_branch();
+            c.end();
+        }
+        l.end();
+        let many = ForLoop::begin(0, n.get(1));
+        debug_print("tick {}", &[many.index()]);
+        many.end();
+        buf.store(rpa_dsl::frontend::zeros(&[8, 128], DType::F32));
+        copy(buf, o, dma.at(0)).start_and_wait();
+    }))
+}
+
+fn printer_inputs(count: i32, ticks: i32) -> [Array; 2] {
+    [Array::from_i32(&[2], &[count, ticks]), Array::from_f64(DType::F32, &[2], &[1.25, 2.0])]
+}
+
+#[test]
+fn debug_print_lines_are_the_same_on_pjrt_cpu_checked_and_unchecked() {
+    let k = printer();
+    let inputs = printer_inputs(4, 3);
+    let want = rpa_dsl::interpret::run(&k, &inputs, &Default::default()).unwrap().prints;
+    assert_eq!(want[0], "start");
+    assert_eq!(want[3], "i = 2, x = 2.5, half = 2.5, u = 0, odd = 0");
+    assert_eq!(want[4], "2.5 passed 2");
+    assert_eq!(want.last().map(String::as_str), Some("tick 2"));
+    let (_, got) = rpa_dsl::cpu::run_with_prints(&k, &inputs).unwrap();
+    assert_eq!(got, want);
+    let unchecked = rpa_dsl::cpu::CpuBackend::global_unchecked().unwrap();
+    assert_eq!(unchecked.run_with_prints(&k, &inputs).unwrap().1, want);
+}
+
+#[test]
+fn the_pjrt_cpu_print_log_keeps_the_first_lines_and_counts_the_rest() {
+    use rpa_dsl::lower::stablehlo::PRINT_ROWS;
+    let k = printer();
+    let inputs = printer_inputs(1, PRINT_ROWS as i32 + 7);
+    let want = rpa_dsl::interpret::run(&k, &inputs, &Default::default()).unwrap().prints;
+    let (_, got) = rpa_dsl::cpu::run_with_prints(&k, &inputs).unwrap();
+    assert_eq!(got[..PRINT_ROWS], want[..PRINT_ROWS]);
+    let dropped = want.len() - PRINT_ROWS;
+    assert_eq!(got[PRINT_ROWS], format!("… {dropped} more debug_print lines (PJRT-CPU keeps the first {PRINT_ROWS})"));
+}
+
+#[test]
+fn debug_print_lowers_to_tpu_log_and_compiles_for_every_generation() {
+    let k = printer();
+    let mosaic = rpa_dsl::lower::mosaic::lower(&k).unwrap();
+    assert!(mosaic.contains("tpu.log \"start\""), "{mosaic}");
+    assert!(
+        mosaic.contains("tpu.log \"i = $s0, x = $f1, half = $f2, u = $u3, odd = $u4\" {formatted = true}"),
+        "{mosaic}"
+    );
+    compiles_everywhere(&k);
+}

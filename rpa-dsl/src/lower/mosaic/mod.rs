@@ -333,7 +333,7 @@ impl<'k> Emitter<'k> {
             Op::For { lo, hi, index, body } => self.lower_for(l, *lo, *hi, *index, body),
             Op::If { cond, then_body, else_body } => self.lower_if(l, *cond, then_body, else_body),
             Op::While { cond_body, cond, body } => self.lower_while(l, cond_body, *cond, body),
-            Op::DebugPrint { message, .. } => self.lower_debug_print(message),
+            Op::DebugPrint { message, args } => self.lower_debug_print(l, message, args),
         }
     }
 

@@ -50,6 +50,7 @@ use crate::ir::*;
 use crate::lower::mlir::{join, sanitize, Text};
 pub use checks::CheckTable;
 use floats::{is_narrow_float, repr};
+pub use prints::{PrintLog, PRINT_ROWS};
 use std::collections::{BTreeSet, HashMap};
 
 mod boxes;
@@ -59,6 +60,7 @@ mod elements;
 mod emit;
 mod floats;
 mod grid;
+mod prints;
 mod regions;
 mod rules;
 mod scalars;
@@ -71,20 +73,31 @@ type R<T> = Result<T, KernelError>;
 /// An `if` whose branches write more than this many bytes of buffers is lowered as loops.
 const IF_AS_LOOPS_BYTES: usize = 64 * 1024;
 
+/// A lowered kernel: the module, and what its extra results mean.
+pub struct Lowered {
+    pub text: String,
+    /// In checked mode: the check record (the last result) and what it reports.
+    pub checks: Option<CheckTable>,
+    /// If the kernel prints: its print count and rows (the two results after the outputs).
+    pub prints: Option<PrintLog>,
+}
+
 /// Lowers `kernel` to a StableHLO module whose `@main` takes the scalar-prefetch operands and the
-/// inputs (in parameter order, as whole arrays) and returns the outputs.
+/// inputs (in parameter order, as whole arrays) and returns the outputs (then the print log, if
+/// the kernel prints: [`lower_program`]).
 pub fn lower(kernel: &Kernel) -> Result<String, KernelError> {
-    Ok(lower_with(kernel, false)?.0)
+    Ok(lower_program(kernel, false)?.text)
 }
 
 /// Lowers `kernel` in checked mode ([`checks`]): `@main` returns one more result, the check record
 /// that the table turns into interpret mode's error.
 pub fn lower_checked(kernel: &Kernel) -> Result<(String, CheckTable), KernelError> {
-    let (text, table) = lower_with(kernel, true)?;
-    Ok((text, table.expect("checked lowering has a table")))
+    let l = lower_program(kernel, true)?;
+    Ok((l.text, l.checks.expect("checked lowering has a table")))
 }
 
-fn lower_with(kernel: &Kernel, checked: bool) -> Result<(String, Option<CheckTable>), KernelError> {
+/// Lowers `kernel` (in checked mode with `checked`), with what its extra results mean.
+pub fn lower_program(kernel: &Kernel, checked: bool) -> Result<Lowered, KernelError> {
     // A first pass records how every buffer is accessed and what each region writes; the second
     // keeps the buffers whose accesses are all static boxes as tiles.
     let mut a = Lowerer::new(kernel, checked)?;
@@ -94,8 +107,8 @@ fn lower_with(kernel: &Kernel, checked: bool) -> Result<(String, Option<CheckTab
     l.tiling = a.tilings();
     l.region_writes = std::mem::take(&mut a.region_writes);
     l.module()?;
-    let table = l.check_table();
-    Ok((l.text.into_string(), table))
+    let (checks, prints) = (l.check_table(), l.print_log());
+    Ok(Lowered { text: l.text.into_string(), checks, prints })
 }
 
 /// The StableHLO element type (unsigned integers are `ui*`, bool is `i1`).
@@ -357,6 +370,8 @@ struct Lowerer<'k> {
     op: &'static str,
     /// Checked mode's buffers and sites.
     checks: Option<checks::CheckState>,
+    /// The print log's buffers and sites, if the kernel prints.
+    prints: Option<prints::PrintState>,
 }
 
 impl<'k> Lowerer<'k> {
@@ -384,6 +399,7 @@ impl<'k> Lowerer<'k> {
             loc: k.loc,
             op: "kernel",
             checks: None,
+            prints: None,
         };
         let mut param_buf: Vec<Option<usize>> = Vec::new();
         let mut sems = 0usize;
@@ -449,6 +465,7 @@ impl<'k> Lowerer<'k> {
             _ => {}
         });
         s.ref_buf = ref_buf;
+        s.enable_prints();
         if checked {
             s.enable_checks();
         }
@@ -556,7 +573,7 @@ impl<'k> Lowerer<'k> {
             Op::For { lo, hi, index, body } => self.lower_for(*lo, *hi, *index, body),
             Op::If { cond, then_body, else_body } => self.lower_if(*cond, then_body, else_body),
             Op::While { cond_body, cond, body } => self.lower_while(cond_body, *cond, body),
-            Op::DebugPrint { .. } => self.lower_debug_print(),
+            Op::DebugPrint { message, args } => self.lower_debug_print(message, args),
         }
     }
 }

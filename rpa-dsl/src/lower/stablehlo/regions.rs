@@ -18,6 +18,9 @@ impl<'k> Lowerer<'k> {
                 Op::DmaWait { .. } | Op::SemSignal { .. } | Op::SemWait { .. } => {
                     w.extend(self.sem_buf);
                 }
+                Op::DebugPrint { .. } => {
+                    w.extend(self.print_bufs().into_iter().flat_map(|(count, rows)| [count, rows]));
+                }
                 _ => {}
             });
         }
