@@ -188,3 +188,47 @@ fn debug_print_lowers_to_tpu_log_and_compiles_for_every_generation() {
     );
     compiles_everywhere(&k);
 }
+
+// ------------------------------------------------------------------------------------------ cost estimate
+
+/// Per grid step (2): a `[8, 128] × [128, 128]` matmul, an `exp` of `[8, 128]` three times in a
+/// constant loop, a `tanh` in a runtime loop (counted once), and an add.
+fn costed() -> Kernel {
+    ok(build_kernel("costed", Loc::caller(), || {
+        launch::grid(&[2]);
+        let n = launch::prefetch("n", DType::I32, &[1]);
+        let map = |g: &[rpa_dsl::frontend::Scalar]| vec![g[0], launch::block_index(0)];
+        let whole = |_: &[rpa_dsl::frontend::Scalar]| vec![launch::block_index(0), launch::block_index(0)];
+        let x = launch::input_blocked("x", DType::F32, &[16, 128], &[8, 128], map);
+        let w = launch::input_blocked("w", DType::Bf16, &[128, 128], &[128, 128], whole);
+        let o = launch::output_blocked("o", DType::F32, &[16, 128], &[8, 128], map, None);
+        let acc = launch::scratch_vmem("acc", DType::F32, &[8, 128]);
+        acc.store(rpa_dsl::frontend::dot(x.load().cast(DType::Bf16), w.load(), false, DType::F32));
+        let constant = ForLoop::begin(0, 3);
+        acc.store(acc.load().exp());
+        constant.end();
+        let runtime = ForLoop::begin(0, n.get(0));
+        acc.store(acc.load().tanh());
+        runtime.end();
+        o.store(acc.load() + x.load());
+    }))
+}
+
+#[test]
+fn the_cost_estimate_counts_the_ir_and_reaches_xla() {
+    let k = costed();
+    let est = rpa_dsl::ir::cost::estimate(&k);
+    let tile = 8 * 128;
+    let per_step_flops = 2 * 8 * 128 * 128 + tile /* cast */ + 3 * tile + tile + tile;
+    assert_eq!(est.flops, 2 * per_step_flops as u64);
+    assert_eq!(est.transcendentals, 2 * 4 * tile as u64);
+    assert_eq!(est.bytes_accessed, (4 + 16 * 128 * 4 + 128 * 128 * 2 + 16 * 128 * 4) as u64);
+    for t in rpa_dsl::TpuTarget::ALL {
+        let c = rpa_dsl::tpu::compile_for(&k, t).unwrap_or_else(|e| panic!("{t}: {e}"));
+        let get = |key: &str| c.cost_analysis.get(key).copied().unwrap_or(-1.0);
+        assert_eq!((get("flops"), get("transcendentals")), (est.flops as f64, est.transcendentals as f64), "{t}");
+        // The module's bytes add those of the copies XLA puts around the call (e.g. the scalar
+        // prefetch operand's); they are never fewer than the call's.
+        assert!(get("bytes accessed") >= est.bytes_accessed as f64, "{t}: {:?}", c.cost_analysis);
+    }
+}

@@ -2,6 +2,7 @@
 //! mutable locals for values that change across regions, and the launch description (grid,
 //! operands, BlockSpecs, aliases). Every instruction carries the user's source location.
 
+pub mod cost;
 mod ops;
 pub mod printer;
 pub mod schedule;

@@ -1,6 +1,7 @@
 //! The StableHLO module that carries a Mosaic kernel to XLA: one `stablehlo.custom_call
-//! @tpu_custom_call` whose backend config holds the Mosaic text (base64), with operand/result
-//! layouts, input/output aliases and the VMEM limit.
+//! @tpu_custom_call` whose backend config holds the Mosaic text (base64) and the kernel's cost
+//! estimate ([`crate::ir::cost`]), with operand/result layouts, input/output aliases and the VMEM
+//! limit.
 
 use super::mlir::{dims, sanitize};
 use crate::error::KernelError;
@@ -45,8 +46,11 @@ pub fn wrap(kernel: &Kernel, mosaic: &str) -> Result<String, KernelError> {
         })
         .collect();
     let body = base64(mosaic.as_bytes());
-    let mut config =
-        format!("{{\\22custom_call_config\\22: {{\\22body\\22: \\22{body}\\22, \\22needs_layout_passes\\22: true}}");
+    let cost = crate::ir::cost::estimate(kernel);
+    let mut config = format!(
+        "{{\\22custom_call_config\\22: {{\\22body\\22: \\22{body}\\22, \\22cost_estimate\\22: {{\\22flops\\22: {}, \\22transcendentals\\22: {}, \\22bytes_accessed\\22: {}}}, \\22needs_layout_passes\\22: true}}",
+        cost.flops, cost.transcendentals, cost.bytes_accessed
+    );
     if let Some(limit) = kernel.vmem_limit {
         config.push_str(&format!(
             ", \\22scoped_memory_configs\\22: [{{\\22memory_space\\22: 1, \\22offset\\22: 0, \\22size\\22: {limit}}}]"
