@@ -232,3 +232,105 @@ fn the_cost_estimate_counts_the_ir_and_reaches_xla() {
         assert!(get("bytes accessed") >= est.bytes_accessed as f64, "{t}: {:?}", c.cost_analysis);
     }
 }
+
+// ------------------------------------------------------------------------------------------ Buffered(n)
+
+use rpa_dsl::tpu_kernel;
+
+/// `o = x * w` by blocks of rows; `w`'s block never changes, so one buffer does (`Buffered(1)`).
+#[tpu_kernel(grid = [4])]
+fn scaled_rows(
+    #[comptime] buffers: usize,
+    #[block([8, 128], |i| [i, 0])] x: In![f32, [32, 128]],
+    #[block([8, 128], |_| [0, 0], Buffered(buffers))] w: In![f32, [8, 128]],
+    #[block([8, 128], |i| [i, 0])] o: Out![f32, [32, 128]],
+) {
+    o.store(x.load() * w.load());
+}
+
+#[tpu_kernel(grid = [4])]
+fn scaled_rows_default(
+    #[block([8, 128], |i| [i, 0])] x: In![f32, [32, 128]],
+    #[block([8, 128], |_| [0, 0])] w: In![f32, [8, 128]],
+    #[block([8, 128], |i| [i, 0])] o: Out![f32, [32, 128]],
+) {
+    o.store(x.load() * w.load());
+}
+
+#[test]
+fn buffered_blocks_compute_the_same_with_fewer_buffers() {
+    let (one, default) = (scaled_rows(1).unwrap(), scaled_rows_default().unwrap());
+    let x = Array::from_f64(DType::F32, &[32, 128], &ramp(32 * 128, 0.5, -3.0));
+    let w = Array::from_f64(DType::F32, &[8, 128], &ramp(8 * 128, 0.25, 1.0));
+    let inputs = [x, w];
+    let got = same(&one, &inputs);
+    assert_eq!(got[0].bits(), interpret(&default, &inputs)[0].bits());
+    let usage = rpa_dsl::ir::verify::vmem_usage;
+    assert_eq!(usage(&default) - usage(&one), 8 * 128 * 4, "one buffer of `w` instead of two");
+    let mosaic = rpa_dsl::lower::mosaic::lower(&one).unwrap();
+    assert!(mosaic.contains("window_bounds = array<i64: 8, 128>, pipeline_mode = #tpu.pipeline_mode<synchronous>"));
+    compiles_everywhere(&one);
+    compiles_everywhere(&scaled_rows(2).unwrap());
+}
+
+#[test]
+fn more_than_two_buffers_is_a_tpu_target_error() {
+    let k = scaled_rows(3).unwrap();
+    let e = rpa_dsl::tpu::compile_for(&k, rpa_dsl::TpuTarget::V6e).unwrap_err();
+    assert!(
+        e.to_string().contains("`w` asks for Buffered(3): Mosaic pipelines a BlockSpec with 1 or 2 buffers"),
+        "{e}"
+    );
+    // The semantics are the same: a host-only run is unchanged.
+    let opts = rpa_dsl::interpret::InterpretOptions { targets: rpa_dsl::TargetCheck::HostOnly, ..Default::default() };
+    let inputs = [Array::zeros(DType::F32, &[32, 128]), Array::zeros(DType::F32, &[8, 128])];
+    assert!(rpa_dsl::interpret::run(&k, &inputs, &opts).is_ok());
+    let e = build_kernel("no_buffers", Loc::caller(), || {
+        let map = |_: &[rpa_dsl::frontend::Scalar]| vec![launch::block_index(0), launch::block_index(0)];
+        launch::buffered(launch::input_blocked("x", DType::F32, &[8, 128], &[8, 128], map), 0);
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("a BlockSpec needs at least one buffer"), "{e}");
+}
+
+// ------------------------------------------------------------------------------------------ emit_pipeline
+
+/// `o = x + 2y` and `t = x` with its blocks' order reversed, through an inner pipeline over a
+/// `rows / 16 × 2` grid of `[16, 128]` blocks.
+fn pipelined(rows: usize) -> Kernel {
+    use rpa_dsl::frontend::{emit_pipeline, PipelineSpec};
+    ok(build_kernel("pipelined", Loc::caller(), || {
+        let x = launch::input::<Hbm>("x", DType::F32, &[rows, 256]);
+        let y = launch::input::<Hbm>("y", DType::F32, &[rows, 256]);
+        let o = launch::output::<Hbm>("o", DType::F32, &[rows, 256], None);
+        let t = launch::output::<Hbm>("t", DType::F32, &[rows, 256], None);
+        let n = rows / 16;
+        let same = |g: &[rpa_dsl::frontend::Scalar]| g.to_vec();
+        let reversed = move |g: &[rpa_dsl::frontend::Scalar]| vec![(n as i32 - 1) - g[0], 1i32 - g[1]];
+        let ins = [PipelineSpec::new(x, &[16, 128], same), PipelineSpec::new(y, &[16, 128], same)];
+        let outs = [PipelineSpec::new(o, &[16, 128], same), PipelineSpec::new(t, &[16, 128], reversed)];
+        emit_pipeline("inner", &[n, 2], &ins, &outs, |_, i, o| {
+            let a = i[0].load();
+            o[0].store(a + i[1].load() * 2.0f32);
+            o[1].store(a);
+        });
+    }))
+}
+
+#[test]
+fn emit_pipeline_streams_blocks_through_double_buffers() {
+    for rows in [16, 64] {
+        let k = pipelined(rows);
+        let x = Array::from_f64(DType::F32, &[rows, 256], &ramp(rows * 256, 0.5, -3.0));
+        let y = Array::from_f64(DType::F32, &[rows, 256], &ramp(rows * 256, -0.25, 7.0));
+        let out = same(&k, &[x.clone(), y.clone()]);
+        for i in [0, 300, rows * 256 - 1] {
+            assert_eq!(out[0].get_f64(i), x.get_f64(i) + 2.0 * y.get_f64(i), "rows {rows}, element {i}");
+        }
+        // Block (r, c) of `t` is block (n - 1 - r, 1 - c) of `x`.
+        let (r, c) = (3, 5); // element in block (0, 0)
+        let (br, bc) = (rows / 16 - 1, 1);
+        assert_eq!(out[1].get_f64(r * 256 + c), x.get_f64((br * 16 + r) * 256 + bc * 128 + c), "rows {rows}");
+    }
+    compiles_everywhere(&pipelined(64));
+}

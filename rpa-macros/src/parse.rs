@@ -205,10 +205,12 @@ impl Kind {
     }
 }
 
-/// `#[block(shape, index_map)]`
+/// `#[block(shape, index_map)]`, optionally `#[block(shape, index_map, Buffered(n))]`.
 pub struct BlockAttr {
     pub shape: ExprArray,
     pub map: ExprClosure,
+    /// `n` of `Buffered(n)`: the pipeline's buffer count.
+    pub buffers: Option<Expr>,
 }
 
 pub struct Operand {
@@ -435,7 +437,25 @@ fn parse_block_attr(input: ParseStream) -> syn::Result<BlockAttr> {
             ))
         }
     };
-    Ok(BlockAttr { shape, map })
+    let buffers = if input.is_empty() {
+        None
+    } else {
+        let mode: Expr = input.parse()?;
+        let _: Option<Token![,]> = input.parse()?;
+        match mode {
+            Expr::Call(c) if c.args.len() == 1 && matches!(&*c.func, Expr::Path(p) if p.path.is_ident("Buffered")) => {
+                c.args.into_iter().next()
+            }
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "after the index map a BlockSpec takes its pipeline mode, `Buffered(n)`: \
+                     `#[block([8, 128], |i| [i, 0], Buffered(1))]`",
+                ))
+            }
+        }
+    };
+    Ok(BlockAttr { shape, map, buffers })
 }
 
 /// `In<..>` / `In![..]`: the kind, if the type is one of the DSL's.

@@ -158,6 +158,7 @@ fn index_map(block_shape: &[usize], map: impl FnOnce(&[Scalar]) -> Vec<Scalar>, 
         block_shape: block_shape.to_vec(),
         space: MemSpace::Vmem,
         index_map: IndexMap { grid_indices, body, results, loc },
+        buffers: None,
     }
 }
 
@@ -188,6 +189,26 @@ pub fn output_blocked(
     let loc = Loc::caller();
     let spec = index_map(block, map, loc);
     operand(name, Role::Output, dtype, shape, Some(spec), alias, loc)
+}
+
+/// Sets how many buffers the pipeline keeps for the block of `r` (a BlockSpec'd operand):
+/// `pipeline_mode=pl.Buffered(n)`. One buffer (`Buffered(1)`) saves VMEM where a block changes
+/// rarely (or never); Mosaic pipelines 1 or 2 (more is a TPU target error). What the kernel
+/// computes does not change.
+#[track_caller]
+pub fn buffered(r: Ref<Vmem>, n: usize) -> Ref<Vmem> {
+    let loc = Loc::caller();
+    with(|b| {
+        let block = b.params.iter_mut().find(|p| p.value == r.value()).and_then(|p| p.block.as_mut());
+        match block {
+            Some(bs) if n >= 1 => bs.buffers = Some(n),
+            Some(_) => b.error(loc, None, "a BlockSpec needs at least one buffer: `Buffered(1)`"),
+            None => {
+                b.error(loc, None, "`Buffered(n)` applies to a BlockSpec'd operand (`input_blocked`, `output_blocked`)")
+            }
+        }
+    });
+    r
 }
 
 /// A VMEM scratch buffer; it persists across grid steps and starts uninitialised.

@@ -239,6 +239,9 @@ pub struct BlockSpec {
     /// Where the kernel's view of the block lives (VMEM, or SMEM for small scalar blocks).
     pub space: MemSpace,
     pub index_map: IndexMap,
+    /// How many block buffers the pipeline keeps (Pallas's `pipeline_mode=pl.Buffered(n)`; `None`:
+    /// Mosaic's default, two). Semantics are the same for any count; VMEM holds `n` blocks.
+    pub buffers: Option<usize>,
 }
 
 /// A block-index function: grid indices (and the scalar-prefetch refs) → one block index per dim.

@@ -187,6 +187,9 @@ impl Printer<'_> {
             bs.space.name(),
             vals(&map.grid_indices)
         ));
+        if let Some(n) = bs.buffers {
+            text.push_str(&format!(" buffered({n})"));
+        }
         let results = format!("[{}]", vals(&map.results));
         if map.body.insts.is_empty() {
             text.push_str(&format!(" -> {results}"));
@@ -559,6 +562,7 @@ mod tests {
                             results: vec![v(7), v(6)],
                             loc,
                         },
+                        buffers: Some(1),
                     }),
                     alias_of: None,
                     loc,
@@ -611,7 +615,7 @@ mod tests {
         let expected = r#"kernel all grid=[2, 3] semantics=[parallel, arbitrary] vmem_limit=32MiB {
   params {
     %5 = prefetch p: smem i32[16]
-    %0 = input x: hbm f32[64, ?<=128] block [8, 128] in vmem map(%6, %7) -> [%7, %6]
+    %0 = input x: hbm f32[64, ?<=128] block [8, 128] in vmem map(%6, %7) buffered(1) -> [%7, %6]
     %8 = output o: hbm f32[64, 128] aliases x
     %9 = scratch s: dma_sem[4]
   }

@@ -71,6 +71,16 @@ pub(crate) fn type_str(t: &Type) -> String {
     }
 }
 
+/// The `pipeline_mode` of a window (`Buffered(n)`), as Pallas emits it: `synchronous` for one
+/// buffer, `double_buffered` for two (other counts are refused by the verifier's TPU rules).
+fn pipeline_mode(buffers: Option<usize>) -> &'static str {
+    match buffers {
+        Some(1) => ", pipeline_mode = #tpu.pipeline_mode<synchronous>",
+        Some(2) => ", pipeline_mode = #tpu.pipeline_mode<double_buffered>",
+        _ => "",
+    }
+}
+
 fn loc_str(l: &Loc) -> String {
     format!("loc({:?}:{}:{})", l.file, l.line, l.col)
 }
@@ -137,8 +147,9 @@ impl<'k> Emitter<'k> {
             if matches!(p.role, Role::Input | Role::Output) {
                 match &p.block {
                     Some(b) => windows.push(format!(
-                        "{{transform_indices = @transform_{i}, window_bounds = array<i64: {}>}}",
-                        b.block_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                        "{{transform_indices = @transform_{i}, window_bounds = array<i64: {}>{}}}",
+                        b.block_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                        pipeline_mode(b.buffers)
                     )),
                     None => windows.push("{}".into()),
                 }
