@@ -124,7 +124,7 @@ fn the_debugging_page_quotes_real_messages() {
 
 #[test]
 fn the_op_reference_names_every_ir_op() {
-    let ops = read("rpa-dsl/src/ir/ops.rs");
+    let ops = read("rpa-dsl/src/ir/ops/mod.rs");
     let body = &ops[ops.find("pub fn name(&self)").expect("Op::name")..];
     let body = &body[..body.find("\n    }\n").unwrap()];
     let names: Vec<&str> = body.split("=> \"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
