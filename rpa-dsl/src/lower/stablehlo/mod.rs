@@ -40,7 +40,9 @@
 //!   truncate and saturate (NaN → 0), integer division truncates, shifts past the width give 0 (or
 //!   the sign), float max/min and max/min reductions propagate NaN, `rsqrt` is `1 / sqrt`. XLA:CPU
 //!   contracts an f32 `a * b + c` into one fused multiply-add on every host with FMA, and flushes
-//!   f32 subnormals to zero, where interpret mode rounds twice and keeps them.
+//!   f32 subnormals to zero, where interpret mode rounds twice and keeps them. `erf` is CHLO's
+//!   `chlo.erf` (StableHLO has none; XLA expands it), within 3 ulp of interpret mode's.
+//! - **Prints.** `debug_print` appends rows to a log buffer the program returns ([`prints`]).
 
 use crate::dtype::DType;
 use crate::error::KernelError;
