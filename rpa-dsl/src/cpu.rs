@@ -22,7 +22,7 @@ use crate::array::Array;
 use crate::error::KernelError;
 use crate::ir::verify::verify_targets;
 use crate::ir::{Kernel, Loc};
-use crate::lower::stablehlo::CheckTable;
+use crate::lower::stablehlo::{CheckTable, PrintLog};
 use crate::pjrt::{self, Client, CompileOptions, Device, LoadedExecutable, OptionOverride};
 use crate::{DType, TargetCheck};
 use std::collections::hash_map::DefaultHasher;
@@ -66,6 +66,8 @@ pub struct CpuKernel {
     inputs: Vec<(String, DType, Vec<usize>)>,
     /// In checked mode, what the last result (the check record) means.
     checks: Option<CheckTable>,
+    /// If the kernel prints, what the print results (after the outputs) mean.
+    prints: Option<PrintLog>,
     exe: LoadedExecutable,
     client: Client,
     device: Device,
@@ -163,19 +165,15 @@ impl CpuBackend {
     /// further checks.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>, KernelError> {
         verify_targets(kernel, self.targets)?;
-        let (mlir, checks) = if self.checked {
-            let (mlir, table) = crate::lower::stablehlo::lower_checked(kernel)?;
-            (mlir, Some(table))
-        } else {
-            (crate::lower::stablehlo::lower(kernel)?, None)
-        };
+        let lowered = crate::lower::stablehlo::lower_program(kernel, self.checked)?;
+        let (mlir, checks, prints) = (lowered.text, lowered.checks, lowered.prints);
         let mut h = DefaultHasher::new();
         mlir.hash(&mut h);
         let key = h.finish();
         if let Some(k) = self.lookup(key, &mlir) {
             return Ok(k);
         }
-        let compiled = Arc::new(CpuKernel { checks, ..self.compile_lowered(kernel, mlir)? });
+        let compiled = Arc::new(CpuKernel { checks, prints, ..self.compile_lowered(kernel, mlir)? });
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let entry = cache.entry(key).or_default();
         match entry.iter().find(|k| k.mlir == compiled.mlir) {
@@ -245,7 +243,10 @@ impl CpuBackend {
     /// cache (for benchmarks).
     pub fn compile_uncached(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
         verify_targets(kernel, self.targets)?;
-        self.compile_lowered(kernel, mlir)
+        let mut prints_any = false;
+        kernel.walk(&mut |i| prints_any |= matches!(i.op, crate::ir::Op::DebugPrint { .. }));
+        let prints = if prints_any { crate::lower::stablehlo::lower_program(kernel, false)?.prints } else { None };
+        Ok(CpuKernel { prints, ..self.compile_lowered(kernel, mlir)? })
     }
 
     fn compile_lowered(&self, kernel: &Kernel, mlir: String) -> Result<CpuKernel, KernelError> {
@@ -265,6 +266,7 @@ impl CpuBackend {
             mlir,
             inputs,
             checks: None,
+            prints: None,
             exe,
             client: self.client.clone(),
             device: self.device.clone(),
@@ -274,6 +276,11 @@ impl CpuBackend {
     /// Runs `kernel` on `inputs` (scalar-prefetch operands, then inputs, in parameter order).
     pub fn run(&self, kernel: &Kernel, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
         self.compile(kernel)?.run(inputs)
+    }
+
+    /// [`CpuBackend::run`], with the lines the kernel's `debug_print`s printed.
+    pub fn run_with_prints(&self, kernel: &Kernel, inputs: &[Array]) -> Result<(Vec<Array>, Vec<String>), KernelError> {
+        self.compile(kernel)?.run_with_prints(inputs)
     }
 
     /// Executables in the cache.
@@ -294,6 +301,12 @@ impl CpuKernel {
 
     /// Uploads `inputs`, executes and downloads the outputs.
     pub fn run(&self, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
+        Ok(self.run_with_prints(inputs)?.0)
+    }
+
+    /// [`CpuKernel::run`], with the lines the kernel's `debug_print`s printed (formatted as
+    /// interpret mode's `Outcome::prints`).
+    pub fn run_with_prints(&self, inputs: &[Array]) -> Result<(Vec<Array>, Vec<String>), KernelError> {
         if inputs.len() != self.inputs.len() {
             let names: Vec<&str> = self.inputs.iter().map(|(n, _, _)| n.as_str()).collect();
             return Err(self.err(format!(
@@ -319,7 +332,15 @@ impl CpuKernel {
                 return Err(e);
             }
         }
-        Ok(outputs)
+        let prints = match &self.prints {
+            Some(log) => {
+                let rows = outputs.pop().ok_or_else(|| self.err("the program returned no print log"))?;
+                let count = outputs.pop().ok_or_else(|| self.err("the program returned no print count"))?;
+                log.lines(&count, &rows)
+            }
+            None => Vec::new(),
+        };
+        Ok((outputs, prints))
     }
 }
 
@@ -358,4 +379,11 @@ pub fn run_module(mlir: &str, inputs: &[Array]) -> Result<Vec<Array>, String> {
 pub fn run(kernel: &Kernel, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
     let backend = CpuBackend::global().map_err(|e| kernel_error(kernel, e))?;
     backend.run(kernel, inputs)
+}
+
+/// [`run`], with the lines the kernel's `debug_print`s printed (interpret mode's
+/// `Outcome::prints`).
+pub fn run_with_prints(kernel: &Kernel, inputs: &[Array]) -> Result<(Vec<Array>, Vec<String>), KernelError> {
+    let backend = CpuBackend::global().map_err(|e| kernel_error(kernel, e))?;
+    backend.run_with_prints(kernel, inputs)
 }

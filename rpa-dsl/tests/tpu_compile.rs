@@ -76,3 +76,24 @@ fn running_without_a_tpu_fails_with_a_clear_error() {
         Ok(out) => assert_eq!(out.len(), 1, "ran on an attached TPU"),
     }
 }
+
+/// libtpu has no unordered float predicates (`arith.cmpf une` is refused): `!=` and casts of
+/// floats to bool (true for NaN, as in interpret mode) lower to `!(x oeq y)`.
+#[test]
+fn float_inequality_and_casts_to_bool_compile_for_every_generation() {
+    let k = build_kernel("float_ne", Loc::caller(), || {
+        let v = launch::prefetch("v", DType::F32, &[1]);
+        let map = |_: &[Scalar]| vec![launch::block_index(0), launch::block_index(0)];
+        let x = launch::input_blocked("x", DType::F32, &[8, 128], &[8, 128], map);
+        let o = launch::output_blocked("o", DType::F32, &[8, 128], &[8, 128], map, None);
+        let t = x.load();
+        let s = v.get(0);
+        let ne = rpa_dsl::frontend::cmp::ne(t, t * 2.0f32) & t.cast(DType::Bool);
+        let scalar = rpa_dsl::frontend::cmp::ne(s, 1.0f32) & s.cast(DType::Bool);
+        o.store(rpa_dsl::frontend::select(ne & scalar, t, t + 1.0f32));
+    })
+    .unwrap();
+    for t in TpuTarget::ALL {
+        compile_for(&k, t).unwrap_or_else(|e| panic!("{t}: {e}"));
+    }
+}

@@ -231,6 +231,11 @@ fn operand_binding(prm: &Param, op: &Operand, rw: &mut Rewriter) -> TokenStream 
         (Kind::Vmem, _) => quote_spanned!(sp=> #p::launch::scratch_vmem(#name, #dtype, #shape)),
         (Kind::Smem, _) => quote_spanned!(sp=> #p::launch::scratch_smem(#name, #dtype, #shape)),
         (Kind::DmaSems, _) => quote_spanned!(sp=> #p::launch::dma_sems(#name, #shape)),
+        (Kind::Semaphores, _) => quote_spanned!(sp=> #p::launch::semaphores(#name, #shape)),
+    };
+    let call = match op.block.as_ref().and_then(|b| b.buffers.as_ref()) {
+        Some(n) => quote_spanned!(n.span()=> #p::launch::buffered(#call, #n)),
+        None => call,
     };
     let attrs = &prm.attrs;
     let call = match &op.when {
@@ -425,11 +430,13 @@ mod tests {
                 kv_lens: Prefetch<i32, {[4]}>,
                 q: In<f32, {[8, 128]}>,
                 #[block([8, 128], |i, _| [i, 0])] x: In<bf16, rows, 128>,
+                #[block([8, 128], |i, _| [i, 0], Buffered(1))] z: In<f32, rows, 128>,
                 #[alias(q)] o: Out![f32, [8, 128]],
                 #[block([8, 128], |i, j| { let r = kv_lens.get(i); [r, j] })] y: Out<{dt()}, {[rows, 128]}>,
                 buf: Vmem<f32, {[2, 8, 128]}>,
                 flags: Smem<i32, 4>,
                 sems: DmaSems<2>,
+                done: Semaphores<1>,
             ) {
                 o.store(x.load());
             }
@@ -451,6 +458,8 @@ mod tests {
             "launch::scratch_vmem(\"buf\",::rpa_dsl::__private::DType::F32,&[2,8,128])",
             "launch::scratch_smem(\"flags\",::rpa_dsl::__private::DType::I32,&[4])",
             "launch::dma_sems(\"sems\",&[2])",
+            "launch::buffered(::rpa_dsl::__private::launch::input_blocked(\"z\"",
+            "launch::semaphores(\"done\",&[1])",
             "o.store(x.load());",
         ] {
             assert!(s.contains(want), "missing {want}\nin {s}");
@@ -541,6 +550,13 @@ mod tests {
             ),
         );
         assert!(e[0].contains("a block shape is an array literal") && e[1].contains("index map is a closure"), "{e:?}");
+        let e = kernel_errors(
+            quote!(),
+            quote!(
+                fn k(#[block([8], |i| [i], Triple)] x: In<f32, 8>) {}
+            ),
+        );
+        assert!(e[0].contains("a BlockSpec takes its pipeline mode, `Buffered(n)`"), "{e:?}");
         let e = kernel_errors(
             quote!(grid = [1], grid = [2]),
             quote!(

@@ -172,6 +172,7 @@ pub enum Kind {
     Vmem,
     Smem,
     DmaSems,
+    Semaphores,
 }
 
 impl Kind {
@@ -183,6 +184,7 @@ impl Kind {
             "Vmem" => Kind::Vmem,
             "Smem" => Kind::Smem,
             "DmaSems" => Kind::DmaSems,
+            "Semaphores" => Kind::Semaphores,
             _ => return None,
         })
     }
@@ -194,19 +196,26 @@ impl Kind {
             Kind::Vmem => "Vmem",
             Kind::Smem => "Smem",
             Kind::DmaSems => "DmaSems",
+            Kind::Semaphores => "Semaphores",
         }
+    }
+    /// Semaphore arrays have a shape and no dtype.
+    fn is_sems(self) -> bool {
+        matches!(self, Kind::DmaSems | Kind::Semaphores)
     }
 }
 
-/// `#[block(shape, index_map)]`
+/// `#[block(shape, index_map)]`, optionally `#[block(shape, index_map, Buffered(n))]`.
 pub struct BlockAttr {
     pub shape: ExprArray,
     pub map: ExprClosure,
+    /// `n` of `Buffered(n)`: the pipeline's buffer count.
+    pub buffers: Option<Expr>,
 }
 
 pub struct Operand {
     pub kind: Kind,
-    /// `None` for `DmaSems`.
+    /// `None` for `DmaSems` and `Semaphores`.
     pub dtype: Option<Expr>,
     pub shape: Vec<Expr>,
     pub block: Option<BlockAttr>,
@@ -233,7 +242,7 @@ pub struct Param {
 }
 
 const KINDS: &str = "kernel parameters are `Prefetch<..>`, `In<..>`, `Out<..>`, `Vmem<..>`, `Smem<..>`, \
-                     `DmaSems<..>` or `#[comptime]` values";
+                     `DmaSems<..>`, `Semaphores<..>` or `#[comptime]` values";
 
 /// Parses one parameter; errors go to `errors` (`None` when it cannot be used at all).
 pub fn param(tokens: TokenStream, errors: &mut Errors) -> Option<Param> {
@@ -428,7 +437,25 @@ fn parse_block_attr(input: ParseStream) -> syn::Result<BlockAttr> {
             ))
         }
     };
-    Ok(BlockAttr { shape, map })
+    let buffers = if input.is_empty() {
+        None
+    } else {
+        let mode: Expr = input.parse()?;
+        let _: Option<Token![,]> = input.parse()?;
+        match mode {
+            Expr::Call(c) if c.args.len() == 1 && matches!(&*c.func, Expr::Path(p) if p.path.is_ident("Buffered")) => {
+                c.args.into_iter().next()
+            }
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "after the index map a BlockSpec takes its pipeline mode, `Buffered(n)`: \
+                     `#[block([8, 128], |i| [i, 0], Buffered(1))]`",
+                ))
+            }
+        }
+    };
+    Ok(BlockAttr { shape, map, buffers })
 }
 
 /// `In<..>` / `In![..]`: the kind, if the type is one of the DSL's.
@@ -446,17 +473,13 @@ fn kind_of(ty: &TokenStream) -> Option<Kind> {
 /// The dtype and shape of an operand type.
 fn operand_type(kind: Kind, ty: &TokenStream, errors: &mut Errors) -> Option<(Option<Expr>, Vec<Expr>)> {
     let name = kind.name();
-    let example =
-        if kind == Kind::DmaSems { format!("`{name}<{{[2]}}>`") } else { format!("`{name}<f32, {{[8, 128]}}>`") };
+    let example = if kind.is_sems() { format!("`{name}<{{[2]}}>`") } else { format!("`{name}<f32, {{[8, 128]}}>`") };
     let mut it = ty.clone().into_iter().skip(1);
     let args: Vec<TokenStream> = match it.next() {
         None => {
             errors.at(
                 ty,
-                format!(
-                    "`{name}` needs {}: {example}",
-                    if kind == Kind::DmaSems { "a shape" } else { "a dtype and a shape" }
-                ),
+                format!("`{name}` needs {}: {example}", if kind.is_sems() { "a shape" } else { "a dtype and a shape" }),
             );
             return None;
         }
@@ -511,7 +534,7 @@ fn operand_type(kind: Kind, ty: &TokenStream, errors: &mut Errors) -> Option<(Op
         }
     }
     let mut exprs = exprs.into_iter();
-    let dtype = if kind == Kind::DmaSems {
+    let dtype = if kind.is_sems() {
         None
     } else {
         match exprs.next() {
@@ -527,10 +550,7 @@ fn operand_type(kind: Kind, ty: &TokenStream, errors: &mut Errors) -> Option<(Op
         [] => {
             errors.at(
                 ty,
-                format!(
-                    "`{name}` needs a shape after {}: {example}",
-                    if kind == Kind::DmaSems { "`<`" } else { "its dtype" }
-                ),
+                format!("`{name}` needs a shape after {}: {example}", if kind.is_sems() { "`<`" } else { "its dtype" }),
             );
             return None;
         }

@@ -158,6 +158,7 @@ fn index_map(block_shape: &[usize], map: impl FnOnce(&[Scalar]) -> Vec<Scalar>, 
         block_shape: block_shape.to_vec(),
         space: MemSpace::Vmem,
         index_map: IndexMap { grid_indices, body, results, loc },
+        buffers: None,
     }
 }
 
@@ -190,6 +191,26 @@ pub fn output_blocked(
     operand(name, Role::Output, dtype, shape, Some(spec), alias, loc)
 }
 
+/// Sets how many buffers the pipeline keeps for the block of `r` (a BlockSpec'd operand):
+/// `pipeline_mode=pl.Buffered(n)`. One buffer (`Buffered(1)`) saves VMEM where a block changes
+/// rarely (or never); Mosaic pipelines 1 or 2 (more is a TPU target error). What the kernel
+/// computes does not change.
+#[track_caller]
+pub fn buffered(r: Ref<Vmem>, n: usize) -> Ref<Vmem> {
+    let loc = Loc::caller();
+    with(|b| {
+        let block = b.params.iter_mut().find(|p| p.value == r.value()).and_then(|p| p.block.as_mut());
+        match block {
+            Some(bs) if n >= 1 => bs.buffers = Some(n),
+            Some(_) => b.error(loc, None, "a BlockSpec needs at least one buffer: `Buffered(1)`"),
+            None => {
+                b.error(loc, None, "`Buffered(n)` applies to a BlockSpec'd operand (`input_blocked`, `output_blocked`)")
+            }
+        }
+    });
+    r
+}
+
 /// A VMEM scratch buffer; it persists across grid steps and starts uninitialised.
 #[track_caller]
 pub fn scratch_vmem(name: &str, dtype: DType, shape: &[usize]) -> Ref<Vmem> {
@@ -213,7 +234,19 @@ pub fn scratch_smem(name: &str, dtype: DType, shape: &[usize]) -> Ref<Smem> {
 pub fn dma_sems(name: &str, shape: &[usize]) -> Sems {
     let loc = Loc::caller();
     check_shape("semaphore array", name, shape, loc);
-    Sems::from_value(add_param(name, Role::Scratch, Type::Sem { shape: shape.to_vec() }, None, None, None, loc))
+    let t = Type::Sem { kind: SemKind::Dma, shape: shape.to_vec() };
+    Sems::from_value(add_param(name, Role::Scratch, t, None, None, None, loc))
+}
+
+/// An array of regular semaphores (`pltpu.SemaphoreType.REGULAR(shape)`), counted by
+/// [`semaphore_signal`](crate::frontend::semaphore_signal) and
+/// [`semaphore_wait`](crate::frontend::semaphore_wait).
+#[track_caller]
+pub fn semaphores(name: &str, shape: &[usize]) -> Sems {
+    let loc = Loc::caller();
+    check_shape("semaphore array", name, shape, loc);
+    let t = Type::Sem { kind: SemKind::Regular, shape: shape.to_vec() };
+    Sems::from_value(add_param(name, Role::Scratch, t, None, None, None, loc))
 }
 
 /// Grid index `k` for an index map whose closure takes `arity` indices (`#[block(.., |i, j| ..)]`).

@@ -4,9 +4,11 @@
 mod builder;
 pub mod control;
 pub mod launch;
+mod pipeline;
 mod refs;
 mod values;
 
 pub use builder::{build_kernel, runtime_depth};
+pub use pipeline::{emit_pipeline, PipelineSpec};
 pub use refs::*;
 pub use values::*;

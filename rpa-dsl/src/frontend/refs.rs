@@ -398,12 +398,50 @@ impl Sems {
     pub fn at(self, i: impl IntoIndex) -> Sems {
         let loc = Loc::caller();
         let i = i.index_value(loc);
+        let kind = with(|b| match &b.values[self.v.0 as usize] {
+            Type::Sem { kind, .. } => *kind,
+            _ => SemKind::Dma,
+        });
         Sems::from_value(emit(
             Op::View { base: self.v, indexers: vec![Indexer::At(i)] },
             loc,
-            Type::Sem { shape: vec![] },
+            Type::Sem { kind, shape: vec![] },
         ))
     }
+}
+
+impl Sems {
+    /// Adds `amount` (≥ 0) to this regular semaphore: see [`semaphore_signal`].
+    #[track_caller]
+    pub fn signal(self, amount: impl IntoIndex) {
+        semaphore_signal(self, amount)
+    }
+
+    /// Waits until this regular semaphore holds `amount`, and takes it: see [`semaphore_wait`].
+    #[track_caller]
+    pub fn wait(self, amount: impl IntoIndex) {
+        semaphore_wait(self, amount)
+    }
+}
+
+/// Adds `amount` (a Rust integer or an i32 `Scalar`, ≥ 0) to the regular semaphore `sem`
+/// (`pltpu.semaphore_signal`; `sem` from `Semaphores<..>` / `launch::semaphores`).
+#[track_caller]
+pub fn semaphore_signal(sem: Sems, amount: impl IntoIndex) {
+    let loc = Loc::caller();
+    let amount = amount.index_value(loc);
+    emit0(Op::SemSignal { sem: sem.v, amount }, loc);
+}
+
+/// Waits until the regular semaphore `sem` holds `amount` and takes it (`pltpu.semaphore_wait`).
+/// Nothing else signals a kernel's semaphores while it waits, so interpret mode and checked
+/// PJRT-CPU report a wait for more than the semaphore holds (it would hang on a TPU), and a
+/// semaphore still holding a count when the kernel ends.
+#[track_caller]
+pub fn semaphore_wait(sem: Sems, amount: impl IntoIndex) {
+    let loc = Loc::caller();
+    let amount = amount.index_value(loc);
+    emit0(Op::SemWait { sem: sem.v, amount }, loc);
 }
 
 /// An async copy descriptor: `pltpu.make_async_copy(src, dst, sem)`.

@@ -5,6 +5,7 @@
 //! types). Every op records the caller's source location through `#[track_caller]`.
 
 use super::builder::with;
+use super::refs::IntoIndex;
 use crate::ir::*;
 use crate::DType;
 use std::ops;
@@ -348,6 +349,44 @@ macro_rules! math_methods {
             pub fn abs(self) -> $ty {
                 unary(UnaryOp::Abs, self, Loc::caller())
             }
+            #[track_caller]
+            pub fn sin(self) -> $ty {
+                unary(UnaryOp::Sin, self, Loc::caller())
+            }
+            #[track_caller]
+            pub fn cos(self) -> $ty {
+                unary(UnaryOp::Cos, self, Loc::caller())
+            }
+            /// The error function (`jax.lax.erf`).
+            #[track_caller]
+            pub fn erf(self) -> $ty {
+                unary(UnaryOp::Erf, self, Loc::caller())
+            }
+            /// `2ˣ`.
+            #[track_caller]
+            pub fn exp2(self) -> $ty {
+                unary(UnaryOp::Exp2, self, Loc::caller())
+            }
+            /// `ln(1 + x)`, accurate for small `x` (`jnp.log1p`).
+            #[track_caller]
+            pub fn log1p(self) -> $ty {
+                unary(UnaryOp::Log1p, self, Loc::caller())
+            }
+            /// Rounds toward −∞.
+            #[track_caller]
+            pub fn floor(self) -> $ty {
+                unary(UnaryOp::Floor, self, Loc::caller())
+            }
+            /// Rounds toward +∞.
+            #[track_caller]
+            pub fn ceil(self) -> $ty {
+                unary(UnaryOp::Ceil, self, Loc::caller())
+            }
+            /// `1 / (1 + e⁻ˣ)` (`jax.nn.sigmoid`).
+            #[track_caller]
+            pub fn sigmoid(self) -> $ty {
+                unary(UnaryOp::Sigmoid, self, Loc::caller())
+            }
             /// `1 / x`, exact.
             #[track_caller]
             pub fn recip(self) -> $ty {
@@ -384,6 +423,52 @@ macro_rules! math_methods {
 math_methods!(Scalar);
 math_methods!(Tile);
 
+impl Scalar {
+    /// This integer, promised to be a multiple of `n`: see [`multiple_of`].
+    #[track_caller]
+    pub fn multiple_of(self, n: u32) -> Scalar {
+        multiple_of(self, n)
+    }
+
+    /// `selfʸ` of floats (`x ** y`); `y` may be a tile.
+    #[track_caller]
+    pub fn pow<R: Operand>(self, y: R) -> <ScalarKind as JoinKind<R::Kind>>::Out
+    where
+        ScalarKind: JoinKind<R::Kind>,
+    {
+        binary(BinaryOp::Pow, self, y, Loc::caller())
+    }
+}
+
+impl Tile {
+    /// `selfʸ` of floats elementwise (`x ** y`); `y` may be a scalar or a Rust number.
+    #[track_caller]
+    pub fn pow<R: Operand>(self, y: R) -> Tile {
+        binary(BinaryOp::Pow, self, y, Loc::caller())
+    }
+}
+
+/// `x`, promised to be a multiple of `n` (`pl.multiple_of`): an alignment hint that lets Mosaic
+/// prove a dynamic offset aligned (e.g. a lane offset to 128), lowered to `tpu.assume_multiple`.
+/// Interpret mode and checked PJRT-CPU check the promise: a value that is not a multiple is an
+/// error at this line.
+#[track_caller]
+pub fn multiple_of(x: Scalar, n: u32) -> Scalar {
+    let loc = Loc::caller();
+    let v = x.0.read(loc);
+    let fallback = with(|b| b.values[v.0 as usize].clone());
+    Scalar::from_value(emit(Op::MultipleOf { x: v, multiple: n }, loc, fallback))
+}
+
+/// `xʸ` of floats (`jnp.power` / `lax.pow`), elementwise with broadcasting.
+#[track_caller]
+pub fn pow<A: Operand, B: Operand>(x: A, y: B) -> <A::Kind as JoinKind<B::Kind>>::Out
+where
+    A::Kind: JoinKind<B::Kind>,
+{
+    binary(BinaryOp::Pow, x, y, Loc::caller())
+}
+
 impl Tile {
     #[track_caller]
     pub fn reshape(self, shape: &[usize]) -> Tile {
@@ -415,6 +500,37 @@ impl Tile {
         }
         Tile::from_value(emit(Op::Reduce { op, x, axis }, loc, Type::Vector { dtype: self.dtype(), shape }))
     }
+    /// Rotates along `axis` by `shift` (≥ 0; a Rust integer or an i32 `Scalar`): element `i` of
+    /// the result is element `(i - shift) mod n` (`pltpu.roll`, `jnp.roll`).
+    #[track_caller]
+    pub fn roll(self, shift: impl IntoIndex, axis: usize) -> Tile {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        let shift = shift.index_value(loc);
+        Tile::from_value(emit(Op::Roll { x, shift, axis }, loc, self.0.ty()))
+    }
+    /// Permutes the dimensions: dimension `d` of the result is dimension `perm[d]` (`jnp.transpose`).
+    #[track_caller]
+    pub fn transpose(self, perm: &[usize]) -> Tile {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        let shape = self.shape();
+        let t = Type::Vector {
+            dtype: self.dtype(),
+            shape: perm.iter().map(|&d| shape.get(d).copied().unwrap_or(1)).collect(),
+        };
+        Tile::from_value(emit(Op::Transpose { x, perm: perm.to_vec() }, loc, t))
+    }
+    /// Swaps the two minor dimensions (`x.T` of a 2-D tile, `x.mT` of a batch of them).
+    #[track_caller]
+    pub fn t(self) -> Tile {
+        let rank = self.shape().len();
+        let mut perm: Vec<usize> = (0..rank).collect();
+        if rank >= 2 {
+            perm.swap(rank - 2, rank - 1);
+        }
+        self.transpose(&perm)
+    }
     /// Sum along `axis`, keeping it with extent 1 (`jnp.sum(x, axis, keepdims=True)`).
     #[track_caller]
     pub fn reduce_sum(self, axis: usize) -> Tile {
@@ -430,6 +546,69 @@ impl Tile {
     pub fn reduce_min(self, axis: usize) -> Tile {
         self.reduce(ReduceOp::Min, axis)
     }
+    #[track_caller]
+    fn reduce_all(self, op: ReduceOp) -> Scalar {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        Scalar::from_value(emit(Op::ReduceAll { op, x }, loc, Type::Scalar(self.dtype())))
+    }
+    /// The sum of every element, as a scalar (`jnp.sum(x)`).
+    #[track_caller]
+    pub fn sum(self) -> Scalar {
+        self.reduce_all(ReduceOp::Sum)
+    }
+    /// The largest element, as a scalar (`jnp.max(x)`; NaN if any element is NaN).
+    #[track_caller]
+    pub fn max(self) -> Scalar {
+        self.reduce_all(ReduceOp::Max)
+    }
+    /// The smallest element, as a scalar (`jnp.min(x)`; NaN if any element is NaN).
+    #[track_caller]
+    pub fn min(self) -> Scalar {
+        self.reduce_all(ReduceOp::Min)
+    }
+    /// The element at `index` (one static index per dimension) as a scalar: Pallas's `x[i, j]` of
+    /// a value (`vector.extract`), `x.item(i, j)` in numpy.
+    #[track_caller]
+    pub fn item(self, index: &[usize]) -> Scalar {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        Scalar::from_value(emit(Op::Extract { x, index: index.to_vec() }, loc, Type::Scalar(self.dtype())))
+    }
+    #[track_caller]
+    fn arg_reduce(self, op: ArgOp, axis: usize) -> Tile {
+        let loc = Loc::caller();
+        let x = self.0.read(loc);
+        let mut shape = self.shape();
+        if axis < shape.len() {
+            shape[axis] = 1;
+        }
+        Tile::from_value(emit(Op::ArgReduce { op, x, axis }, loc, Type::Vector { dtype: DType::I32, shape }))
+    }
+    /// The i32 index of the largest element along `axis`, keeping it with extent 1
+    /// (`jnp.argmax(x, axis, keepdims=True)`): the first on ties, the first NaN if any.
+    #[track_caller]
+    pub fn argmax(self, axis: usize) -> Tile {
+        self.arg_reduce(ArgOp::Max, axis)
+    }
+    /// The i32 index of the smallest element along `axis`, keeping it with extent 1
+    /// (`jnp.argmin(x, axis, keepdims=True)`): the first on ties, the first NaN if any.
+    #[track_caller]
+    pub fn argmin(self, axis: usize) -> Tile {
+        self.arg_reduce(ArgOp::Min, axis)
+    }
+}
+
+/// Rotates `x` along `axis` by `shift` (`pltpu.roll`): see [`Tile::roll`].
+#[track_caller]
+pub fn roll(x: Tile, shift: impl IntoIndex, axis: usize) -> Tile {
+    x.roll(shift, axis)
+}
+
+/// Permutes the dimensions of `x` (`jnp.transpose`): see [`Tile::transpose`].
+#[track_caller]
+pub fn transpose(x: Tile, perm: &[usize]) -> Tile {
+    x.transpose(perm)
 }
 
 /// Broadcasts a scalar or tile to `shape`.
@@ -492,17 +671,29 @@ pub fn num_programs(axis: usize) -> Scalar {
     Scalar::from_value(emit(Op::NumPrograms { axis }, Loc::caller(), Type::Scalar(DType::I32)))
 }
 
-/// `a @ b`, accumulated in `acc` (mixed input dtypes allowed, e.g. bf16 × fp8).
+/// `a @ b` (or `a @ bᵀ`), accumulated in `acc` (mixed input dtypes allowed, e.g. bf16 × fp8);
+/// 3-D operands are batches of matrices (`einsum("bmk,bkn->bmn")`).
 #[track_caller]
 pub fn dot(a: Tile, b: Tile, transpose_rhs: bool, acc: DType) -> Tile {
+    dot_general(a, b, false, transpose_rhs, acc)
+}
+
+/// `a @ b` with either operand transposed (the minor two dims; `lax.dot_general` contracting
+/// `a`'s rows with `transpose_lhs`, `b`'s columns with `transpose_rhs`), accumulated in `acc`;
+/// 3-D operands are batches of matrices.
+#[track_caller]
+pub fn dot_general(a: Tile, b: Tile, transpose_lhs: bool, transpose_rhs: bool, acc: DType) -> Tile {
     let loc = Loc::caller();
     let (lhs, rhs) = (a.0.read(loc), b.0.read(loc));
-    let (m, n) = (a.shape().first().copied().unwrap_or(1), {
-        let s = b.shape();
-        if transpose_rhs { s.first().copied() } else { s.get(1).copied() }.unwrap_or(1)
-    });
-    let t = Type::Vector { dtype: acc, shape: vec![m, n] };
-    Tile::from_value(emit(Op::Matmul { lhs, rhs, transpose_rhs, acc }, loc, t))
+    let (ls, rs) = (a.shape(), b.shape());
+    let shape = if ls.len() >= 2 && ls.len() == rs.len() && ls.len() <= 3 {
+        let [(_, m), (_, n)] = matmul_dims(ls.len(), transpose_lhs, transpose_rhs);
+        ls[..ls.len() - 2].iter().copied().chain([ls[m], rs[n]]).collect()
+    } else {
+        vec![1, 1]
+    };
+    let t = Type::Vector { dtype: acc, shape };
+    Tile::from_value(emit(Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc }, loc, t))
 }
 
 /// `a @ b` with f32 accumulation (`jnp.dot(a, b, preferred_element_type=f32)`).

@@ -40,6 +40,8 @@ pub(crate) struct Machine<'k> {
     /// Per semaphore: bytes consumed by waits that no pending DMA has used up yet.
     sem_credit: Vec<u64>,
     sem_names: Vec<String>,
+    /// Per regular semaphore: where it was last signalled (DMA semaphores: `None`).
+    sem_signalled: Vec<Option<Loc>>,
     pending: Vec<PendingDma>,
     grid_idx: Vec<i64>,
     clock: u64,
@@ -63,6 +65,7 @@ impl<'k> Machine<'k> {
             sem_count: Vec::new(),
             sem_credit: Vec::new(),
             sem_names: Vec::new(),
+            sem_signalled: Vec::new(),
             pending: Vec::new(),
             grid_idx: vec![0; k.grid.len()],
             clock: 0,
@@ -87,6 +90,7 @@ impl<'k> Machine<'k> {
         self.sem_count = vec![0; sems];
         self.sem_credit = vec![0; sems];
         self.sem_names = vec![String::new(); sems];
+        self.sem_signalled = vec![None; sems];
         for p in &self.k.params {
             if let Val::S(s) = &self.vals[p.value.0 as usize] {
                 let n = s.shape.iter().product::<usize>().max(1);
@@ -188,6 +192,12 @@ impl<'k> Machine<'k> {
                     d.bytes, self.sem_count[d.sem]
                 ),
             ));
+        }
+        if let Some((s, loc)) =
+            self.sem_signalled.iter().enumerate().find_map(|(s, l)| l.filter(|_| self.sem_count[s] > 0).map(|l| (s, l)))
+        {
+            let msg = semaphore_left_signalled(self.sem_count[s] as i64, &self.sem_names[s]);
+            return Err(self.err(loc, "semaphore_signal", msg));
         }
         if let Some(s) = self.sem_count.iter().position(|&c| c > 0) {
             return Err(self.err(
@@ -300,14 +310,20 @@ impl<'k> Machine<'k> {
             Op::Select { cond, on_true, on_false } => self.exec_select(inst, *cond, *on_true, *on_false),
             Op::Cast { x, to } => self.exec_cast(inst, *x, *to),
             Op::Bitcast { x, to } => self.exec_bitcast(inst, *x, *to),
+            Op::MultipleOf { x, multiple } => self.exec_multiple_of(inst, loc, *x, *multiple),
             Op::Iota { shape, dim, .. } => self.exec_iota(inst, shape, *dim),
             Op::Broadcast { x, shape } => self.exec_broadcast(inst, *x, shape),
             Op::Reshape { x, shape } => self.exec_reshape(inst, *x, shape),
             Op::Slice { x, start, shape } => self.exec_slice(inst, *x, start, shape),
             Op::Concat { xs, axis } => self.exec_concat(inst, xs, *axis),
+            Op::Roll { x, shift, axis } => self.exec_roll(inst, loc, *x, *shift, *axis),
+            Op::Transpose { x, perm } => self.exec_transpose(inst, *x, perm),
+            Op::Extract { x, index } => self.exec_extract(inst, *x, index),
             Op::Reduce { op, x, axis } => self.exec_reduce(inst, *op, *x, *axis),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
-                self.exec_matmul(inst, loc, *lhs, *rhs, *transpose_rhs, *acc)
+            Op::ReduceAll { op, x } => self.exec_reduce_all(inst, *op, *x),
+            Op::ArgReduce { op, x, axis } => self.exec_arg_reduce(inst, *op, *x, *axis),
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                self.exec_matmul(inst, loc, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
             }
             Op::View { base, indexers } => self.exec_view(inst, loc, *base, indexers),
             Op::RefReshape { base, shape } => self.exec_ref_reshape(inst, loc, *base, shape),
@@ -320,6 +336,8 @@ impl<'k> Machine<'k> {
             Op::ScalarStore { dst, indices, value } => self.exec_scalar_store(loc, *dst, indices, *value),
             Op::DmaStart { src, dst, sem } => self.exec_dma_start(loc, *src, *dst, *sem),
             Op::DmaWait { dst, sem, .. } => self.exec_dma_wait(loc, *dst, *sem),
+            Op::SemSignal { sem, amount } => self.exec_sem_signal(loc, *sem, *amount),
+            Op::SemWait { sem, amount } => self.exec_sem_wait(loc, *sem, *amount),
             Op::VarDecl { var, init } => self.exec_var_decl(*var, *init),
             Op::VarGet { var } => self.exec_var_get(inst, loc, *var),
             Op::VarSet { var, value } => self.exec_var_set(*var, *value),

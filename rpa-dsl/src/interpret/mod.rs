@@ -211,7 +211,7 @@ pub(crate) fn param_buffers(
                     let id = bufs.len() - 1;
                     Val::R(Rc::new(bufs[id].full_view(id)))
                 }
-                Type::Sem { shape } => {
+                Type::Sem { shape, .. } => {
                     let v = Val::S(Rc::new(SemView { base: sems, shape: shape.clone(), name: p.name.as_str().into() }));
                     sems += shape.iter().product::<usize>().max(1);
                     v

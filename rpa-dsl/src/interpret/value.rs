@@ -95,8 +95,57 @@ pub(crate) fn unary_f(op: UnaryOp, x: f32) -> f32 {
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Rsqrt => 1.0 / x.sqrt(),
         UnaryOp::Recip { .. } => 1.0 / x,
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Erf => erf(x as f64) as f32,
+        UnaryOp::Exp2 => x.exp2(),
+        UnaryOp::Log1p => x.ln_1p(),
+        UnaryOp::Floor => x.floor(),
+        UnaryOp::Ceil => x.ceil(),
+        UnaryOp::Sigmoid => 1.0 / (1.0 + exp_f32(-x)),
         UnaryOp::Not => x,
     }
+}
+
+/// The error function in f64 (Rust's `erf` is unstable), accurate to a few f64 ulp, so that its
+/// f32 rounding is the correctly rounded `erf` but for rare ties: the series
+/// `erf x = 2/√π · e^(-x²) · Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1))` (all terms positive) below 3, and
+/// `erfc`'s continued fraction (Lentz's method) above.
+pub(crate) fn erf(x: f64) -> f64 {
+    let a = x.abs();
+    if a.is_nan() {
+        return x;
+    }
+    let r = if a < 3.0 {
+        let (mut term, mut sum, mut n) = (a, a, 0.0);
+        while term > sum * 1e-17 {
+            n += 1.0;
+            term *= 2.0 * a * a / (2.0 * n + 1.0);
+            sum += term;
+        }
+        std::f64::consts::FRAC_2_SQRT_PI * (-a * a).exp() * sum
+    } else if a < 6.0 {
+        // erfc a = e^(-a²)/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + …)))).
+        let tiny = 1e-300;
+        let (mut f, mut c, mut d) = (a, a, 0.0);
+        for k in 1..200 {
+            let coef = k as f64 / 2.0;
+            d = a + coef * d;
+            d = if d == 0.0 { tiny } else { d };
+            c = a + coef / c;
+            c = if c == 0.0 { tiny } else { c };
+            d = 1.0 / d;
+            let delta = c * d;
+            f *= delta;
+            if (delta - 1.0).abs() < 1e-16 {
+                break;
+            }
+        }
+        1.0 - (-a * a).exp() / (f * std::f64::consts::PI.sqrt())
+    } else {
+        1.0
+    };
+    r.copysign(x)
 }
 
 pub(crate) fn unary_i(op: UnaryOp, dtype: DType, x: i64) -> i64 {
@@ -137,6 +186,7 @@ pub(crate) fn binary_f(op: BinaryOp, a: f32, b: f32) -> f32 {
                 a.min(b)
             }
         }
+        BinaryOp::Pow => a.powf(b),
         BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Shl | BinaryOp::Shr => f32::NAN,
     }
 }
@@ -191,6 +241,7 @@ pub(crate) fn binary_i(op: BinaryOp, dtype: DType, a: i64, b: i64) -> Result<i64
                 a >> b
             }
         }
+        BinaryOp::Pow => unreachable!("type rule: pow takes floats"),
     };
     Ok(dtype.wrap(r))
 }

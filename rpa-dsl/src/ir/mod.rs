@@ -2,6 +2,7 @@
 //! mutable locals for values that change across regions, and the launch description (grid,
 //! operands, BlockSpecs, aliases). Every instruction carries the user's source location.
 
+pub mod cost;
 mod ops;
 pub mod printer;
 pub mod schedule;
@@ -118,8 +119,17 @@ pub enum Type {
     Vector { dtype: DType, shape: Vec<usize> },
     /// A view of a buffer in HBM, VMEM or SMEM.
     Ref(RefType),
-    /// An array of DMA semaphores (`shape` may be empty for a single semaphore).
-    Sem { shape: Vec<usize> },
+    /// An array of semaphores (`shape` may be empty for a single semaphore).
+    Sem { kind: SemKind, shape: Vec<usize> },
+}
+
+/// What a semaphore counts (Pallas's `pltpu.SemaphoreType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SemKind {
+    /// Signalled with the bytes of a DMA when it completes; waited on by `dma_wait` (`DMA`).
+    Dma,
+    /// Signalled and waited on by the kernel itself (`REGULAR`).
+    Regular,
 }
 
 impl Type {
@@ -158,7 +168,8 @@ impl fmt::Display for Type {
             Type::Scalar(d) => write!(f, "{d}"),
             Type::Vector { dtype, shape } => write!(f, "vector<{dtype}{}>", fmt_shape(shape)),
             Type::Ref(r) => write!(f, "ref<{} {}{}>", r.space.name(), r.dtype, fmt_shape(&r.shape)),
-            Type::Sem { shape } => write!(f, "dma_sem{}", fmt_shape(shape)),
+            Type::Sem { kind: SemKind::Dma, shape } => write!(f, "dma_sem{}", fmt_shape(shape)),
+            Type::Sem { kind: SemKind::Regular, shape } => write!(f, "sem{}", fmt_shape(shape)),
         }
     }
 }
@@ -228,6 +239,9 @@ pub struct BlockSpec {
     /// Where the kernel's view of the block lives (VMEM, or SMEM for small scalar blocks).
     pub space: MemSpace,
     pub index_map: IndexMap,
+    /// How many block buffers the pipeline keeps (Pallas's `pipeline_mode=pl.Buffered(n)`; `None`:
+    /// Mosaic's default, two). Semantics are the same for any count; VMEM holds `n` blocks.
+    pub buffers: Option<usize>,
 }
 
 /// A block-index function: grid indices (and the scalar-prefetch refs) → one block index per dim.

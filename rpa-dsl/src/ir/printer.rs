@@ -187,6 +187,9 @@ impl Printer<'_> {
             bs.space.name(),
             vals(&map.grid_indices)
         ));
+        if let Some(n) = bs.buffers {
+            text.push_str(&format!(" buffered({n})"));
+        }
         let results = format!("[{}]", vals(&map.results));
         if map.body.insts.is_empty() {
             text.push_str(&format!(" -> {results}"));
@@ -229,6 +232,7 @@ impl Printer<'_> {
             Op::Select { cond, on_true, on_false } => (format!("select {}", vals(&[*cond, *on_true, *on_false])), true),
             Op::Cast { x, to } => (format!("cast {} to {to}", val(*x)), true),
             Op::Bitcast { x, to } => (format!("bitcast {} to {to}", val(*x)), true),
+            Op::MultipleOf { x, multiple } => (format!("multiple_of {} by {multiple}", val(*x)), true),
             Op::Iota { dtype, shape, dim } => {
                 let t = Type::Vector { dtype: *dtype, shape: shape.clone() };
                 (format!("iota dim={dim} : {t}"), false)
@@ -239,10 +243,17 @@ impl Printer<'_> {
                 (format!("slice {} start={} shape={}", val(*x), fmt_shape(start), fmt_shape(shape)), true)
             }
             Op::Concat { xs, axis } => (format!("concat {} axis={axis}", vals(xs)), true),
-            Op::Reduce { op: _, x, axis } => (format!("{} {} axis={axis}", inst.op.name(), val(*x)), true),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
-                let t = if *transpose_rhs { " transpose_rhs" } else { "" };
-                (format!("matmul {}, {}{t} acc={acc}", val(*lhs), val(*rhs)), true)
+            Op::Roll { x, shift, axis } => (format!("roll {} by {} axis={axis}", val(*x), val(*shift)), true),
+            Op::Transpose { x, perm } => (format!("transpose {} perm={}", val(*x), fmt_shape(perm)), true),
+            Op::Extract { x, index } => (format!("extract {}{}", val(*x), fmt_shape(index)), true),
+            Op::Reduce { op: _, x, axis } | Op::ArgReduce { op: _, x, axis } => {
+                (format!("{} {} axis={axis}", inst.op.name(), val(*x)), true)
+            }
+            Op::ReduceAll { op: _, x } => (format!("{} {}", inst.op.name(), val(*x)), true),
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                let tl = if *transpose_lhs { " transpose_lhs" } else { "" };
+                let tr = if *transpose_rhs { " transpose_rhs" } else { "" };
+                (format!("matmul {}, {}{tl}{tr} acc={acc}", val(*lhs), val(*rhs)), true)
             }
             Op::View { base, indexers } => {
                 let ixs: Vec<String> = indexers.iter().map(indexer).collect();
@@ -267,6 +278,9 @@ impl Printer<'_> {
             }
             Op::DmaStart { src, dst, sem } | Op::DmaWait { src, dst, sem } => {
                 (format!("{} {} -> {}, sem {}", inst.op.name(), val(*src), val(*dst), val(*sem)), true)
+            }
+            Op::SemSignal { sem, amount } | Op::SemWait { sem, amount } => {
+                (format!("{} {} by {}", inst.op.name(), val(*sem), val(*amount)), true)
             }
             Op::VarDecl { var: v, init } => {
                 let init = init.map(|i| format!(" = {}", val(i))).unwrap_or_default();
@@ -314,7 +328,7 @@ mod tests {
     use super::*;
     use crate::frontend::control::*;
     use crate::frontend::{build_kernel, cmp, copy, launch, program_id, zeros, Hbm, Scalar};
-    use crate::ir::{BinaryOp, BlockSpec, CmpOp, Extent, IndexMap, MemSpace, ReduceOp, Role, UnaryOp};
+    use crate::ir::{ArgOp, BinaryOp, BlockSpec, CmpOp, Extent, IndexMap, MemSpace, ReduceOp, Role, SemKind, UnaryOp};
     use crate::DType::{self, *};
 
     /// A kernel with a blocked operand, an HBM operand, a DMA, a variable, a loop and an `if`.
@@ -446,14 +460,20 @@ mod tests {
             inst(Op::Select { cond: v(1), on_true: v(2), on_false: v(3) }, Some(10)),
             inst(Op::Cast { x: v(1), to: Bf16 }, Some(10)),
             inst(Op::Bitcast { x: v(1), to: U32 }, Some(10)),
+            inst(Op::MultipleOf { x: v(1), multiple: 128 }, Some(10)),
             inst(Op::Iota { dtype: I32, shape: vec![8, 128], dim: 1 }, Some(10)),
             inst(Op::Broadcast { x: v(1), shape: vec![8, 128] }, Some(11)),
             inst(Op::Reshape { x: v(1), shape: vec![16, 64] }, Some(11)),
             inst(Op::Slice { x: v(1), start: vec![0, 0], shape: vec![4, 128] }, Some(11)),
             inst(Op::Concat { xs: vec![v(1), v(2)], axis: 0 }, Some(11)),
+            inst(Op::Roll { x: v(1), shift: v(2), axis: 1 }, Some(11)),
+            inst(Op::Transpose { x: v(1), perm: vec![1, 0] }, Some(11)),
+            inst(Op::Extract { x: v(1), index: vec![2, 3] }, Some(10)),
             inst(Op::Reduce { op: ReduceOp::Max, x: v(1), axis: 1 }, Some(11)),
-            inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_rhs: true, acc: F32 }, Some(11)),
-            inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_rhs: false, acc: I32 }, Some(11)),
+            inst(Op::ReduceAll { op: ReduceOp::Sum, x: v(1) }, Some(10)),
+            inst(Op::ArgReduce { op: ArgOp::Min, x: v(1), axis: 0 }, Some(11)),
+            inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_lhs: false, transpose_rhs: true, acc: F32 }, Some(11)),
+            inst(Op::Matmul { lhs: v(1), rhs: v(2), transpose_lhs: true, transpose_rhs: false, acc: I32 }, Some(11)),
             inst(
                 Op::View {
                     base: v(0),
@@ -477,6 +497,8 @@ mod tests {
             inst(Op::ScalarStore { dst: v(0), indices: vec![v(1)], value: v(2) }, None),
             inst(Op::DmaStart { src: v(0), dst: v(1), sem: v(2) }, None),
             inst(Op::DmaWait { src: v(0), dst: v(1), sem: v(2) }, None),
+            inst(Op::SemSignal { sem: v(2), amount: v(1) }, None),
+            inst(Op::SemWait { sem: v(2), amount: v(1) }, None),
             inst(Op::VarDecl { var: VarId(0), init: None }, None),
             inst(Op::VarDecl { var: VarId(0), init: Some(v(1)) }, None),
             inst(Op::VarGet { var: VarId(0) }, Some(10)),
@@ -540,6 +562,7 @@ mod tests {
                             results: vec![v(7), v(6)],
                             loc,
                         },
+                        buffers: Some(1),
                     }),
                     alias_of: None,
                     loc,
@@ -577,7 +600,7 @@ mod tests {
                 Type::Scalar(I32),
                 Type::Scalar(I32),
                 Type::Ref(RefType::fixed(MemSpace::Hbm, F32, &[64, 128])),
-                Type::Sem { shape: vec![4] },
+                Type::Sem { kind: SemKind::Dma, shape: vec![4] },
                 Type::Scalar(I32),
                 s(8),
                 Type::Ref(RefType::fixed(MemSpace::Vmem, F32, &[64, 128])),
@@ -592,7 +615,7 @@ mod tests {
         let expected = r#"kernel all grid=[2, 3] semantics=[parallel, arbitrary] vmem_limit=32MiB {
   params {
     %5 = prefetch p: smem i32[16]
-    %0 = input x: hbm f32[64, ?<=128] block [8, 128] in vmem map(%6, %7) -> [%7, %6]
+    %0 = input x: hbm f32[64, ?<=128] block [8, 128] in vmem map(%6, %7) buffered(1) -> [%7, %6]
     %8 = output o: hbm f32[64, 128] aliases x
     %9 = scratch s: dma_sem[4]
   }
@@ -607,14 +630,20 @@ mod tests {
   %10 = select %1, %2, %3 : i32
   %10 = cast %1 to bf16 : i32
   %10 = bitcast %1 to u32 : i32
+  %10 = multiple_of %1 by 128 : i32
   %10 = iota dim=1 : vector<i32[8, 128]>
   %11 = broadcast %1 to [8, 128] : vector<f32[8, 128]>
   %11 = reshape %1 to [16, 64] : vector<f32[8, 128]>
   %11 = slice %1 start=[0, 0] shape=[4, 128] : vector<f32[8, 128]>
   %11 = concat %1, %2 axis=0 : vector<f32[8, 128]>
+  %11 = roll %1 by %2 axis=1 : vector<f32[8, 128]>
+  %11 = transpose %1 perm=[1, 0] : vector<f32[8, 128]>
+  %10 = extract %1[2, 3] : i32
   %11 = reduce_max %1 axis=1 : vector<f32[8, 128]>
+  %10 = sum_all %1 : i32
+  %11 = argmin %1 axis=0 : vector<f32[8, 128]>
   %11 = matmul %1, %2 transpose_rhs acc=f32 : vector<f32[8, 128]>
-  %11 = matmul %1, %2 acc=i32 : vector<f32[8, 128]>
+  %11 = matmul %1, %2 transpose_lhs acc=i32 : vector<f32[8, 128]>
   %12 = view %0[%1, ds(%2, 8), ds(%2, %3<=16), :] : ref<vmem f32[64, 128]>
   %12 = ref_reshape %0 to [64, 128] : ref<vmem f32[64, 128]>
   %12 = ref_bitcast %0 to u32 : ref<vmem f32[64, 128]>
@@ -627,6 +656,8 @@ mod tests {
   scalar_store %2 to %0[%1]
   dma_start %0 -> %1, sem %2
   dma_wait %0 -> %1, sem %2
+  semaphore_signal %2 by %1
+  semaphore_wait %2 by %1
   var $0 : f32
   var $0 : f32 = %1
   %10 = var_get $0 : i32

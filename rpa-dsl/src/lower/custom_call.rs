@@ -1,6 +1,7 @@
 //! The StableHLO module that carries a Mosaic kernel to XLA: one `stablehlo.custom_call
-//! @tpu_custom_call` whose backend config holds the Mosaic text (base64), with operand/result
-//! layouts, input/output aliases and the VMEM limit.
+//! @tpu_custom_call` whose backend config holds the Mosaic text (base64) and the kernel's cost
+//! estimate ([`crate::ir::cost`]), with operand/result layouts, input/output aliases and the VMEM
+//! limit.
 
 use super::mlir::{dims, sanitize};
 use crate::error::KernelError;
@@ -88,7 +89,11 @@ pub fn wrap(kernel: &Kernel, mosaic: &str) -> Result<String, KernelError> {
 /// when the kernel sets one, its scoped VMEM limit.
 pub fn backend_config(kernel: &Kernel, mosaic: &str) -> String {
     let body = base64(mosaic.as_bytes());
-    let mut config = format!("{{\"custom_call_config\": {{\"body\": \"{body}\", \"needs_layout_passes\": true}}");
+    let cost = crate::ir::cost::estimate(kernel);
+    let mut config = format!(
+        "{{\"custom_call_config\": {{\"body\": \"{body}\", \"cost_estimate\": {{\"flops\": {}, \"transcendentals\": {}, \"bytes_accessed\": {}}}, \"needs_layout_passes\": true}}",
+        cost.flops, cost.transcendentals, cost.bytes_accessed
+    );
     if let Some(limit) = kernel.vmem_limit {
         config.push_str(&format!(
             ", \"scoped_memory_configs\": [{{\"memory_space\": 1, \"offset\": 0, \"size\": {limit}}}]"

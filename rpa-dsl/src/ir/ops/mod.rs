@@ -4,7 +4,7 @@
 //! `lower/mosaic/rules/` and its StableHLO rule in `lower/stablehlo/rules/`. Each pass dispatches with
 //! one exhaustive `match` on this enum, so an op without all four rules does not compile.
 
-use super::{Block, Extent, MemSpace, RefType, Type, ValueId, VarId};
+use super::{Block, Extent, MemSpace, RefType, SemKind, Type, ValueId, VarId};
 use crate::dtype::DType;
 use type_rules::{control, dma, elementwise, matmul, memory, reductions, shape};
 
@@ -25,6 +25,17 @@ pub enum UnaryOp {
     Recip {
         approx: bool,
     },
+    Sin,
+    Cos,
+    Erf,
+    /// `2ˣ`.
+    Exp2,
+    /// `ln(1 + x)`, accurate near 0.
+    Log1p,
+    Floor,
+    Ceil,
+    /// `1 / (1 + e⁻ˣ)` (`jax.nn.sigmoid`), computed as written.
+    Sigmoid,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +55,8 @@ pub enum BinaryOp {
     Shl,
     /// Arithmetic shift for signed integers, logical for unsigned.
     Shr,
+    /// `lhsʳʰˢ` of floats (C's `powf`).
+    Pow,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,6 +72,13 @@ pub enum CmpOp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceOp {
     Sum,
+    Max,
+    Min,
+}
+
+/// Which extreme an `argmax`/`argmin` finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgOp {
     Max,
     Min,
 }
@@ -133,6 +153,12 @@ pub enum Op {
         x: ValueId,
         to: DType,
     },
+    /// `x`, promised to be a multiple of `multiple` (an alignment hint, `pl.multiple_of`); a value
+    /// that is not is an error.
+    MultipleOf {
+        x: ValueId,
+        multiple: u32,
+    },
 
     // ---- vector creation and shape ----
     Iota {
@@ -157,16 +183,47 @@ pub enum Op {
         xs: Vec<ValueId>,
         axis: usize,
     },
+    /// Rotates along `axis` by the i32 scalar `shift` (`pltpu.roll`, `jnp.roll`): element `i` of the
+    /// result is element `(i - shift) mod n` of `x`; a negative shift is an error.
+    Roll {
+        x: ValueId,
+        shift: ValueId,
+        axis: usize,
+    },
+    /// Dimension `d` of the result is dimension `perm[d]` of `x`.
+    Transpose {
+        x: ValueId,
+        perm: Vec<usize>,
+    },
+    /// The element at static `index` of a vector, as a scalar (`x[i, j]`, `vector.extract`).
+    Extract {
+        x: ValueId,
+        index: Vec<usize>,
+    },
     /// Reduction along `axis`, keeping it with extent 1.
     Reduce {
         op: ReduceOp,
         x: ValueId,
         axis: usize,
     },
-    /// `lhs[m,k] @ rhs[k,n]` (or `rhs[n,k]ᵀ`), accumulated and returned in `acc`.
+    /// Reduction of every element to a scalar (`jnp.sum(x)`).
+    ReduceAll {
+        op: ReduceOp,
+        x: ValueId,
+    },
+    /// The (i32) index of the largest / smallest element along `axis`, keeping it with extent 1:
+    /// the first one on ties, the first NaN if there is one (`jnp.argmax` / `jnp.argmin`).
+    ArgReduce {
+        op: ArgOp,
+        x: ValueId,
+        axis: usize,
+    },
+    /// `lhs[m,k] @ rhs[k,n]` (`lhs[k,m]ᵀ`, `rhs[n,k]ᵀ` when transposed), accumulated and returned
+    /// in `acc`; with a leading batch dimension on both, one product per batch element.
     Matmul {
         lhs: ValueId,
         rhs: ValueId,
+        transpose_lhs: bool,
         transpose_rhs: bool,
         acc: DType,
     },
@@ -228,6 +285,19 @@ pub enum Op {
         sem: ValueId,
     },
 
+    /// Adds `amount` (an i32 scalar, ≥ 0) to the regular semaphore `sem` (`pltpu.semaphore_signal`).
+    SemSignal {
+        sem: ValueId,
+        amount: ValueId,
+    },
+    /// Waits until the regular semaphore `sem` holds `amount`, and takes it
+    /// (`pltpu.semaphore_wait`). Nothing else signals a kernel's semaphores while it waits (remote
+    /// signals need several devices), so waiting for more than it holds is an error (it would hang).
+    SemWait {
+        sem: ValueId,
+        amount: ValueId,
+    },
+
     // ---- mutable locals ----
     /// Declares a local; without `init` it must be set before it is read.
     VarDecl {
@@ -269,6 +339,51 @@ pub enum Op {
     },
 }
 
+/// The error of a `multiple_of` whose value is not a multiple (interpret mode and checked PJRT-CPU).
+pub fn not_a_multiple(value: i64, multiple: u32) -> String {
+    format!(
+        "{value} is not a multiple of {multiple}: `multiple_of` promises the compiler it is \
+         (a TPU would silently misalign the access)"
+    )
+}
+
+/// The error of a `roll` by a negative shift (interpret mode and checked PJRT-CPU).
+pub fn negative_roll(shift: i64) -> String {
+    format!(
+        "roll by {shift}: the shift must be ≥ 0 (Mosaic takes it modulo the extent as an unsigned \
+         number); roll by `n - k` to rotate the other way"
+    )
+}
+
+/// The dimensions of a matmul of operands of `rank` (2, or 3 with a batch dimension):
+/// `(contracting, non-contracting)` of the lhs and of the rhs.
+pub fn matmul_dims(rank: usize, transpose_lhs: bool, transpose_rhs: bool) -> [(usize, usize); 2] {
+    let (row, col) = (rank - 2, rank - 1);
+    let lhs = if transpose_lhs { (row, col) } else { (col, row) };
+    let rhs = if transpose_rhs { (col, row) } else { (row, col) };
+    [lhs, rhs]
+}
+
+/// The errors of regular semaphores (interpret mode and checked PJRT-CPU): a negative amount, a
+/// wait for more than the semaphore holds, a semaphore left signalled at the end of the kernel.
+pub fn negative_semaphore_amount(amount: i64) -> String {
+    format!("semaphore amount {amount} is negative")
+}
+
+pub fn semaphore_wait_short(amount: i64, held: i64, sem: &str) -> String {
+    format!(
+        "waits for {amount} on semaphore `{sem}`, which holds {held}: nothing else signals it while \
+         the kernel waits (on a TPU this wait would hang)"
+    )
+}
+
+pub fn semaphore_left_signalled(held: i64, sem: &str) -> String {
+    format!(
+        "the kernel ended with semaphore `{sem}` at {held}, last signalled here: every signal needs its \
+         wait (a TPU requires every semaphore to be 0 when the kernel ends)"
+    )
+}
+
 /// What a type rule needs to know about existing values.
 pub trait TypeEnv {
     fn value_type(&self, v: ValueId) -> &Type;
@@ -295,6 +410,14 @@ impl Op {
                 UnaryOp::Rsqrt => "rsqrt",
                 UnaryOp::Recip { approx: false } => "recip",
                 UnaryOp::Recip { approx: true } => "recip_approx",
+                UnaryOp::Sin => "sin",
+                UnaryOp::Cos => "cos",
+                UnaryOp::Erf => "erf",
+                UnaryOp::Exp2 => "exp2",
+                UnaryOp::Log1p => "log1p",
+                UnaryOp::Floor => "floor",
+                UnaryOp::Ceil => "ceil",
+                UnaryOp::Sigmoid => "sigmoid",
             },
             Op::Binary { op, .. } => match op {
                 BinaryOp::Add => "add",
@@ -309,6 +432,7 @@ impl Op {
                 BinaryOp::Xor => "xor",
                 BinaryOp::Shl => "shl",
                 BinaryOp::Shr => "shr",
+                BinaryOp::Pow => "pow",
             },
             Op::Compare { op, .. } => match op {
                 CmpOp::Eq => "eq",
@@ -321,16 +445,27 @@ impl Op {
             Op::Select { .. } => "select",
             Op::Cast { .. } => "cast",
             Op::Bitcast { .. } => "bitcast",
+            Op::MultipleOf { .. } => "multiple_of",
             Op::Iota { .. } => "iota",
             Op::Broadcast { .. } => "broadcast",
             Op::Reshape { .. } => "reshape",
             Op::Slice { .. } => "slice",
             Op::Concat { .. } => "concat",
+            Op::Roll { .. } => "roll",
+            Op::Transpose { .. } => "transpose",
             Op::Reduce { op, .. } => match op {
                 ReduceOp::Sum => "reduce_sum",
                 ReduceOp::Max => "reduce_max",
                 ReduceOp::Min => "reduce_min",
             },
+            Op::Extract { .. } => "extract",
+            Op::ReduceAll { op, .. } => match op {
+                ReduceOp::Sum => "sum_all",
+                ReduceOp::Max => "max_all",
+                ReduceOp::Min => "min_all",
+            },
+            Op::ArgReduce { op: ArgOp::Max, .. } => "argmax",
+            Op::ArgReduce { op: ArgOp::Min, .. } => "argmin",
             Op::Matmul { .. } => "matmul",
             Op::View { .. } => "view",
             Op::RefReshape { .. } => "ref_reshape",
@@ -343,6 +478,8 @@ impl Op {
             Op::ScalarStore { .. } => "scalar_store",
             Op::DmaStart { .. } => "dma_start",
             Op::DmaWait { .. } => "dma_wait",
+            Op::SemSignal { .. } => "semaphore_signal",
+            Op::SemWait { .. } => "semaphore_wait",
             Op::VarDecl { .. } => "var",
             Op::VarGet { .. } => "var_get",
             Op::VarSet { .. } => "var_set",
@@ -361,10 +498,16 @@ impl Op {
             Op::Unary { x, .. }
             | Op::Cast { x, .. }
             | Op::Bitcast { x, .. }
+            | Op::MultipleOf { x, .. }
             | Op::Broadcast { x, .. }
             | Op::Reshape { x, .. }
             | Op::Slice { x, .. }
-            | Op::Reduce { x, .. } => vec![*x],
+            | Op::Transpose { x, .. }
+            | Op::Extract { x, .. }
+            | Op::Reduce { x, .. }
+            | Op::ReduceAll { x, .. }
+            | Op::ArgReduce { x, .. } => vec![*x],
+            Op::Roll { x, shift, .. } => vec![*x, *shift],
             Op::Binary { lhs, rhs, .. } | Op::Compare { lhs, rhs, .. } | Op::Matmul { lhs, rhs, .. } => {
                 vec![*lhs, *rhs]
             }
@@ -399,6 +542,7 @@ impl Op {
                 std::iter::once(*dst).chain(indices.iter().copied()).chain([*value]).collect()
             }
             Op::DmaStart { src, dst, sem } | Op::DmaWait { src, dst, sem } => vec![*src, *dst, *sem],
+            Op::SemSignal { sem, amount } | Op::SemWait { sem, amount } => vec![*sem, *amount],
             Op::VarDecl { init, .. } => init.iter().copied().collect(),
             Op::VarSet { value, .. } => vec![*value],
             Op::For { lo, hi, .. } => vec![*lo, *hi],
@@ -446,13 +590,21 @@ impl Op {
             Op::Select { cond, on_true, on_false } => elementwise::select(env, *cond, *on_true, *on_false),
             Op::Cast { x, to } => elementwise::cast(env, *x, *to),
             Op::Bitcast { x, to } => elementwise::bitcast(env, *x, *to),
+            Op::MultipleOf { x, multiple } => elementwise::multiple_of(env, *x, *multiple),
             Op::Iota { dtype, shape, dim } => elementwise::iota(*dtype, shape, *dim),
             Op::Broadcast { x, shape } => shape::broadcast(env, *x, shape),
             Op::Reshape { x, shape } => shape::reshape(env, *x, shape),
             Op::Slice { x, start, shape } => shape::slice(env, *x, start, shape),
             Op::Concat { xs, axis } => shape::concat(env, xs, *axis),
+            Op::Roll { x, shift, axis } => shape::roll(env, *x, *shift, *axis),
+            Op::Transpose { x, perm } => shape::transpose(env, *x, perm),
+            Op::Extract { x, index } => shape::extract(env, *x, index),
             Op::Reduce { op, x, axis } => reductions::reduce(env, *op, *x, *axis),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => matmul::matmul(env, *lhs, *rhs, *transpose_rhs, *acc),
+            Op::ReduceAll { op, x } => reductions::reduce_all(env, *op, *x),
+            Op::ArgReduce { x, axis, .. } => reductions::arg_reduce(env, *x, *axis),
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                matmul::matmul(env, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
+            }
             Op::View { base, indexers } => memory::view(env, *base, indexers),
             Op::RefReshape { base, shape } => memory::ref_reshape(env, *base, shape),
             Op::RefBitcast { base, to } => memory::ref_bitcast(env, *base, *to),
@@ -463,6 +615,7 @@ impl Op {
             Op::ScalarLoad { src, indices } => memory::scalar_load(env, *src, indices),
             Op::ScalarStore { dst, indices, value } => memory::scalar_store(env, *dst, indices, *value),
             Op::DmaStart { src, dst, sem } | Op::DmaWait { src, dst, sem } => dma::dma(env, *src, *dst, *sem),
+            Op::SemSignal { sem, amount } | Op::SemWait { sem, amount } => dma::semaphore(env, *sem, *amount),
             Op::VarDecl { var, init } => control::var_decl(env, *var, *init),
             Op::VarGet { var } => control::var_get(env, *var),
             Op::VarSet { var, value } => control::var_set(env, *var, *value),

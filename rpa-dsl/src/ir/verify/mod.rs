@@ -689,6 +689,7 @@ fn hardware(k: &Kernel, target: TpuTarget, errors: &mut Vec<Diagnostic>) {
     for p in &k.params {
         tiling(k, p, errors);
         param_spaces(k, p, errors);
+        pipeline_depth(k, p, errors);
     }
     vmem_budget(k, target, errors);
     smem_budget(k, target, errors);
@@ -749,6 +750,18 @@ fn tiling(k: &Kernel, p: &Param, errors: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Mosaic's BlockSpec pipeline keeps one or two buffers per block (`Buffered(1)`, `Buffered(2)`).
+fn pipeline_depth(k: &Kernel, p: &Param, errors: &mut Vec<Diagnostic>) {
+    if let Some(n) = p.block.as_ref().and_then(|b| b.buffers).filter(|&n| n > 2) {
+        let msg = format!(
+            "`{}` asks for Buffered({n}): Mosaic pipelines a BlockSpec with 1 or 2 buffers (as Pallas on \
+             TPU); for deeper prefetching copy blocks by hand (see `emit_pipeline`)",
+            p.name
+        );
+        errors.push(diag(k, Some(&p.name), p.loc, msg));
+    }
+}
+
 /// Where each kind of parameter may live: operands' arrays in HBM (scalar prefetch in SMEM), blocks
 /// in VMEM or SMEM, scratch buffers in VMEM or SMEM.
 fn param_spaces(k: &Kernel, p: &Param, errors: &mut Vec<Diagnostic>) {
@@ -797,7 +810,7 @@ fn param_spaces(k: &Kernel, p: &Param, errors: &mut Vec<Diagnostic>) {
 struct Buffer<'a> {
     param: &'a Param,
     bytes: usize,
-    /// 2 for BlockSpec'd (double-buffered) operands.
+    /// 2 for BlockSpec'd (double-buffered) operands, `n` for `Buffered(n)` ones.
     copies: usize,
 }
 
@@ -829,7 +842,7 @@ fn buffers(k: &Kernel, space: MemSpace) -> Vec<Buffer<'_>> {
                 Some(Type::Ref(r)) if r.space == space => (size(r.dtype, &r.max_shape()), 1),
                 _ => continue,
             },
-            (_, Some(bs), Some(a)) if bs.space == space => (size(a.dtype, &bs.block_shape), 2),
+            (_, Some(bs), Some(a)) if bs.space == space => (size(a.dtype, &bs.block_shape), bs.buffers.unwrap_or(2)),
             (Role::Prefetch, None, Some(a)) if a.space == space => (size(a.dtype, &a.max_shape()), 1),
             // An unblocked operand seen in VMEM/SMEM is one whole-array block.
             (_, None, Some(a)) if a.space == space => (size(a.dtype, &a.max_shape()), 2),

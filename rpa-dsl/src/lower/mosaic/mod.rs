@@ -51,8 +51,15 @@ fn memref_type(r: &RefType) -> String {
     format!("memref<{dims}{}, #tpu.memory_space<{}>>", elem(r.dtype), space(r.space))
 }
 
-fn sem_type(shape: &[usize]) -> String {
-    format!("memref<{}!tpu.dma_semaphore, #tpu.memory_space<semaphore_mem>>", mlir::dims(shape))
+fn sem_elem(kind: SemKind) -> &'static str {
+    match kind {
+        SemKind::Dma => "!tpu.dma_semaphore",
+        SemKind::Regular => "!tpu.semaphore",
+    }
+}
+
+fn sem_type(kind: SemKind, shape: &[usize]) -> String {
+    format!("memref<{}{}, #tpu.memory_space<semaphore_mem>>", mlir::dims(shape), sem_elem(kind))
 }
 
 pub(crate) fn type_str(t: &Type) -> String {
@@ -60,7 +67,17 @@ pub(crate) fn type_str(t: &Type) -> String {
         Type::Scalar(d) => elem(*d).to_string(),
         Type::Vector { dtype, shape } => vector_type(*dtype, shape),
         Type::Ref(r) => memref_type(r),
-        Type::Sem { shape } => sem_type(shape),
+        Type::Sem { kind, shape } => sem_type(*kind, shape),
+    }
+}
+
+/// The `pipeline_mode` of a window (`Buffered(n)`), as Pallas emits it: `synchronous` for one
+/// buffer, `double_buffered` for two (other counts are refused by the verifier's TPU rules).
+fn pipeline_mode(buffers: Option<usize>) -> &'static str {
+    match buffers {
+        Some(1) => ", pipeline_mode = #tpu.pipeline_mode<synchronous>",
+        Some(2) => ", pipeline_mode = #tpu.pipeline_mode<double_buffered>",
+        _ => "",
     }
 }
 
@@ -130,8 +147,9 @@ impl<'k> Emitter<'k> {
             if matches!(p.role, Role::Input | Role::Output) {
                 match &p.block {
                     Some(b) => windows.push(format!(
-                        "{{transform_indices = @transform_{i}, window_bounds = array<i64: {}>}}",
-                        b.block_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                        "{{transform_indices = @transform_{i}, window_bounds = array<i64: {}>{}}}",
+                        b.block_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                        pipeline_mode(b.buffers)
                     )),
                     None => windows.push("{}".into()),
                 }
@@ -292,14 +310,20 @@ impl<'k> Emitter<'k> {
             }
             Op::Cast { x, to } => self.lower_cast(inst, l, &res, &rty, *x, *to),
             Op::Bitcast { x, .. } => self.lower_bitcast(l, &res, &rty, *x),
+            Op::MultipleOf { x, multiple } => self.lower_multiple_of(l, &res, &rty, *x, *multiple),
             Op::Iota { dim, .. } => self.lower_iota(l, &res, &rty, *dim),
             Op::Broadcast { x, shape } => self.lower_broadcast(inst, l, *x, shape),
             Op::Reshape { x, .. } => self.lower_reshape(l, &res, &rty, *x),
             Op::Slice { x, start, shape } => self.lower_slice(l, &res, &rty, *x, start, shape),
             Op::Concat { xs, axis } => self.lower_concat(l, &res, &rty, xs, *axis),
+            Op::Roll { x, shift, axis } => self.lower_roll(l, &res, &rty, *x, *shift, *axis),
+            Op::Transpose { x, perm } => self.lower_transpose(l, &res, &rty, *x, perm),
+            Op::Extract { x, index } => self.lower_extract(inst, l, *x, index),
             Op::Reduce { op, x, axis } => self.lower_reduce(l, &res, &rty, *op, *x, *axis),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => {
-                self.lower_matmul(inst, l, &res, &rty, *lhs, *rhs, *transpose_rhs, *acc)
+            Op::ReduceAll { op, x } => self.lower_reduce_all(inst, l, *op, *x),
+            Op::ArgReduce { op, x, axis } => self.lower_arg_reduce(l, &res, *op, *x, *axis),
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                self.lower_matmul(inst, l, &res, &rty, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
             }
             Op::View { base, indexers } => self.lower_view(inst, l, *base, indexers),
             Op::RefReshape { base, .. } => self.lower_ref_reshape(l, &res, &rty, *base),
@@ -312,13 +336,15 @@ impl<'k> Emitter<'k> {
             Op::ScalarStore { dst, indices, value } => self.lower_scalar_store(l, *dst, indices, *value),
             Op::DmaStart { src, dst, sem } => self.lower_dma_start(l, *src, *dst, *sem),
             Op::DmaWait { src, dst, sem } => self.lower_dma_wait(l, *src, *dst, *sem),
+            Op::SemSignal { sem, amount } => self.lower_sem_signal(l, *sem, *amount),
+            Op::SemWait { sem, amount } => self.lower_sem_wait(l, *sem, *amount),
             Op::VarDecl { var, init } => self.lower_var_decl(l, *var, *init),
             Op::VarGet { var } => self.lower_var_get(inst, *var),
             Op::VarSet { var, value } => self.lower_var_set(*var, *value),
             Op::For { lo, hi, index, body } => self.lower_for(l, *lo, *hi, *index, body),
             Op::If { cond, then_body, else_body } => self.lower_if(l, *cond, then_body, else_body),
             Op::While { cond_body, cond, body } => self.lower_while(l, cond_body, *cond, body),
-            Op::DebugPrint { message, .. } => self.lower_debug_print(message),
+            Op::DebugPrint { message, args } => self.lower_debug_print(l, message, args),
         }
     }
 
@@ -351,6 +377,36 @@ impl<'k> Emitter<'k> {
         t
     }
 
+    /// A vector of a narrow dtype widened (exactly) to 32 bits, and the wide dtype; 32-bit vectors
+    /// as they are.
+    fn widen_to_32(&mut self, l: &str, x: &str, dt: DType, shape: &[usize]) -> (String, DType) {
+        let (to, op) = match dt {
+            _ if dt.bits() == 32 => return (x.to_string(), dt),
+            _ if dt.is_float() => (DType::F32, "arith.extf"),
+            DType::Bool | DType::U16 | DType::U8 => (DType::U32, "arith.extui"),
+            _ => (DType::I32, "arith.extsi"),
+        };
+        let t = self.tmp();
+        self.line(&format!("{t} = {op} {x} : {} to {} {l}", vector_type(dt, shape), vector_type(to, shape)));
+        (t, to)
+    }
+
+    /// The 32-bit scalar `x` (of `wide`) narrowed back to `dt` (`x` itself if `dt` is `wide`).
+    fn narrow_from_32(&mut self, l: &str, x: &str, wide: DType, dt: DType) -> String {
+        if dt == wide {
+            return x.to_string();
+        }
+        let t = self.tmp();
+        if dt == DType::Bool {
+            let zero = self.constant(wide, 0.0, l);
+            self.line(&format!("{t} = arith.cmpi ne, {x}, {zero} : i32 {l}"));
+        } else {
+            let op = if dt.is_float() { "arith.truncf" } else { "arith.trunci" };
+            self.line(&format!("{t} = {op} {x} : {} to {} {l}", elem(wide), elem(dt)));
+        }
+        t
+    }
+
     fn zero_like(&mut self, dt: DType, shape: &[usize], l: &str) -> String {
         self.splat(dt, 0.0, shape, l)
     }
@@ -360,7 +416,7 @@ impl<'k> Emitter<'k> {
         let bt = self.ty(base).clone();
         let (rank, is_sem) = match &bt {
             Type::Ref(r) => (r.shape.len(), false),
-            Type::Sem { shape } => (shape.len(), true),
+            Type::Sem { shape, .. } => (shape.len(), true),
             _ => return Err(self.err(inst.loc, "view", "view of a non-ref")),
         };
         let mut offsets = Vec::new();
@@ -369,7 +425,7 @@ impl<'k> Emitter<'k> {
         let mut squeeze = false;
         let base_shape: Vec<String> = match &bt {
             Type::Ref(r) => r.shape.iter().map(|e| e.fixed().map_or("?".into(), |n| n.to_string())).collect(),
-            Type::Sem { shape } => shape.iter().map(|n| n.to_string()).collect(),
+            Type::Sem { shape, .. } => shape.iter().map(|n| n.to_string()).collect(),
             _ => vec![],
         };
         for (d, dim) in base_shape.iter().enumerate().take(rank) {
@@ -397,7 +453,8 @@ impl<'k> Emitter<'k> {
         }
         let (elem_part, space_part) = match &bt {
             Type::Ref(r) => (elem(r.dtype).to_string(), format!("#tpu.memory_space<{}>", space(r.space))),
-            _ => ("!tpu.dma_semaphore".to_string(), "#tpu.memory_space<semaphore_mem>".to_string()),
+            Type::Sem { kind, .. } => (sem_elem(*kind).to_string(), "#tpu.memory_space<semaphore_mem>".to_string()),
+            _ => unreachable!("checked above"),
         };
         let sliced_ty =
             format!("memref<{}{elem_part}, {space_part}>", sliced.iter().map(|d| format!("{d}x")).collect::<String>());

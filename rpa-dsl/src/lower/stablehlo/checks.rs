@@ -75,6 +75,18 @@ enum Failure {
     DivisionByZero {
         remainder: bool,
     },
+    /// `[value]`.
+    NotMultiple {
+        multiple: u32,
+    },
+    /// `[shift]`.
+    NegativeShift,
+    /// `[amount]`.
+    NegativeAmount,
+    /// `[amount, held, semaphore]`.
+    SemWait,
+    /// `[amount, held, semaphore]`.
+    SemLeftSignalled,
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +171,11 @@ impl CheckTable {
             Failure::Strided { buffer, shape } => format!("strided access reaches outside `{buffer}` (view {shape:?})"),
             Failure::DivisionByZero { remainder: false } => "integer division by zero".to_string(),
             Failure::DivisionByZero { remainder: true } => "integer remainder by zero".to_string(),
+            Failure::NotMultiple { multiple } => crate::ir::not_a_multiple(v[0], *multiple),
+            Failure::NegativeShift => crate::ir::negative_roll(v[0]),
+            Failure::NegativeAmount => crate::ir::negative_semaphore_amount(v[0]),
+            Failure::SemWait => crate::ir::semaphore_wait_short(v[0], v[1], &sem(v[2])),
+            Failure::SemLeftSignalled => crate::ir::semaphore_left_signalled(v[1], &sem(v[2])),
         };
         Some(KernelError::single(&self.kernel, Some(&site.op), site.loc, message))
     }
@@ -181,7 +198,7 @@ pub(super) struct CheckState {
 fn sem_names(k: &Kernel) -> Vec<String> {
     let mut names = Vec::new();
     for p in k.params.iter().filter(|p| p.role == Role::Scratch) {
-        if let Type::Sem { shape } = k.ty(p.value) {
+        if let Type::Sem { shape, .. } = k.ty(p.value) {
             let n = shape.iter().product::<usize>().max(1);
             for i in 0..n {
                 let mut rest = i;
@@ -479,6 +496,28 @@ impl Lowerer<'_> {
         self.fail_if(&failed, Failure::DivisionByZero { remainder }, &[]);
     }
 
+    /// Checks a `multiple_of` promise: the integer scalar `x` (of `dt`) is a multiple of `multiple`.
+    pub(super) fn check_multiple(&mut self, x: &str, dt: DType, multiple: u32) {
+        if self.checks.is_none() {
+            return;
+        }
+        let (m, zero) = (self.splat(dt, &[], f64::from(multiple)), self.splat(dt, &[], 0.0));
+        let rest = self.bin("remainder", x, &m, dt, &[]);
+        let failed = self.compare("NE", &rest, &zero, dt, &[]);
+        let value = self.convert(x, dt, DType::I32, &[]);
+        self.fail_if(&failed, Failure::NotMultiple { multiple }, &[value]);
+    }
+
+    /// Checks a `roll` shift: it must not be negative.
+    pub(super) fn check_shift(&mut self, shift: &IntExpr) {
+        if self.checks.is_none() || (shift.is_static() && shift.constant >= 0) {
+            return;
+        }
+        let (s, zero) = (self.int_name(shift), self.iconst(0));
+        let failed = self.compare("LT", &s, &zero, DType::I32, &[]);
+        self.fail_if(&failed, Failure::NegativeShift, &[s]);
+    }
+
     /// Whether any element of the i1 tensor `x` holds.
     fn any(&mut self, x: &str, shape: &[usize]) -> String {
         if shape.is_empty() {
@@ -502,10 +541,41 @@ impl Lowerer<'_> {
         self.fail_if(&failed, Failure::Wait, &[want, held, idx]);
     }
 
+    /// Checks a regular semaphore's wait: `sem` holds `amount`.
+    pub(super) fn check_sem_wait(&mut self, sem: &SemVal, amount: &IntExpr) {
+        let (Some(sb), true) = (self.sem_buf, self.checks.is_some()) else { return };
+        let idx = self.int_name(&sem.base);
+        let at = sem.base.is_static().then_some(sem.base.constant);
+        let held = self.elem_get(sb, &idx, at);
+        let want = self.int_name(amount);
+        let failed = self.compare("LT", &held, &want, DType::I32, &[]);
+        self.fail_if(&failed, Failure::SemWait, &[want, held, idx]);
+    }
+
+    /// Checks a regular semaphore's signal or wait amount: it must not be negative.
+    pub(super) fn check_sem_amount(&mut self, amount: &IntExpr) {
+        if self.checks.is_none() || (amount.is_static() && amount.constant >= 0) {
+            return;
+        }
+        let (n, zero) = (self.int_name(amount), self.iconst(0));
+        let failed = self.compare("LT", &n, &zero, DType::I32, &[]);
+        self.fail_if(&failed, Failure::NegativeAmount, &[n]);
+    }
+
     /// Notes the copy that last signalled `sem` (for the end-of-kernel balance).
     pub(super) fn note_copy(&mut self, sem: &SemVal, bytes: &IntExpr) {
+        self.note_signalled(sem, bytes, Failure::NeverWaited);
+    }
+
+    /// Notes the `semaphore_signal` that last signalled the regular semaphore `sem`.
+    pub(super) fn note_signal(&mut self, sem: &SemVal, amount: &IntExpr) {
+        self.note_signalled(sem, amount, Failure::SemLeftSignalled);
+    }
+
+    /// Notes where `sem` was last signalled: what the end-of-kernel balance reports.
+    fn note_signalled(&mut self, sem: &SemVal, bytes: &IntExpr, failure: Failure) {
         let Some((sites, sizes)) = self.checks.as_ref().and_then(|c| c.last_copy) else { return };
-        let Some(code) = self.site(Failure::NeverWaited) else { return };
+        let Some(code) = self.site(failure) else { return };
         let idx = self.int_name(&sem.base);
         let at = sem.base.is_static().then_some(sem.base.constant);
         let code = self.iconst(code);

@@ -36,6 +36,9 @@ impl Lowerer<'_> {
             })
             .collect();
         let mut out_types: Vec<String> = outs.iter().map(|(_, dt, s)| tensor_type(*dt, s)).collect();
+        for b in self.print_bufs().into_iter().flat_map(|(count, rows)| [count, rows]) {
+            out_types.push(tensor_type(DType::I32, &self.bufs[b].shape));
+        }
         if let Some(r) = self.record_buf() {
             out_types.push(tensor_type(DType::I32, &self.bufs[r].shape));
         }
@@ -77,6 +80,9 @@ impl Lowerer<'_> {
             let dt = self.bufs[*b].dtype;
             let v = self.view_as(&v, dt, *logical, shape);
             names.push(self.result_value(&v, *logical, shape));
+        }
+        for b in self.print_bufs().into_iter().flat_map(|(count, rows)| [count, rows]) {
+            names.push(self.whole(b));
         }
         if let Some(r) = self.record_buf() {
             names.push(self.whole(r));

@@ -40,7 +40,9 @@
 //!   truncate and saturate (NaN → 0), integer division truncates, shifts past the width give 0 (or
 //!   the sign), float max/min and max/min reductions propagate NaN, `rsqrt` is `1 / sqrt`. XLA:CPU
 //!   contracts an f32 `a * b + c` into one fused multiply-add on every host with FMA, and flushes
-//!   f32 subnormals to zero, where interpret mode rounds twice and keeps them.
+//!   f32 subnormals to zero, where interpret mode rounds twice and keeps them. `erf` is CHLO's
+//!   `chlo.erf` (StableHLO has none; XLA expands it), within 3 ulp of interpret mode's.
+//! - **Prints.** `debug_print` appends rows to a log buffer the program returns ([`prints`]).
 
 use crate::dtype::DType;
 use crate::error::KernelError;
@@ -50,6 +52,7 @@ use crate::ir::*;
 use crate::lower::mlir::{join, sanitize, Text};
 pub use checks::CheckTable;
 use floats::{is_narrow_float, repr};
+pub use prints::{PrintLog, PRINT_ROWS};
 use std::collections::{BTreeSet, HashMap};
 
 mod boxes;
@@ -59,6 +62,7 @@ mod elements;
 mod emit;
 mod floats;
 mod grid;
+mod prints;
 mod regions;
 mod rules;
 mod scalars;
@@ -71,20 +75,31 @@ type R<T> = Result<T, KernelError>;
 /// An `if` whose branches write more than this many bytes of buffers is lowered as loops.
 const IF_AS_LOOPS_BYTES: usize = 64 * 1024;
 
+/// A lowered kernel: the module, and what its extra results mean.
+pub struct Lowered {
+    pub text: String,
+    /// In checked mode: the check record (the last result) and what it reports.
+    pub checks: Option<CheckTable>,
+    /// If the kernel prints: its print count and rows (the two results after the outputs).
+    pub prints: Option<PrintLog>,
+}
+
 /// Lowers `kernel` to a StableHLO module whose `@main` takes the scalar-prefetch operands and the
-/// inputs (in parameter order, as whole arrays) and returns the outputs.
+/// inputs (in parameter order, as whole arrays) and returns the outputs (then the print log, if
+/// the kernel prints: [`lower_program`]).
 pub fn lower(kernel: &Kernel) -> Result<String, KernelError> {
-    Ok(lower_with(kernel, false)?.0)
+    Ok(lower_program(kernel, false)?.text)
 }
 
 /// Lowers `kernel` in checked mode ([`checks`]): `@main` returns one more result, the check record
 /// that the table turns into interpret mode's error.
 pub fn lower_checked(kernel: &Kernel) -> Result<(String, CheckTable), KernelError> {
-    let (text, table) = lower_with(kernel, true)?;
-    Ok((text, table.expect("checked lowering has a table")))
+    let l = lower_program(kernel, true)?;
+    Ok((l.text, l.checks.expect("checked lowering has a table")))
 }
 
-fn lower_with(kernel: &Kernel, checked: bool) -> Result<(String, Option<CheckTable>), KernelError> {
+/// Lowers `kernel` (in checked mode with `checked`), with what its extra results mean.
+pub fn lower_program(kernel: &Kernel, checked: bool) -> Result<Lowered, KernelError> {
     // A first pass records how every buffer is accessed and what each region writes; the second
     // keeps the buffers whose accesses are all static boxes as tiles.
     let mut a = Lowerer::new(kernel, checked)?;
@@ -94,8 +109,8 @@ fn lower_with(kernel: &Kernel, checked: bool) -> Result<(String, Option<CheckTab
     l.tiling = a.tilings();
     l.region_writes = std::mem::take(&mut a.region_writes);
     l.module()?;
-    let table = l.check_table();
-    Ok((l.text.into_string(), table))
+    let (checks, prints) = (l.check_table(), l.print_log());
+    Ok(Lowered { text: l.text.into_string(), checks, prints })
 }
 
 /// The StableHLO element type (unsigned integers are `ui*`, bool is `i1`).
@@ -357,6 +372,8 @@ struct Lowerer<'k> {
     op: &'static str,
     /// Checked mode's buffers and sites.
     checks: Option<checks::CheckState>,
+    /// The print log's buffers and sites, if the kernel prints.
+    prints: Option<prints::PrintState>,
 }
 
 impl<'k> Lowerer<'k> {
@@ -384,6 +401,7 @@ impl<'k> Lowerer<'k> {
             loc: k.loc,
             op: "kernel",
             checks: None,
+            prints: None,
         };
         let mut param_buf: Vec<Option<usize>> = Vec::new();
         let mut sems = 0usize;
@@ -419,7 +437,7 @@ impl<'k> Lowerer<'k> {
                             s.vals.insert(p.value, Bound::Ref(full_ref(id, r.dtype, &shape)));
                             s.ref_buf.insert(p.value, id);
                         }
-                        Type::Sem { shape } => {
+                        Type::Sem { shape, .. } => {
                             let sem =
                                 SemVal { base: IntExpr::of(sems as i64), shape: shape.clone(), name: p.name.clone() };
                             s.vals.insert(p.value, Bound::Sem(sem));
@@ -449,6 +467,7 @@ impl<'k> Lowerer<'k> {
             _ => {}
         });
         s.ref_buf = ref_buf;
+        s.enable_prints();
         if checked {
             s.enable_checks();
         }
@@ -522,13 +541,21 @@ impl<'k> Lowerer<'k> {
             Op::Select { cond, on_true, on_false } => self.lower_select(inst, *cond, *on_true, *on_false),
             Op::Cast { x, to } => self.lower_cast(inst, *x, *to),
             Op::Bitcast { x, to } => self.lower_bitcast(inst, *x, *to),
+            Op::MultipleOf { x, multiple } => self.lower_multiple_of(inst, *x, *multiple),
             Op::Iota { dtype, shape, dim } => self.lower_iota(inst, *dtype, shape, *dim),
             Op::Broadcast { x, shape } => self.lower_broadcast(inst, *x, shape),
             Op::Reshape { x, shape } => self.lower_reshape(inst, *x, shape),
             Op::Slice { x, start, shape } => self.lower_slice(inst, *x, start, shape),
             Op::Concat { xs, axis } => self.lower_concat(inst, xs, *axis),
+            Op::Roll { x, shift, axis } => self.lower_roll(inst, *x, *shift, *axis),
+            Op::Transpose { x, perm } => self.lower_transpose(inst, *x, perm),
+            Op::Extract { x, index } => self.lower_extract(inst, *x, index),
             Op::Reduce { op, x, axis } => self.lower_reduce(inst, *op, *x, *axis),
-            Op::Matmul { lhs, rhs, transpose_rhs, acc } => self.lower_matmul(inst, *lhs, *rhs, *transpose_rhs, *acc),
+            Op::ReduceAll { op, x } => self.lower_reduce_all(inst, *op, *x),
+            Op::ArgReduce { op, x, axis } => self.lower_arg_reduce(inst, *op, *x, *axis),
+            Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc } => {
+                self.lower_matmul(inst, *lhs, *rhs, [*transpose_lhs, *transpose_rhs], *acc)
+            }
             Op::View { base, indexers } => self.lower_view(inst, *base, indexers),
             Op::RefReshape { base, shape } => self.lower_ref_reshape(inst, *base, shape),
             Op::RefBitcast { base, to } => self.lower_ref_bitcast(inst, *base, *to),
@@ -540,13 +567,15 @@ impl<'k> Lowerer<'k> {
             Op::ScalarStore { dst, indices, value } => self.lower_scalar_store(*dst, indices, *value),
             Op::DmaStart { src, dst, sem } => self.lower_dma_start(*src, *dst, *sem),
             Op::DmaWait { dst, sem, .. } => self.lower_dma_wait(*dst, *sem),
+            Op::SemSignal { sem, amount } => self.lower_sem_signal(*sem, *amount),
+            Op::SemWait { sem, amount } => self.lower_sem_wait(*sem, *amount),
             Op::VarDecl { var, init } => self.lower_var_decl(*var, *init),
             Op::VarGet { var } => self.lower_var_get(inst, *var),
             Op::VarSet { var, value } => self.lower_var_set(*var, *value),
             Op::For { lo, hi, index, body } => self.lower_for(*lo, *hi, *index, body),
             Op::If { cond, then_body, else_body } => self.lower_if(*cond, then_body, else_body),
             Op::While { cond_body, cond, body } => self.lower_while(cond_body, *cond, body),
-            Op::DebugPrint { .. } => self.lower_debug_print(),
+            Op::DebugPrint { message, args } => self.lower_debug_print(message, args),
         }
     }
 }

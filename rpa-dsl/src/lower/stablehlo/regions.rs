@@ -15,8 +15,11 @@ impl<'k> Lowerer<'k> {
                     w.extend(self.ref_buf.get(dst).copied());
                     w.extend(self.sem_buf);
                 }
-                Op::DmaWait { .. } => {
+                Op::DmaWait { .. } | Op::SemSignal { .. } | Op::SemWait { .. } => {
                     w.extend(self.sem_buf);
+                }
+                Op::DebugPrint { .. } => {
+                    w.extend(self.print_bufs().into_iter().flat_map(|(count, rows)| [count, rows]));
                 }
                 _ => {}
             });

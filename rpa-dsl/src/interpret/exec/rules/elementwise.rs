@@ -135,6 +135,15 @@ impl<'k> Machine<'k> {
         Ok(())
     }
 
+    pub(crate) fn exec_multiple_of(&mut self, inst: &'k Inst, loc: Loc, x: ValueId, multiple: u32) -> R<()> {
+        let v = self.int(x);
+        if v % i64::from(multiple) != 0 {
+            return Err(self.err(loc, "multiple_of", not_a_multiple(v, multiple)));
+        }
+        self.set(inst, Val::I(v));
+        Ok(())
+    }
+
     pub(crate) fn exec_iota(&mut self, inst: &'k Inst, shape: &[usize], dim: usize) -> R<()> {
         let n: usize = shape.iter().product();
         let inner: usize = shape[dim + 1..].iter().product();

@@ -1,4 +1,4 @@
-//! Shape: broadcasts, reshapes, slices, concatenations.
+//! Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes, extracts.
 
 use super::super::*;
 
@@ -63,6 +63,58 @@ impl<'k> Machine<'k> {
             }
         };
         self.set(inst, Val::V(Rc::new(VecVal { shape: out_shape, data })));
+        Ok(())
+    }
+
+    pub(crate) fn exec_roll(&mut self, inst: &'k Inst, loc: Loc, x: ValueId, shift: ValueId, axis: usize) -> R<()> {
+        let s = self.int(shift);
+        if s < 0 {
+            return Err(self.err(loc, "roll", negative_roll(s)));
+        }
+        let xv = self.vv(x);
+        let sh = &xv.shape;
+        let n = sh[axis];
+        let inner: usize = sh[axis + 1..].iter().product();
+        // Each run of `n · inner` elements rotates by `s · inner` (`rotate_right`: i ← i - s).
+        let by = (s as usize % n.max(1)) * inner;
+        fn rotate<T: Copy>(v: &[T], run: usize, by: usize) -> Vec<T> {
+            let mut out = v.to_vec();
+            if run > 0 {
+                out.chunks_exact_mut(run).for_each(|c| c.rotate_right(by));
+            }
+            out
+        }
+        let data = match &xv.data {
+            Data::F(v) => Data::F(rotate(v, n * inner, by)),
+            Data::I(v) => Data::I(rotate(v, n * inner, by)),
+        };
+        self.tick(data.len());
+        self.set(inst, Val::V(Rc::new(VecVal { shape: sh.clone(), data })));
+        Ok(())
+    }
+
+    pub(crate) fn exec_transpose(&mut self, inst: &'k Inst, x: ValueId, perm: &[usize]) -> R<()> {
+        let xv = self.vv(x);
+        let whole = View::whole(0, DType::F32, &xv.shape, 0);
+        let view = View {
+            shape: perm.iter().map(|&d| xv.shape[d]).collect(),
+            strides: perm.iter().map(|&d| whole.strides[d]).collect(),
+            ..whole
+        };
+        let data = gather(&xv.data, &view);
+        self.tick(data.len());
+        self.set(inst, Val::V(Rc::new(VecVal { shape: view.shape.clone(), data })));
+        Ok(())
+    }
+
+    pub(crate) fn exec_extract(&mut self, inst: &'k Inst, x: ValueId, index: &[usize]) -> R<()> {
+        let xv = self.vv(x);
+        let flat = index.iter().zip(&xv.shape).fold(0, |acc, (&i, &n)| acc * n + i);
+        let v = match &xv.data {
+            Data::F(v) => Val::F(v[flat]),
+            Data::I(v) => Val::I(v[flat]),
+        };
+        self.set(inst, v);
         Ok(())
     }
 }

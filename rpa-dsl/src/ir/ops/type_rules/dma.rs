@@ -36,7 +36,27 @@ pub(in crate::ir::ops) fn dma(env: &dyn TypeEnv, src: ValueId, dst: ValueId, sem
         }
     }
     match ty(&sem) {
-        Type::Sem { shape } if shape.is_empty() => Ok(None),
+        Type::Sem { kind: SemKind::Dma, shape } if shape.is_empty() => Ok(None),
+        Type::Sem { kind: SemKind::Regular, .. } => {
+            Err("a DMA signals a DMA semaphore (`DmaSems`), not a regular one (`Semaphores`)".into())
+        }
         t => Err(format!("DMA needs a single semaphore (index the array with `.at(i)`), got {t}")),
+    }
+}
+
+/// The type rule of `Op::SemSignal { sem, amount } | Op::SemWait { sem, amount }`.
+pub(in crate::ir::ops) fn semaphore(env: &dyn TypeEnv, sem: ValueId, amount: ValueId) -> Rule {
+    match env.value_type(sem) {
+        Type::Sem { kind: SemKind::Regular, shape } if shape.is_empty() => {}
+        Type::Sem { kind: SemKind::Dma, .. } => {
+            return Err("a DMA semaphore is signalled by its DMAs: signal and wait on a regular semaphore \
+                        (`Semaphores`, `launch::semaphores`)"
+                .into())
+        }
+        t => return Err(format!("needs a single regular semaphore (index the array with `.at(i)`), got {t}")),
+    }
+    match env.value_type(amount) {
+        Type::Scalar(crate::dtype::DType::I32) => Ok(None),
+        t => Err(format!("the semaphore amount must be an i32 scalar, got {t}")),
     }
 }

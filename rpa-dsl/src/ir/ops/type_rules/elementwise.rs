@@ -28,7 +28,20 @@ pub(in crate::ir::ops) fn unary(env: &dyn TypeEnv, name: &str, op: UnaryOp, x: V
         UnaryOp::Not if dtype.is_float() => {
             return Err(format!("`not` needs a bool or integer operand, got {dtype}"));
         }
-        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip { .. }
+        UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Tanh
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Recip { .. }
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Erf
+        | UnaryOp::Exp2
+        | UnaryOp::Log1p
+        | UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Sigmoid
             if !dtype.is_float() =>
         {
             return Err(format!("`{}` needs a float operand, got {dtype}; cast it first", name));
@@ -49,6 +62,7 @@ pub(in crate::ir::ops) fn binary(env: &dyn TypeEnv, name: &str, op: BinaryOp, lh
         BinaryOp::Shl | BinaryOp::Shr if !dtype.is_int() => {
             Err(format!("`{}` needs integer operands, got {dtype}", name))
         }
+        BinaryOp::Pow if !dtype.is_float() => Err(format!("`pow` needs float operands, got {dtype}; cast them first")),
         BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem if dtype == DType::Bool => {
             Err(format!("`{}` is not defined on bool", name))
         }
@@ -100,6 +114,18 @@ pub(in crate::ir::ops) fn bitcast(env: &dyn TypeEnv, x: ValueId, to: DType) -> R
         Some(s) => Some(bitcast_shape(dtype, to, &s)?),
     };
     Ok(Some(make(to, shape)))
+}
+
+/// The type rule of `Op::MultipleOf { x, multiple }`.
+pub(in crate::ir::ops) fn multiple_of(env: &dyn TypeEnv, x: ValueId, multiple: u32) -> Rule {
+    let t = env.value_type(x);
+    if !matches!(t, Type::Scalar(d) if d.is_int()) {
+        return Err(format!("`multiple_of` takes an integer scalar (an index or offset), got {t}"));
+    }
+    if multiple == 0 || multiple > i32::MAX as u32 {
+        return Err(format!("`multiple_of` needs a multiple between 1 and {}, got {multiple}", i32::MAX));
+    }
+    Ok(Some(t.clone()))
 }
 
 /// The type rule of `Op::Iota { dtype, shape, dim }`.

@@ -3,24 +3,27 @@
 use super::super::*;
 use crate::dtype::DType;
 
-/// The type rule of `Op::Matmul { lhs, rhs, transpose_rhs, acc }`.
+/// The type rule of `Op::Matmul { lhs, rhs, transpose_lhs, transpose_rhs, acc }`.
 pub(in crate::ir::ops) fn matmul(
     env: &dyn TypeEnv,
     lhs: ValueId,
     rhs: ValueId,
-    transpose_rhs: bool,
+    [transpose_lhs, transpose_rhs]: [bool; 2],
     acc: DType,
 ) -> Rule {
     let ty = |v: &ValueId| env.value_type(*v).clone();
     let (ld, ls) = vector(&ty(&lhs), "lhs")?;
     let (rd, rs) = vector(&ty(&rhs), "rhs")?;
-    if ls.len() != 2 || rs.len() != 2 {
-        return Err(format!("matmul needs 2-D operands, got {ls:?} and {rs:?}"));
-    }
-    let (rk, n) = if transpose_rhs { (rs[1], rs[0]) } else { (rs[0], rs[1]) };
-    if ls[1] != rk {
+    if ls.len() != rs.len() || !(2..=3).contains(&ls.len()) {
         return Err(format!(
-            "matmul contraction mismatch: lhs {ls:?} · rhs{} {rs:?}",
+            "matmul needs 2-D operands, or 3-D ones with the same leading batch dimension, got {ls:?} and {rs:?}"
+        ));
+    }
+    let [(lk, m), (rk, n)] = matmul_dims(ls.len(), transpose_lhs, transpose_rhs);
+    if ls[lk] != rs[rk] || ls[..ls.len() - 2] != rs[..rs.len() - 2] {
+        return Err(format!(
+            "matmul contraction mismatch: lhs{} {ls:?} · rhs{} {rs:?}",
+            if transpose_lhs { "ᵀ" } else { "" },
             if transpose_rhs { "ᵀ" } else { "" }
         ));
     }
@@ -30,5 +33,7 @@ pub(in crate::ir::ops) fn matmul(
     if acc.is_float() != ld.is_float() {
         return Err(format!("matmul of {ld} cannot accumulate in {acc}"));
     }
-    Ok(Some(Type::Vector { dtype: acc, shape: vec![ls[0], n] }))
+    let mut shape = ls[..ls.len() - 2].to_vec();
+    shape.extend([ls[m], rs[n]]);
+    Ok(Some(Type::Vector { dtype: acc, shape }))
 }

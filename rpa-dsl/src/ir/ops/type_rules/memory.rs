@@ -11,7 +11,7 @@ pub(in crate::ir::ops) fn view(env: &dyn TypeEnv, base: ValueId, indexers: &[Ind
         t => Err(format!("{what} must be an integer scalar, got {t}")),
     };
     match ty(&base) {
-        Type::Sem { shape } => {
+        Type::Sem { kind, shape } => {
             if indexers.len() > shape.len() {
                 return Err(format!("{} indices for a rank-{} semaphore array", indexers.len(), shape.len()));
             }
@@ -24,7 +24,7 @@ pub(in crate::ir::ops) fn view(env: &dyn TypeEnv, base: ValueId, indexers: &[Ind
                 }
             }
             out.extend_from_slice(&shape[indexers.len()..]);
-            Ok(Some(Type::Sem { shape: out }))
+            Ok(Some(Type::Sem { kind, shape: out }))
         }
         Type::Ref(r) => {
             if indexers.len() > r.shape.len() {

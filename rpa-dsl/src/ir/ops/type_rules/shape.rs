@@ -1,6 +1,7 @@
-//! Type rules — Shape: broadcasts, reshapes, slices, concatenations.
+//! Type rules — Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes, extracts.
 
 use super::super::*;
+use crate::dtype::DType;
 
 /// The type rule of `Op::Broadcast { x, shape }`.
 pub(in crate::ir::ops) fn broadcast(env: &dyn TypeEnv, x: ValueId, shape: &[usize]) -> Rule {
@@ -65,4 +66,43 @@ pub(in crate::ir::ops) fn concat(env: &dyn TypeEnv, xs: &[ValueId], axis: usize)
         shape[axis] += s[axis];
     }
     Ok(Some(Type::Vector { dtype, shape }))
+}
+
+/// The type rule of `Op::Roll { x, shift, axis }`.
+pub(in crate::ir::ops) fn roll(env: &dyn TypeEnv, x: ValueId, shift: ValueId, axis: usize) -> Rule {
+    let (dtype, shape) = vector(env.value_type(x), "operand")?;
+    if shape.len() < 2 {
+        return Err(format!("roll needs a tile of rank ≥ 2 (TPU vector registers are 2-D), got {shape:?}"));
+    }
+    if axis >= shape.len() {
+        return Err(format!("roll axis {axis} out of range for shape {shape:?}"));
+    }
+    match env.value_type(shift) {
+        Type::Scalar(DType::I32) => Ok(Some(Type::Vector { dtype, shape })),
+        t => Err(format!("roll shift must be an i32 scalar, got {t}")),
+    }
+}
+
+/// The type rule of `Op::Transpose { x, perm }`.
+pub(in crate::ir::ops) fn transpose(env: &dyn TypeEnv, x: ValueId, perm: &[usize]) -> Rule {
+    let (dtype, shape) = vector(env.value_type(x), "operand")?;
+    let mut seen = vec![false; shape.len()];
+    let valid =
+        perm.len() == shape.len() && perm.iter().all(|&d| d < shape.len() && !std::mem::replace(&mut seen[d], true));
+    if !valid {
+        return Err(format!(
+            "transpose permutation {perm:?} is not a permutation of the {} dimensions of {shape:?}",
+            shape.len()
+        ));
+    }
+    Ok(Some(Type::Vector { dtype, shape: perm.iter().map(|&d| shape[d]).collect() }))
+}
+
+/// The type rule of `Op::Extract { x, index }`.
+pub(in crate::ir::ops) fn extract(env: &dyn TypeEnv, x: ValueId, index: &[usize]) -> Rule {
+    let (dtype, shape) = vector(env.value_type(x), "operand")?;
+    if index.len() != shape.len() || index.iter().zip(&shape).any(|(i, n)| i >= n) {
+        return Err(format!("index {index:?} is not an element of a tile of shape {shape:?}"));
+    }
+    Ok(Some(Type::Scalar(dtype)))
 }

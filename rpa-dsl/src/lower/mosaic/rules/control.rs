@@ -179,9 +179,76 @@ impl<'k> Emitter<'k> {
         Ok(())
     }
 
-    pub(crate) fn lower_debug_print(&mut self, message: &str) -> Result<(), KernelError> {
-        // Mosaic's debug printing needs runtime support we do not emit: keep it as a comment.
-        self.line(&format!("// debug_print {message:?}"));
+    /// Mosaic's print op, as Pallas lowers a scalar `debug_print`: each `{}` becomes `$` with the
+    /// argument's format (`f`, `u` or `s`) and index; the arguments are 32-bit (narrower scalars are
+    /// widened).
+    pub(crate) fn lower_debug_print(&mut self, l: &str, message: &str, args: &[ValueId]) -> Result<(), KernelError> {
+        let mut names = Vec::new();
+        let mut types = Vec::new();
+        let mut tag = String::new();
+        let mut rest = message;
+        for (i, &a) in args.iter().enumerate() {
+            let dt = self.ty(a).dtype().unwrap_or(DType::I32);
+            let (v, wide) = self.scalar_to_32(l, a, dt);
+            let spec = if wide.is_float() {
+                "f"
+            } else if wide.is_unsigned_int() {
+                "u"
+            } else {
+                "s"
+            };
+            match rest.split_once("{}") {
+                Some((before, after)) => {
+                    tag.push_str(before);
+                    tag.push_str(&format!("${spec}{i}"));
+                    rest = after;
+                }
+                None => break,
+            }
+            names.push(v);
+            types.push(elem(wide).to_string());
+        }
+        tag.push_str(rest);
+        let tag = mlir_string(&tag);
+        if names.is_empty() {
+            self.line(&format!("tpu.log {tag} {l}"));
+        } else {
+            self.line(&format!(
+                "tpu.log {tag} {{formatted = true}} : [{}] : {} {l}",
+                names.join(", "),
+                types.join(", ")
+            ));
+        }
         Ok(())
     }
+
+    /// The scalar `a` of `dt` as a 32-bit scalar (widened exactly) and its dtype.
+    fn scalar_to_32(&mut self, l: &str, a: ValueId, dt: DType) -> (String, DType) {
+        let (to, op) = match dt {
+            _ if dt.bits() == 32 => return (self.name(a), dt),
+            _ if dt.is_float() => (DType::F32, "arith.extf"),
+            DType::Bool | DType::U16 | DType::U8 => (DType::U32, "arith.extui"),
+            _ => (DType::I32, "arith.extsi"),
+        };
+        let t = self.tmp();
+        self.line(&format!("{t} = {op} {} : {} to {} {l}", self.name(a), elem(dt), elem(to)));
+        (t, to)
+    }
+}
+
+/// `s` as an MLIR string literal.
+fn mlir_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

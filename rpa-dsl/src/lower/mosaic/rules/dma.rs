@@ -26,4 +26,16 @@ impl<'k> Emitter<'k> {
         self.line(&format!("tpu.wait_dma2 semaphore({m}) src({s}) dst({d}) {l}"));
         Ok(())
     }
+
+    pub(crate) fn lower_sem_signal(&mut self, l: &str, sem: ValueId, amount: ValueId) -> Result<(), KernelError> {
+        let (s, n, t) = (self.name(sem), self.name(amount), type_str(self.ty(sem)));
+        self.line(&format!("tpu.sem_signal {s}, {n} : {t} {l}"));
+        Ok(())
+    }
+
+    pub(crate) fn lower_sem_wait(&mut self, l: &str, sem: ValueId, amount: ValueId) -> Result<(), KernelError> {
+        let (s, n, t) = (self.name(sem), self.name(amount), type_str(self.ty(sem)));
+        self.line(&format!("tpu.sem_wait {s}, {n} : {t} {l}"));
+        Ok(())
+    }
 }

@@ -63,6 +63,23 @@ impl<'k> Emitter<'k> {
                 let one = self.splat(dt, 1.0, &shape, l);
                 format!("arith.divf {one}, {xn} : {rty}")
             }
+            UnaryOp::Sin => format!("math.sin {xn} : {rty}"),
+            UnaryOp::Cos => format!("math.cos {xn} : {rty}"),
+            UnaryOp::Erf => format!("math.erf {xn} : {rty}"),
+            UnaryOp::Exp2 => format!("math.exp2 {xn} : {rty}"),
+            UnaryOp::Log1p => format!("math.log1p {xn} : {rty}"),
+            UnaryOp::Floor => format!("math.floor {xn} : {rty}"),
+            UnaryOp::Ceil => format!("math.ceil {xn} : {rty}"),
+            UnaryOp::Sigmoid => {
+                // `1 / (1 + exp(-x))`, as Pallas lowers `jax.nn.sigmoid`.
+                let shape = self.result_shape(inst);
+                let (neg, e, den) = (self.tmp(), self.tmp(), self.tmp());
+                self.line(&format!("{neg} = arith.negf {xn} : {rty} {l}"));
+                self.line(&format!("{e} = math.exp {neg} : {rty} {l}"));
+                let one = self.splat(dt, 1.0, &shape, l);
+                self.line(&format!("{den} = arith.addf {one}, {e} : {rty} {l}"));
+                format!("arith.divf {one}, {den} : {rty}")
+            }
         };
         self.line(&format!("{res} = {s} {l}"));
         Ok(())
@@ -80,6 +97,9 @@ impl<'k> Emitter<'k> {
     ) -> Result<(), KernelError> {
         let dt = self.ty(lhs).dtype().unwrap_or(DType::F32);
         let shape = self.result_shape(inst);
+        if op == BinaryOp::Pow && shape.is_empty() {
+            return self.lower_scalar_pow(l, res, rty, lhs, rhs);
+        }
         let (a, b) = (self.broadcast_to(lhs, &shape, l), self.broadcast_to(rhs, &shape, l));
         let (f, u) = (dt.is_float(), dt.is_unsigned_int());
         let name = match op {
@@ -107,8 +127,27 @@ impl<'k> Emitter<'k> {
             BinaryOp::Shl => "arith.shli",
             BinaryOp::Shr if u => "arith.shrui",
             BinaryOp::Shr => "arith.shrsi",
+            BinaryOp::Pow => "math.powf",
         };
         self.line(&format!("{res} = {name} {a}, {b} : {rty} {l}"));
+        Ok(())
+    }
+
+    /// libtpu has no scalar `math.powf`: the scalars go through a one-element vector.
+    fn lower_scalar_pow(
+        &mut self,
+        l: &str,
+        res: &str,
+        rty: &str,
+        lhs: ValueId,
+        rhs: ValueId,
+    ) -> Result<(), KernelError> {
+        let vt = format!("vector<1x1x{rty}>");
+        let (a, b, p) = (self.tmp(), self.tmp(), self.tmp());
+        self.line(&format!("{a} = vector.broadcast {} : {rty} to {vt} {l}", self.name(lhs)));
+        self.line(&format!("{b} = vector.broadcast {} : {rty} to {vt} {l}", self.name(rhs)));
+        self.line(&format!("{p} = math.powf {a}, {b} : {vt} {l}"));
+        self.line(&format!("{res} = vector.extract {p}[0, 0] : {rty} from {vt} {l}"));
         Ok(())
     }
 
@@ -125,9 +164,14 @@ impl<'k> Emitter<'k> {
         let shape = self.result_shape(inst);
         let (a, b) = (self.broadcast_to(lhs, &shape, l), self.broadcast_to(rhs, &shape, l));
         let ot = vector_type(dt, &shape);
+        if op == CmpOp::Ne && dt.is_float() {
+            // libtpu has no unordered predicates (`une`): `x != y` (true for NaN) is `!(x == y)`.
+            self.float_ne(l, res, &a, &b, &ot, &shape);
+            return Ok(());
+        }
         let pred = match (op, dt.is_float(), dt.is_unsigned_int() || dt == DType::Bool) {
             (CmpOp::Eq, true, _) => "oeq",
-            (CmpOp::Ne, true, _) => "une",
+            (CmpOp::Ne, true, _) => unreachable!("lowered by `float_ne`"),
             (CmpOp::Lt, true, _) => "olt",
             (CmpOp::Le, true, _) => "ole",
             (CmpOp::Gt, true, _) => "ogt",
@@ -146,6 +190,15 @@ impl<'k> Emitter<'k> {
         let cmp = if dt.is_float() { "arith.cmpf" } else { "arith.cmpi" };
         self.line(&format!("{res} = {cmp} {pred}, {a}, {b} : {ot} {l}"));
         Ok(())
+    }
+
+    /// `res = a != b` for floats (true where either is NaN), as `!(a oeq b)`.
+    fn float_ne(&mut self, l: &str, res: &str, a: &str, b: &str, operand_type: &str, shape: &[usize]) {
+        let eq = self.tmp();
+        self.line(&format!("{eq} = arith.cmpf oeq, {a}, {b} : {operand_type} {l}"));
+        let t = self.splat(DType::Bool, 1.0, shape, l);
+        let bool_type = if shape.is_empty() { "i1".to_string() } else { vector_type(DType::Bool, shape) };
+        self.line(&format!("{res} = arith.xori {eq}, {t} : {bool_type} {l}"));
     }
 
     pub(crate) fn lower_select(
@@ -208,8 +261,11 @@ impl<'k> Emitter<'k> {
         if to == DType::Bool {
             let shape = self.result_shape(inst);
             let z = self.zero_like(from, &shape, l);
-            let (cmp, pred) = if from.is_float() { ("arith.cmpf", "une") } else { ("arith.cmpi", "ne") };
-            self.line(&format!("{res} = {cmp} {pred}, {xn}, {z} : {xt} {l}"));
+            if from.is_float() {
+                self.float_ne(l, res, &xn, &z, &xt, &shape);
+            } else {
+                self.line(&format!("{res} = arith.cmpi ne, {xn}, {z} : {xt} {l}"));
+            }
         } else {
             self.line(&format!("{res} = {op} {xn} : {xt} to {rty} {l}"));
         }
@@ -223,6 +279,18 @@ impl<'k> Emitter<'k> {
         } else {
             self.line(&format!("{res} = tpu.bitcast {xn} : {xt} -> {rty} {l}"));
         }
+        Ok(())
+    }
+
+    pub(crate) fn lower_multiple_of(
+        &mut self,
+        l: &str,
+        res: &str,
+        rty: &str,
+        x: ValueId,
+        multiple: u32,
+    ) -> Result<(), KernelError> {
+        self.line(&format!("{res} = tpu.assume_multiple {}, {multiple} : {rty} {l}", self.name(x)));
         Ok(())
     }
 

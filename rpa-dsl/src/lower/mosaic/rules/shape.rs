@@ -1,4 +1,4 @@
-//! Shape: broadcasts, reshapes, slices, concatenations.
+//! Shape: broadcasts, reshapes, slices, concatenations, rolls, transposes, extracts.
 
 use super::super::*;
 
@@ -55,6 +55,59 @@ impl<'k> Emitter<'k> {
             names.join(", "),
             types.join(", ")
         ));
+        Ok(())
+    }
+
+    /// `pltpu.roll`: Mosaic's `tpu.dynamic_rotate` rotates as `jnp.roll` does (a static shift is a
+    /// constant operand, as Pallas emits it).
+    pub(crate) fn lower_roll(
+        &mut self,
+        l: &str,
+        res: &str,
+        rty: &str,
+        x: ValueId,
+        shift: ValueId,
+        axis: usize,
+    ) -> Result<(), KernelError> {
+        let (xn, sn) = (self.name(x), self.name(shift));
+        self.line(&format!("{res} = tpu.dynamic_rotate {xn} by {sn} dim {axis} : {rty}, i32 -> {rty} {l}"));
+        Ok(())
+    }
+
+    pub(crate) fn lower_transpose(
+        &mut self,
+        l: &str,
+        res: &str,
+        rty: &str,
+        x: ValueId,
+        perm: &[usize],
+    ) -> Result<(), KernelError> {
+        let (xn, xt) = (self.name(x), type_str(self.ty(x)));
+        self.line(&format!("{res} = tpu.transpose {xn}, [{}] : {xt} -> {rty} {l}", join(perm)));
+        Ok(())
+    }
+
+    pub(crate) fn lower_extract(
+        &mut self,
+        inst: &'k Inst,
+        l: &str,
+        x: ValueId,
+        index: &[usize],
+    ) -> Result<(), KernelError> {
+        let Type::Vector { dtype, shape } = self.ty(x) else { unreachable!("type rule") };
+        let (dtype, shape) = (*dtype, shape.clone());
+        // libtpu extracts 32-bit scalars only: narrower elements are widened first (exactly).
+        let wide = self.widen_to_32(l, &self.name(x), dtype, &shape);
+        let (wdt, e) = (wide.1, self.tmp());
+        self.line(&format!(
+            "{e} = vector.extract {}[{}] : {} from {} {l}",
+            wide.0,
+            join(index),
+            elem(wdt),
+            vector_type(wdt, &shape)
+        ));
+        let v = self.narrow_from_32(l, &e, wdt, dtype);
+        self.bind(inst, v);
         Ok(())
     }
 }

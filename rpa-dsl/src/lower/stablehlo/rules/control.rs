@@ -108,7 +108,9 @@ impl<'k> Lowerer<'k> {
         Ok(())
     }
 
-    pub(crate) fn lower_debug_print(&mut self) -> R<()> {
+    /// Appends the print to the program's print log (see `prints`).
+    pub(crate) fn lower_debug_print(&mut self, message: &str, args: &[ValueId]) -> R<()> {
+        self.log_print(message, args);
         Ok(())
     }
 }

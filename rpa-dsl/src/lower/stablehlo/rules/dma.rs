@@ -18,4 +18,20 @@ impl<'k> Lowerer<'k> {
         self.sem_add(&m, &bytes, -1);
         Ok(())
     }
+
+    pub(crate) fn lower_sem_signal(&mut self, sem: ValueId, amount: ValueId) -> R<()> {
+        let (m, n) = (self.semval(sem)?, self.int_of(amount));
+        self.check_sem_amount(&n);
+        self.note_signal(&m, &n);
+        self.sem_add(&m, &n, 1);
+        Ok(())
+    }
+
+    pub(crate) fn lower_sem_wait(&mut self, sem: ValueId, amount: ValueId) -> R<()> {
+        let (m, n) = (self.semval(sem)?, self.int_of(amount));
+        self.check_sem_amount(&n);
+        self.check_sem_wait(&m, &n);
+        self.sem_add(&m, &n, -1);
+        Ok(())
+    }
 }

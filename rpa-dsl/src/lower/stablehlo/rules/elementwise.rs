@@ -58,6 +58,24 @@ impl<'k> Lowerer<'k> {
                     let one = self.splat(f, &sh, 1.0);
                     self.bin("divide", &one, &x, f, &sh)
                 }
+                UnaryOp::Sin => self.un("sine", &x, f, &sh),
+                UnaryOp::Cos => self.un("cosine", &x, f, &sh),
+                UnaryOp::Erf => self.emit(format!("chlo.erf {x} : {t} -> {t}", t = ty(f, &sh))),
+                UnaryOp::Exp2 => {
+                    let two = self.splat(f, &sh, 2.0);
+                    self.bin("power", &two, &x, f, &sh)
+                }
+                UnaryOp::Log1p => self.un("log_plus_one", &x, f, &sh),
+                UnaryOp::Floor => self.un("floor", &x, f, &sh),
+                UnaryOp::Ceil => self.un("ceil", &x, f, &sh),
+                UnaryOp::Sigmoid => {
+                    // `1 / (1 + exp(-x))` as written, as interpret mode computes it.
+                    let neg = self.un("negate", &x, f, &sh);
+                    let e = self.un("exponential", &neg, f, &sh);
+                    let one = self.splat(f, &sh, 1.0);
+                    let den = self.bin("add", &one, &e, f, &sh);
+                    self.bin("divide", &one, &den, f, &sh)
+                }
                 UnaryOp::Not => x.clone(),
             };
             self.convert(&y, f, dt, &sh)
@@ -102,6 +120,7 @@ impl<'k> Lowerer<'k> {
                 BinaryOp::Rem => "remainder",
                 BinaryOp::Max => "maximum",
                 BinaryOp::Min => "minimum",
+                BinaryOp::Pow => "power",
                 _ => return Err(self.err(format!("`{}` on {dt}", inst.op.name()))),
             };
             let y = if matches!(op, BinaryOp::Max | BinaryOp::Min) {
@@ -125,6 +144,7 @@ impl<'k> Lowerer<'k> {
                 BinaryOp::Shl => "shift_left",
                 BinaryOp::Shr if dt.is_unsigned_int() => "shift_right_logical",
                 BinaryOp::Shr => "shift_right_arithmetic",
+                BinaryOp::Pow => return Err(self.err(format!("`pow` on {dt}"))),
             };
             if matches!(op, BinaryOp::Div | BinaryOp::Rem) && self.constant_of(rhs).is_none_or(|k| k == 0) {
                 self.check_divisor(&b, dt, &sh, op == BinaryOp::Rem);
@@ -184,6 +204,19 @@ impl<'k> Lowerer<'k> {
         let (dt, sh, xn) = (self.value_dtype(x), self.value_shape(x), self.tensor(x));
         let r = if dt.bits() == to.bits() { self.view_as(&xn, dt, to, &sh) } else { self.repack(&xn, dt, to, &sh) };
         self.bind(inst, r, None);
+        Ok(())
+    }
+
+    pub(crate) fn lower_multiple_of(&mut self, inst: &'k Inst, x: ValueId, multiple: u32) -> R<()> {
+        let (dt, xn) = (self.value_dtype(x), self.tensor(x));
+        let constant = self.constant_of(x);
+        if constant.is_none_or(|k| k % i64::from(multiple) != 0) {
+            self.check_multiple(&xn, dt, multiple);
+        }
+        if let (Some(res), Some(u)) = (inst.result, self.upper_bound(x)) {
+            self.upper.insert(res, u);
+        }
+        self.bind(inst, xn, constant);
         Ok(())
     }
 

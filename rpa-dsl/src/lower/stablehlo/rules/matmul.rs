@@ -8,7 +8,7 @@ impl<'k> Lowerer<'k> {
         inst: &'k Inst,
         lhs: ValueId,
         rhs: ValueId,
-        transpose_rhs: bool,
+        [transpose_lhs, transpose_rhs]: [bool; 2],
         acc: DType,
     ) -> R<()> {
         let (ld, ls, ln) = (self.value_dtype(lhs), self.value_shape(lhs), self.tensor(lhs));
@@ -16,17 +16,17 @@ impl<'k> Lowerer<'k> {
         let cdt = if acc.is_float() { DType::F32 } else { acc };
         let a = self.convert(&ln, ld, cdt, &ls);
         let b = self.convert(&rn, rd, cdt, &rs);
-        let n = if transpose_rhs { rs[0] } else { rs[1] };
-        let out = vec![ls[0], n];
+        let out = self.result_shape(inst);
+        let [(lk, _), (rk, _)] = matmul_dims(ls.len(), transpose_lhs, transpose_rhs);
+        let batch = if ls.len() == 3 { "lhs_batching_dimensions = [0], rhs_batching_dimensions = [0], " } else { "" };
         let r = self.emit(format!(
-                "\"stablehlo.dot_general\"({a}, {b}) {{dot_dimension_numbers = #stablehlo.dot<lhs_contracting_dimensions = [1], \
-                 rhs_contracting_dimensions = [{}]>, precision_config = [#stablehlo<precision HIGHEST>, \
-                 #stablehlo<precision HIGHEST>]}} : ({}, {}) -> {}",
-                if transpose_rhs { 1 } else { 0 },
-                ty(cdt, &ls),
-                ty(cdt, &rs),
-                ty(cdt, &out)
-            ));
+            "\"stablehlo.dot_general\"({a}, {b}) {{dot_dimension_numbers = #stablehlo.dot<{batch}lhs_contracting_dimensions = \
+             [{lk}], rhs_contracting_dimensions = [{rk}]>, precision_config = [#stablehlo<precision HIGHEST>, \
+             #stablehlo<precision HIGHEST>]}} : ({}, {}) -> {}",
+            ty(cdt, &ls),
+            ty(cdt, &rs),
+            ty(cdt, &out)
+        ));
         let r = self.convert(&r, cdt, acc, &out);
         self.bind(inst, r, None);
         Ok(())
