@@ -705,9 +705,13 @@ pub fn libtpu() -> Result<Arc<Plugin>> {
 /// metadata-server look-ups. Then, as no metadata describes the host, also gives libtpu a host
 /// description (`TPU_WORKER_HOSTNAMES=localhost`, `TPU_ACCELERATOR_TYPE=v5litepod-1`, each unless
 /// set), whose absence it reports as errors on stderr; compiles target the topology they are given
-/// either way. Setting variables races with C code reading the environment on other threads: a
+/// either way. `ALLOW_MULTIPLE_LIBTPU_LOAD=1` (unless set) lets processes that only compile load
+/// libtpu side by side instead of failing on its lockfile. Setting variables races with C code reading the environment on other threads: a
 /// program that loads libtpu calls this at the start of `main` (as `rpa` does).
 pub fn default_libtpu_env() {
+    if std::env::var_os("ALLOW_MULTIPLE_LIBTPU_LOAD").is_none() {
+        std::env::set_var("ALLOW_MULTIPLE_LIBTPU_LOAD", "1");
+    }
     if std::env::var_os("TPU_SKIP_MDS_QUERY").is_none() {
         std::env::set_var("TPU_SKIP_MDS_QUERY", "1");
         for (var, value) in [("TPU_WORKER_HOSTNAMES", "localhost"), ("TPU_ACCELERATOR_TYPE", "v5litepod-1")] {
