@@ -87,3 +87,9 @@ fn spmd_refusals_name_the_value() {
         other => panic!("expected a mesh error, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn llama_3_8b_serving_batch_in_bf16_on_4_cpu_devices() {
+    let (x, o) = rpa_kernels::demo::serving_batch();
+    check(2, 2, &x, &o, OutputSharding::Gathered);
+}
