@@ -57,6 +57,9 @@ fn topologies_and_device_counts_are_checked_before_compiling() {
         let e = launch.compile_tpu(&kernel, bad).unwrap_err().to_string();
         assert!(e.contains(&format!("unknown TPU topology `{bad}`")), "{e}");
     }
+    // Well-formed, but no layout libtpu knows: its error, naming the topology.
+    let e = launch.compile_tpu(&kernel, "v6e:3x3").unwrap_err().to_string();
+    assert!(e.contains("libtpu topology v6e:3x3") && e.contains("not divisible"), "{e}");
     let e = gathered(&[("dp", 1), ("tp", 2)]).compile_tpu(&kernel, "v6e:2x2").unwrap_err().to_string();
     assert!(e.contains("the mesh (dp=1, tp=2) has 2 devices; topology v6e:2x2 has 4"), "{e}");
 }
