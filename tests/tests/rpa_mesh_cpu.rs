@@ -79,12 +79,16 @@ fn bf16_int8_soft_cap_on_a_2x2_mesh_match_interpret_mode() {
 }
 
 #[test]
-fn spmd_refusals_name_the_value() {
-    let x = make_batch(&BatchSpec::new(&[(3, 20)], (2, 2), 256, 16, DType::F32));
+fn head_dim_256_on_cp_and_sinks_refused_on_cp() {
+    let x = make_batch(&BatchSpec::new(&[(3, 20), (1, 40)], (2, 2), 256, 16, DType::F32));
+    let o = RpaOptions { sm_scale: 0.0625, return_lse: true, ..Default::default() };
+    check(1, 2, &x, &o, OutputSharding::Gathered);
+    let sinks = rpa_dsl::Array::from_f64(DType::F32, &[2], &[0.5, 1.0]);
+    let with_sinks = RpaOptions { attention_sink: Some(sinks), ..o };
     let mesh = RpaMesh::new(2, 1, 2).unwrap();
-    match spmd::run(SpmdBackend::Cpu, mesh, &x, &RpaOptions::default(), OutputSharding::Gathered) {
-        Err(RpaError::Argument { arg: "mesh", message }) => assert!(message.contains("got 256"), "{message}"),
-        other => panic!("expected a mesh error, got {:?}", other.map(|_| ())),
+    match spmd::run(SpmdBackend::Cpu, mesh, &x, &with_sinks, OutputSharding::Gathered) {
+        Err(RpaError::Argument { arg: "attention_sink", message }) => assert!(message.contains("cp > 1"), "{message}"),
+        other => panic!("expected an attention_sink error, got {:?}", other.map(|_| ())),
     }
 }
 

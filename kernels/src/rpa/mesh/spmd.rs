@@ -6,7 +6,7 @@
 
 use super::merge::gather_heads;
 use super::shard::{shard_inputs, unshard_cache, DeviceShard};
-use super::{mesh_error, validate, MeshOutput, RpaMesh};
+use super::{validate, MeshOutput, RpaMesh};
 use crate::rpa::kernel::RpaConfig;
 use crate::rpa::launch::{
     build_config, config_for_cpu, kv_lens_operand, prepare_queries, restore_output, sinks_per_kv_head,
@@ -55,13 +55,6 @@ pub fn prepare(
     if mesh.cp > 1 && opts.attention_sink.is_some() {
         let message = "attention sinks with cp > 1 need the host merge (rpa::mesh::run_devices)".to_string();
         return Err(RpaError::Argument { arg: "attention_sink", message });
-    }
-    if mesh.cp > 1 && x.head_dim() > 128 {
-        let d = x.head_dim();
-        return Err(mesh_error(format!(
-            "cp = {} in one SPMD program needs head_dim <= 128 (the merge broadcasts the 128-lane log-sum-exp), got {d}",
-            mesh.cp
-        )));
     }
     let mut x = x.clone();
     x.distribution = [0, 0, x.distribution[2]];
@@ -119,7 +112,8 @@ fn launch(m: RpaMesh, operands: usize, lse: bool, out: OutputSharding) -> MeshLa
     outputs.extend(lse.then_some(heads));
     let mut l = MeshLaunch::new(mesh.clone()).inputs(inputs).outputs(outputs);
     if m.cp > 1 {
-        l = l.lse_merge(0, 2, &[0, 1, 2, 3], "cp");
+        // The log-sum-exp [Hkv, T, G, 128] is lane-replicated: its dims 0-2 are the output's.
+        l = l.lse_merge(0, 2, &[0, 1, 2], "cp");
     }
     if out == OutputSharding::Gathered {
         l = l.all_gather(0, 0, "tp");
@@ -205,4 +199,38 @@ pub fn run(
 /// [`run`] on PJRT-CPU devices, the output gathered.
 pub fn run_cpu(mesh: RpaMesh, x: &RpaInputs, opts: &RpaOptions) -> Result<MeshOutput, RpaError> {
     run(SpmdBackend::Cpu, mesh, x, opts, OutputSharding::Gathered)
+}
+
+/// The devices a TPU topology name has: its chips (`v6e:2x2` = 4), two TensorCores per `tpu7x`
+/// chip (`tpu7x:2x2x1` = 8); an unknown or malformed name is refused, naming it.
+pub fn topology_devices(topology: &str) -> Result<usize, RpaError> {
+    let bad = |message: String| RpaError::Argument { arg: "topology", message };
+    rpa_dsl::mesh::topology_target(topology).map_err(bad)?;
+    let (gen, dims) = topology.split_once(':').expect("a checked topology");
+    let chips: usize = dims.split('x').map(|d| d.parse::<usize>().expect("a checked topology")).product();
+    Ok(if gen == "tpu7x" { 2 * chips } else { chips })
+}
+
+/// AOT-compiles the mesh call for a TPU topology with libtpu (upstream's block sizes for its
+/// generation). The mesh must have the topology's devices; both are checked before building.
+pub fn compile_tpu(
+    mesh: RpaMesh,
+    x: &RpaInputs,
+    opts: &RpaOptions,
+    topology: &str,
+) -> Result<rpa_dsl::mesh::MeshTpuCompiled, RpaError> {
+    let devices = topology_devices(topology)?;
+    if devices != mesh.devices() {
+        let message = format!(
+            "topology {topology} has {devices} devices; tp · cp = {} · {} = {}",
+            mesh.tp,
+            mesh.cp,
+            mesh.devices()
+        );
+        return Err(RpaError::Argument { arg: "topology", message });
+    }
+    let target = rpa_dsl::mesh::topology_target(topology).expect("checked");
+    let cfg = |x: &RpaInputs, o: &RpaOptions| crate::rpa::launch::config_for_target(x, o, RpaCase::Mixed, target);
+    let call = prepare(mesh, x, opts, OutputSharding::Gathered, cfg)?;
+    Ok(call.launch.compile_tpu(&call.kernel, topology)?)
 }
