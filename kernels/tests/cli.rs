@@ -716,3 +716,22 @@ fn run_on_a_mesh_of_cpu_devices() {
     let out = stdout(&o);
     assert!(out.contains("one SPMD program on PJRT-CPU devices") && out.contains("bit-exact"), "{out}");
 }
+
+#[test]
+fn compile_for_a_topology_reports_vmem_and_collectives() {
+    let o = rpa(&["compile", "--target", "v5e", "--topology", "2x2x2"]);
+    expect_code(&o, 2, "a malformed topology");
+    assert!(stderr(&o).contains("unknown TPU topology `v5e:2x2x2`"), "{}", stderr(&o));
+    let o = rpa(&["compile", "--target", "v6e", "--topology", "2x2", "--tp", "3"]);
+    expect_code(&o, 2, "tp · cp ≠ the topology's devices");
+    assert!(stderr(&o).contains("tp · cp = 3 · 1 = 3 is not the 4 devices"), "{}", stderr(&o));
+    if !rpa_dsl::pjrt::libtpu_path().exists() {
+        eprintln!("skipped the compile: libtpu is not installed");
+        return;
+    }
+    let o = rpa(&["compile", "--target", "v6e", "--topology", "2x2", "--tp", "4"]);
+    expect_code(&o, 0, "v6e:2x2 with tp 4");
+    let out = stdout(&o);
+    assert!(out.contains("devices         4 × TPU v6 lite"), "{out}");
+    assert!(out.contains("bytes per chip") && out.contains("all-gather"), "{out}");
+}

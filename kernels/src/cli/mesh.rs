@@ -1,10 +1,12 @@
 //! `rpa run --devices N --tp T --cp C`: one batch on a tensor × context parallel mesh.
 
 use super::batch::Batch;
+use super::run::require_plugin;
 use super::run::{check, print_check, verdict};
-use super::{BackendArg, CliError, CliResult, RunArgs};
+use super::show::batch_or_default;
+use super::{failed, BackendArg, CliError, CliResult, CompileArgs, RunArgs, TargetsArg};
 use crate::rpa::launch::{Backend, RpaOutput};
-use crate::rpa::mesh::{self, MeshOutput, RpaMesh};
+use crate::rpa::mesh::{self, spmd, MeshOutput, RpaMesh};
 use std::time::Instant;
 
 /// Runs `batch` on the `(devices, tp, cp)` mesh and checks it against the f64 reference.
@@ -72,4 +74,43 @@ fn print_traffic(m: RpaMesh, batch: &Batch, out: &MeshOutput) {
     }
     let c = mesh::collective_bytes(m, &batch.inputs, &batch.opts, true);
     println!("  collectives     {c} bytes per device (log-sum-exp merge over cp, all-gather of heads over tp)");
+}
+
+/// `rpa compile --target G --topology AxB --tp T --cp C`: the sharded RPA program compiled by
+/// libtpu for the topology `G:AxB`.
+pub fn compile(a: &CompileArgs, dims: &str) -> CliResult {
+    let gen = match a.target {
+        TargetsArg::V5e => "v5e",
+        TargetsArg::V6e => "v6e",
+        TargetsArg::V7x => "tpu7x",
+        TargetsArg::All => return Err(CliError::Usage("--topology needs one --target generation, not all".into())),
+    };
+    if a.kernel.is_some_and(|k| k.case().is_none()) {
+        return Err(CliError::Usage("--topology compiles RPA: leave out --kernel or name an rpa kernel".into()));
+    }
+    let topology = format!("{gen}:{dims}");
+    let bad = |e: crate::rpa::validate::RpaError| CliError::Usage(e.to_string());
+    let devices = spmd::topology_devices(&topology).map_err(bad)?;
+    let cp = a.cp.unwrap_or(1);
+    let tp = a.tp.unwrap_or(devices / cp.max(1));
+    let m = RpaMesh::new(devices, tp, cp).map_err(bad)?;
+    let batch = batch_or_default(&a.batch)?;
+    m.check_heads(batch.inputs.num_q_heads(), batch.inputs.num_kv_heads()).map_err(bad)?;
+    require_plugin(Backend::Tpu(rpa_dsl::TpuTarget::V5e))?;
+    println!("rpa compile — libtpu ahead-of-time compile of RPA on topology {topology}: tp {tp} × cp {cp}");
+    println!("  batch           {}", batch.describe());
+    println!("  mesh            {}", describe(m, &batch));
+    let c = spmd::compile_tpu(m, &batch.inputs, &batch.opts, &topology).map_err(failed)?;
+    println!("  devices         {} × {}", c.devices, c.device_kind);
+    println!("  VMEM            {} bytes per chip (the kernel's buffers, as the verifier counts them)", c.vmem_bytes);
+    println!("  SMEM            {} bytes per chip", c.smem_bytes);
+    let mem = &c.memory;
+    println!(
+        "  HBM per device  {} bytes of arguments, {} of outputs ({} aliased), {} temporary",
+        mem.argument_size_in_bytes, mem.output_size_in_bytes, mem.alias_size_in_bytes, mem.temp_size_in_bytes
+    );
+    println!("  code size       {} bytes", c.code_size);
+    let ops: Vec<String> = c.collectives.iter().map(|(op, n)| format!("{n} {op}")).collect();
+    println!("  collectives     {}", ops.join(", "));
+    Ok(())
 }

@@ -302,6 +302,16 @@ pub struct CompileArgs {
     /// The kernel [default: every RPA kernel the batch launches]
     #[arg(long, value_enum)]
     pub kernel: Option<KernelName>,
+    /// Compile RPA for a multi-chip topology of the target (e.g. 2x2; 2x2x1 for v7x) as one
+    /// SPMD program on a `--tp` × `--cp` mesh of its devices (no TPU needed)
+    #[arg(long, value_name = "AxB")]
+    pub topology: Option<String>,
+    /// Tensor-parallel devices of the topology's mesh [default: devices / cp]
+    #[arg(long, value_name = "T", requires = "topology")]
+    pub tp: Option<usize>,
+    /// Context-parallel devices of the topology's mesh [default: 1]
+    #[arg(long, value_name = "C", requires = "topology")]
+    pub cp: Option<usize>,
     /// Shapes of the RPA kernels [default batch: --seqs 1:40,1:100,16:48,7:90 --chunk 16]
     #[command(flatten)]
     pub batch: BatchArgs,

@@ -141,6 +141,9 @@ pub fn fmt_bytes(n: usize) -> String {
 
 /// `rpa compile`.
 pub fn compile(a: &CompileArgs) -> CliResult {
+    if let Some(topology) = &a.topology {
+        return super::mesh::compile(a, topology);
+    }
     require_plugin(Backend::Tpu(TpuTarget::V5e))?;
     let rpa = a.kernel.is_none_or(|k| k.case().is_some());
     let batch = if rpa { Some(batch_or_default(&a.batch)?) } else { None };
