@@ -639,12 +639,13 @@ fn demo_runs_on_a_machine_without_plugins() {
     }
 }
 
-/// The `rpa …` lines of the book's command page (`docs/06-the-rpa-command.md`), as argument lists.
+/// The `rpa …` lines of the book's command page (`docs/06-the-rpa-command.md`) and of its
+/// scaling-out chapter, as argument lists.
 fn documented_commands() -> Vec<Vec<String>> {
-    let page = include_str!("../../docs/06-the-rpa-command.md");
+    let pages = [include_str!("../../docs/06-the-rpa-command.md"), include_str!("../../docs/08-scaling-out.md")];
     let mut in_sh = false;
     let mut commands = Vec::new();
-    for line in page.lines() {
+    for line in pages.iter().flat_map(|p| p.lines()) {
         if line.starts_with("```") {
             in_sh = line == "```sh";
             continue;

@@ -26,4 +26,6 @@ pub mod book {
     pub struct RpaWalkthrough;
     #[doc = include_str!("../../docs/07-using-rpa-from-jax.md")]
     pub struct UsingRpaFromJax;
+    #[doc = include_str!("../../docs/08-scaling-out.md")]
+    pub struct ScalingOut;
 }

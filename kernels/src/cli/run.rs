@@ -366,6 +366,19 @@ fn demo_cpu() -> Result<(f64, bool, f64, f64), String> {
     Ok((err, r.kv_cache == want.kv_cache, first, second))
 }
 
+/// The serving batch on a tp 2 × cp 2 mesh of PJRT-CPU devices: `(max |error|, cache bit-exact, ms)`.
+fn demo_mesh() -> Result<(f64, bool, f64), String> {
+    let (x, opts) = crate::demo::serving_batch();
+    let mesh = crate::rpa::mesh::RpaMesh::new(4, 2, 2).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let r = crate::rpa::mesh::spmd::run_cpu(mesh, &x, &opts).map_err(|e| e.to_string())?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let want = reference::run(&x, &opts);
+    let n = x.cu_q_lens[x.distribution[2] as usize] as usize * x.num_q_heads() * x.head_dim();
+    let err = (0..n).map(|i| (r.output.get_f64(i) - want.output.get_f64(i)).abs()).fold(0.0, nan_max);
+    Ok((err, r.kv_cache == want.kv_cache, ms))
+}
+
 /// `rpa demo`: what `rpa_kernels::demo` measures, plus the serving batch on PJRT-CPU when the
 /// plugin is installed.
 pub fn demo(a: &DemoArgs) -> CliResult {
@@ -410,6 +423,22 @@ pub fn demo(a: &DemoArgs) -> CliResult {
         }
     } else {
         println!("  PJRT-CPU        plugin not installed (run scripts/install-plugins to also run on XLA:CPU)");
+    }
+    if cpu {
+        match demo_mesh() {
+            Ok((err, exact, ms)) => {
+                println!(
+                    "  4 CPU devices   tp 2 × cp 2, one SPMD program: max |error| {err:.3e}, cache {}; {:.1} s (compiles)",
+                    if exact { "bit-exact" } else { "MISMATCH" },
+                    ms / 1e3
+                );
+                ok &= err <= r.tolerance && exact;
+            }
+            Err(e) => {
+                println!("  4 CPU devices   FAILED: {e}");
+                ok = false;
+            }
+        }
     }
     if a.interpret_only {
         println!("  TPU             skipped (--interpret-only)");
