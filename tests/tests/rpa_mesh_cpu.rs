@@ -4,12 +4,13 @@
 //! the same program in interpret mode. Needs the XLA:CPU plugin (`scripts/install-plugins`).
 
 use rpa_dsl::DType;
+use rpa_kernels::rpa::fuzz::random_batch;
 use rpa_kernels::rpa::fuzz::{lse_tolerance, tolerance};
 use rpa_kernels::rpa::launch::{run, Backend};
 use rpa_kernels::rpa::mesh::spmd::{self, OutputSharding, SpmdBackend};
 use rpa_kernels::rpa::mesh::{MeshOutput, RpaMesh};
 use rpa_kernels::rpa::reference::{self, RpaInputs};
-use rpa_kernels::rpa::testing::{make_batch, BatchSpec, MIXED};
+use rpa_kernels::rpa::testing::{make_batch, BatchSpec, DECODE_KV, MIXED, PREFILL};
 use rpa_kernels::rpa::validate::RpaError;
 use rpa_kernels::rpa::RpaOptions;
 
@@ -96,4 +97,30 @@ fn head_dim_256_on_cp_and_sinks_refused_on_cp() {
 fn llama_3_8b_serving_batch_in_bf16_on_4_cpu_devices() {
     let (x, o) = rpa_kernels::demo::serving_batch();
     check(2, 2, &x, &o, OutputSharding::Gathered);
+}
+
+#[test]
+fn upstream_prefill_and_fp8_decode_subsets_and_random_batches() {
+    let o = RpaOptions { sm_scale: 0.088, ..Default::default() };
+    check(1, 2, &make_batch(&BatchSpec::new(&PREFILL[..3], (4, 2), 128, 16, DType::F32)), &o, OutputSharding::Heads);
+    let decode: Vec<(usize, usize)> = DECODE_KV[..4].iter().map(|&kv| (1, kv)).collect();
+    let mut spec = BatchSpec::new(&decode, (4, 2), 128, 16, DType::Bf16);
+    spec.kv_dtype = DType::F8E4M3;
+    let fp8 = RpaOptions { k_scale: Some(0.5), v_scale: Some(0.5), ..o };
+    check(2, 2, &make_batch(&spec), &fp8, OutputSharding::Gathered);
+    for seed in [3, 4] {
+        let b = random_batch(seed);
+        let (hq, hkv) = (b.x.num_q_heads(), b.x.num_kv_heads());
+        let tp = [2, 1].into_iter().find(|&tp| RpaMesh { tp, cp: 1 }.check_heads(hq, hkv).is_ok()).unwrap();
+        // The SPMD merge takes no sinks over cp: batches with sinks split their heads only.
+        let cp = if b.opts.attention_sink.is_some() { 1 } else { 2 };
+        eprintln!("seed {seed}: tp {tp} cp {cp}: {}", b.what);
+        check(tp, cp, &b.x, &b.opts, OutputSharding::Gathered);
+    }
+}
+
+#[test]
+fn a_one_device_mesh_runs_the_mixed_kernel_alone() {
+    let x = batch((4, 2), DType::F32);
+    check(1, 1, &x, &RpaOptions { sm_scale: 0.088, ..Default::default() }, OutputSharding::Gathered);
 }

@@ -9,7 +9,7 @@ use super::shard::{shard_inputs, unshard_cache, DeviceShard};
 use super::{validate, MeshOutput, RpaMesh};
 use crate::rpa::kernel::RpaConfig;
 use crate::rpa::launch::{
-    build_config, config_for_cpu, kv_lens_operand, prepare_queries, restore_output, sinks_per_kv_head,
+    self, build_config, config_for_cpu, kv_lens_operand, prepare_queries, restore_output, sinks_per_kv_head, Backend,
 };
 use crate::rpa::layout::merge_kv;
 use crate::rpa::reference::RpaInputs;
@@ -192,6 +192,21 @@ pub fn run(
     opts: &RpaOptions,
     out: OutputSharding,
 ) -> Result<MeshOutput, RpaError> {
+    if mesh.devices() == 1 {
+        // XLA:CPU does not partition a one-device program (its Shardy calls stay unresolved):
+        // the same mixed launch on one device.
+        validate(mesh, x, opts)?;
+        let backend = if backend == SpmdBackend::Cpu { Backend::PjrtCpu } else { Backend::Interpret };
+        let r = launch::run(backend, &RpaInputs { distribution: [0, 0, x.distribution[2]], ..x.clone() }, opts)?;
+        let head_shards = vec![r.output.clone()];
+        return Ok(MeshOutput {
+            output: r.output,
+            head_shards,
+            kv_cache: r.kv_cache,
+            lse: r.lse,
+            device_stats: Vec::new(),
+        });
+    }
     let cfg = |x: &RpaInputs, o: &RpaOptions| config_for_cpu(x, o, RpaCase::Mixed);
     prepare(mesh, x, opts, out, cfg)?.run(backend, mesh, x, opts)
 }
