@@ -3,7 +3,7 @@
 //! per topology, with the per-chip VMEM reported. Needs libtpu (`scripts/install-plugins`).
 
 use rpa_dsl::DType;
-use rpa_kernels::rpa::mesh::spmd::{compile_tpu, topology_devices};
+use rpa_kernels::rpa::mesh::tpu::{compile_tpu, topology_devices};
 use rpa_kernels::rpa::mesh::RpaMesh;
 use rpa_kernels::rpa::testing::{make_batch, BatchSpec, MIXED};
 use rpa_kernels::rpa::validate::RpaError;

@@ -6,7 +6,7 @@ use super::run::{check, print_check, verdict};
 use super::show::batch_or_default;
 use super::{failed, BackendArg, CliError, CliResult, CompileArgs, RunArgs, TargetsArg};
 use crate::rpa::launch::{Backend, RpaOutput};
-use crate::rpa::mesh::{self, spmd, MeshOutput, RpaMesh};
+use crate::rpa::mesh::{self, MeshOutput, RpaMesh};
 use std::time::Instant;
 
 /// Runs `batch` on the `(devices, tp, cp)` mesh and checks it against the f64 reference.
@@ -90,7 +90,7 @@ pub fn compile(a: &CompileArgs, dims: &str) -> CliResult {
     }
     let topology = format!("{gen}:{dims}");
     let bad = |e: crate::rpa::validate::RpaError| CliError::Usage(e.to_string());
-    let devices = spmd::topology_devices(&topology).map_err(bad)?;
+    let devices = mesh::tpu::topology_devices(&topology).map_err(bad)?;
     let cp = a.cp.unwrap_or(1);
     let tp = a.tp.unwrap_or(devices / cp.max(1));
     let m = RpaMesh::new(devices, tp, cp).map_err(bad)?;
@@ -100,7 +100,7 @@ pub fn compile(a: &CompileArgs, dims: &str) -> CliResult {
     println!("rpa compile — libtpu ahead-of-time compile of RPA on topology {topology}: tp {tp} × cp {cp}");
     println!("  batch           {}", batch.describe());
     println!("  mesh            {}", describe(m, &batch));
-    let c = spmd::compile_tpu(m, &batch.inputs, &batch.opts, &topology).map_err(failed)?;
+    let c = mesh::tpu::compile_tpu(m, &batch.inputs, &batch.opts, &topology).map_err(failed)?;
     println!("  devices         {} × {}", c.devices, c.device_kind);
     println!("  VMEM            {} bytes per chip (the kernel's buffers, as the verifier counts them)", c.vmem_bytes);
     println!("  SMEM            {} bytes per chip", c.smem_bytes);

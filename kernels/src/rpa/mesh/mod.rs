@@ -18,6 +18,7 @@
 pub mod merge;
 pub mod shard;
 pub mod spmd;
+pub mod tpu;
 
 use super::launch::{self, Backend};
 use super::reference::RpaInputs;
