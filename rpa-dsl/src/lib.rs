@@ -51,6 +51,6 @@ pub mod __private {
     pub use crate::frontend::control::*;
     pub use crate::frontend::launch;
     pub use crate::frontend::{build_kernel, cmp, logic, runtime_depth, Hbm, Ref, Scalar, Sems, Smem, Tile, Vmem};
-    pub use crate::ir::{DimSemantics, Kernel, Loc};
+    pub use crate::ir::{CallFrame, DimSemantics, Kernel, Loc};
     pub use crate::{DType, KernelError};
 }
