@@ -213,6 +213,26 @@ fn matmul_shapes_are_checked() {
 }
 
 #[test]
+fn full_takes_a_scalar_of_its_dtype() {
+    use rpa_dsl::frontend::{full, program_id};
+    let line = line!() + 3;
+    let e = build_kernel("full_of_i32", Loc::caller(), || {
+        let _ = full(&[8, 128], program_id(0).cast(DType::F32), DType::F32); // fine
+        let _ = full(&[8, 128], program_id(0), DType::F32);
+        let _ = full(&[8, 128], 3, DType::Bf16); // a literal takes the dtype
+    })
+    .unwrap_err();
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    assert_eq!(e.first().loc.line, line, "{e}");
+    assert!(
+        e.first()
+            .message
+            .contains("`full` needs a scalar of the tile's dtype f32, got i32: cast it first (`.cast(F32)`)"),
+        "{e}"
+    );
+}
+
+#[test]
 fn matmuls_compile_for_every_generation() {
     compiles_everywhere(&matmuls());
 }

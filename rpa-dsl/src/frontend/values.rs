@@ -660,10 +660,15 @@ pub fn broadcast<T: Operand>(x: T, shape: &[usize]) -> Tile {
     ))
 }
 
-/// A tile of `shape` filled with `value` (a Rust number or a runtime scalar).
+/// A tile of `shape` and `dtype` filled with `value` (a Rust number, or a runtime scalar of `dtype`).
 #[track_caller]
 pub fn full<T: Operand>(shape: &[usize], value: T, dtype: DType) -> Tile {
     let loc = Loc::caller();
+    if let Some(d) = value.handle_dtype().filter(|&d| d != dtype) {
+        let msg =
+            format!("`full` needs a scalar of the tile's dtype {dtype}, got {d}: cast it first (`.cast({dtype:?})`)");
+        with(|b| b.error(loc, Some("broadcast"), msg));
+    }
     let v = value.operand_value(Some(dtype), loc);
     Tile::from_value(emit(
         Op::Broadcast { x: v, shape: shape.to_vec() },
