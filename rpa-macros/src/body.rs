@@ -630,7 +630,13 @@ impl Rewriter {
         }
         if unroll {
             self.push_scope();
-            let cond = self.let_cond(*w.cond);
+            let cond = if contains_let(&w.cond) {
+                self.let_cond(*w.cond)
+            } else {
+                let sp = w.cond.span();
+                let (p, cond) = (private(sp), self.expr(*w.cond, Ctx::Value));
+                reparse(quote_spanned!(sp=> #p::unroll_condition(#cond)))
+            };
             let body = self.block(w.body, Ctx::Stmt);
             self.pop_scope();
             return Expr::While(ExprWhile { attrs, label: None, cond: Box::new(cond), body, ..w });
@@ -1409,7 +1415,12 @@ mod tests {
             }),
             Ctx::Stmt,
         );
-        assert!(s.starts_with("while :: rpa_dsl :: __private :: cmp :: lt (k , 4)"), "{s}");
+        assert!(
+            s.starts_with(
+                "while :: rpa_dsl :: __private :: unroll_condition (:: rpa_dsl :: __private :: cmp :: lt (k , 4))"
+            ),
+            "{s}"
+        );
     }
 
     #[test]

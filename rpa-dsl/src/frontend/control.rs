@@ -568,6 +568,8 @@ scalar_from_literal!(i32, u32, f32, f64, bool);
 pub trait UnrollBounds<Hi> {
     fn unroll_hi(hi: Hi) -> Self;
 }
+// One impl per type (not a blanket `impl<T> UnrollBounds<T> for T`, which would make rustc infer
+// the bounds equal and report a plain type mismatch instead).
 macro_rules! unroll_bounds {
     ($($t:ty),*) => {$(
         impl UnrollBounds<$t> for $t {
@@ -583,4 +585,26 @@ unroll_bounds!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, c
 #[doc(hidden)]
 pub fn unroll_bounds<Lo: UnrollBounds<Hi>, Hi>(lo: Lo, hi: Hi) -> (Lo, Lo) {
     (lo, Lo::unroll_hi(hi))
+}
+
+/// The condition of an `#[unroll] while`: a comptime `bool`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`#[unroll] while` needs a comptime `bool` condition, but this is `{Self}`",
+    label = "`#[unroll]` runs the loop while building, before a runtime `Scalar` has a value",
+    note = "remove `#[unroll]` for a runtime `while` loop"
+)]
+pub trait UnrollCondition {
+    fn unroll_condition(self) -> bool;
+}
+impl UnrollCondition for bool {
+    fn unroll_condition(self) -> bool {
+        self
+    }
+}
+
+/// Checks the condition of an `#[unroll] while` (as `#[tpu_kernel]` generates it).
+#[doc(hidden)]
+pub fn unroll_condition<C: UnrollCondition>(cond: C) -> bool {
+    cond.unroll_condition()
 }

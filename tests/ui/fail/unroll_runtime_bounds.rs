@@ -17,4 +17,14 @@ fn computed_bound(n: Smem<i32, {[1]}>, o: Vmem<f32, {[8, 128]}>) {
     }
 }
 
+#[tpu_kernel]
+fn runtime_while(n: Smem<i32, {[1]}>, o: Vmem<f32, {[8, 128]}>) {
+    let mut k = 0;
+    #[unroll]
+    while k < n.get(0) {
+        o.store(zeros(&[8, 128], F32));
+        k += 1;
+    }
+}
+
 fn main() {}
