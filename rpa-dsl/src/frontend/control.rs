@@ -550,12 +550,19 @@ macro_rules! scalar_from_literal {
         impl FromLiteral<$t> for Scalar {
             #[track_caller]
             fn from_literal(lit: $t) -> Scalar {
-                Scalar::from_ir(lit.operand_value(None, Loc::caller()))
+                Scalar::from(lit)
             }
         }
     )*};
 }
-scalar_from_literal!(i32, u32, f32, f64, bool);
+scalar_from_literal!(i32, u32, f32, bool);
+impl FromLiteral<f64> for Scalar {
+    /// A float literal without a suffix is an f32 constant.
+    #[track_caller]
+    fn from_literal(lit: f64) -> Scalar {
+        Scalar::f32(lit as f32)
+    }
+}
 
 /// The bounds of an `#[unroll]` range, `lo..hi`: comptime integers of one type.
 #[doc(hidden)]

@@ -84,6 +84,20 @@ impl Scalar {
     }
 }
 
+/// A constant of the value's type: `let x: Scalar = 3.into()`, or a helper's `Scalar` argument
+/// written `f(3.into())`.
+macro_rules! scalar_from {
+    ($($t:ident),*) => {$(
+        impl From<$t> for Scalar {
+            #[track_caller]
+            fn from(value: $t) -> Scalar {
+                Scalar::$t(value)
+            }
+        }
+    )*};
+}
+scalar_from!(i32, u32, f32, bool);
+
 impl Tile {
     pub(crate) fn from_value(v: ValueId) -> Tile {
         Tile(Handle::Val(v))
