@@ -156,9 +156,9 @@ impl Rewriter {
         if let (Some(ty), Some(init)) = (&ty, &mut l.init) {
             if is_literal(&init.expr) {
                 // `let n: Scalar = 0;`: the literal becomes a constant of the annotated type.
-                let (p, lit) = (private(init.expr.span()), &init.expr);
-                init.expr =
-                    Box::new(reparse(quote_spanned!(lit.span()=> <#ty as #p::FromLiteral<_>>::from_literal(#lit))));
+                let (sp, lit) = (init.expr.span(), &init.expr);
+                let p = private(sp);
+                *init.expr = reparse(quote_spanned!(sp=> <#ty as #p::FromLiteral<_>>::from_literal(#lit)));
             }
         }
         match pat {
