@@ -154,7 +154,7 @@ impl Rewriter {
         }
         let mut l = l;
         if let (Some(ty), Some(init)) = (&ty, &mut l.init) {
-            if is_literal(&init.expr) {
+            if names_scalar(ty) && is_literal(&init.expr) {
                 // `let n: Scalar = 0;`: the literal becomes a constant of the annotated type.
                 let (sp, lit) = (init.expr.span(), &init.expr);
                 let p = private(sp);
@@ -931,6 +931,11 @@ fn is_block_like(e: &Expr) -> bool {
     )
 }
 
+/// Whether a type is written `Scalar` (or a path ending in it).
+fn names_scalar(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Scalar"))
+}
+
 /// A number or bool literal, possibly negated.
 fn is_literal(e: &Expr) -> bool {
     match e {
@@ -1351,7 +1356,7 @@ mod tests {
             ),
             "{s}"
         );
-        assert!(s.contains("let k : usize = < usize as"), "{s}");
+        assert!(s.contains("let k : usize = 3 ;"), "{s}");
         assert!(s.contains("let s : Scalar = x ;"), "{s}");
     }
 

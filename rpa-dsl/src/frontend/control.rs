@@ -534,8 +534,8 @@ impl FromValue for ValueId {
     }
 }
 
-/// A literal initialising a `let` with a type annotation: `let mut n: Scalar = 0;` makes an i32
-/// constant (a float literal an f32, `true` a bool); for every other type the literal is kept.
+/// A literal initialising a `let` annotated `Scalar`: `let mut n: Scalar = 0;` makes an i32
+/// constant (a float literal an f32, `true` a bool). (Any other type keeps the literal.)
 #[doc(hidden)]
 pub trait FromLiteral<L> {
     fn from_literal(lit: L) -> Self;
