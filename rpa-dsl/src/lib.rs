@@ -23,6 +23,7 @@ pub mod ir;
 pub mod lower;
 pub mod pjrt;
 pub mod target;
+pub mod tool;
 pub mod tpu;
 
 pub use array::Array;
