@@ -77,7 +77,8 @@ impl fmt::Display for Value {
         match self {
             Value::Usize(v) => write!(f, "{v}"),
             Value::Int(v) => write!(f, "{v}"),
-            Value::Float(v) => write!(f, "{v:e}"),
+            Value::Float(v) if *v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) => write!(f, "{v:e}"),
+            Value::Float(v) => write!(f, "{v}"),
             Value::Bool(v) => write!(f, "{v}"),
             Value::DType(d) => f.write_str(dtype_name(*d)),
         }
@@ -425,4 +426,57 @@ pub fn random_array(dtype: DType, shape: &[usize], seed: u64) -> Array {
         })
         .collect();
     Array::from_f64(dtype, shape, &values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> KernelSpec {
+        KernelSpec::new("k", "a kernel", |_| Err("not built".into()))
+            .arg("rows", 8usize, "")
+            .arg("shift", -1i64, "")
+            .arg("eps", 0.5, "")
+            .arg("on", true, "")
+            .arg("dtype", DType::F32, "")
+    }
+
+    #[test]
+    fn arguments_parse_as_their_defaults_type() {
+        let given = ["rows=1_024", "shift=-3", "eps=1e-3", "on=false", "dtype=int8"].map(String::from);
+        let a = spec().args(&given).unwrap();
+        assert_eq!(a.usize("rows"), Ok(1024));
+        assert_eq!(a.i64("shift"), Ok(-3));
+        assert_eq!(a.f64("eps"), Ok(1e-3));
+        assert_eq!(a.bool("on"), Ok(false));
+        assert_eq!(a.dtype("dtype"), Ok(DType::I8));
+        assert_eq!(a.describe(), "rows=1024 shift=-3 eps=1e-3 on=false dtype=int8");
+        assert_eq!(spec().args(&["dtype=bfloat16".into()]).unwrap().dtype("dtype"), Ok(DType::Bf16));
+    }
+
+    #[test]
+    fn a_getter_of_another_type_or_name_is_an_error_naming_it() {
+        let a = spec().args(&[]).unwrap();
+        assert_eq!(a.f64("rows").unwrap_err().0, "argument `rows` of kernel `k` is a non-negative integer, not an f64");
+        let e = a.usize("cols").unwrap_err().0;
+        assert!(e.contains("kernel `k` has no argument `cols`") && e.contains("rows, shift, eps, on, dtype"), "{e}");
+        assert_eq!(spec().args(&["on=maybe".into()]).unwrap_err().0, "--arg on: `maybe` is not true or false");
+    }
+
+    #[test]
+    fn build_errors_name_the_kernel_and_its_arguments() {
+        let s = spec();
+        let e = s.build(&s.args(&[]).unwrap()).unwrap_err().0;
+        assert_eq!(e, "building `k` (rows=8 shift=-1 eps=0.5 on=true dtype=f32): not built");
+    }
+
+    #[test]
+    fn random_arrays_are_deterministic_and_in_range() {
+        let a = random_array(DType::F32, &[8, 128], 3);
+        assert_eq!(a, random_array(DType::F32, &[8, 128], 3));
+        assert_ne!(a, random_array(DType::F32, &[8, 128], 4));
+        assert!(a.to_f64().iter().all(|v| (-1.0..1.0).contains(v)));
+        let i = random_array(DType::I32, &[64], 0).to_f64();
+        assert!(i.iter().all(|v| (0.0..8.0).contains(v) && v.fract() == 0.0) && i.iter().any(|&v| v > 0.0));
+    }
 }
