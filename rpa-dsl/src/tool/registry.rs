@@ -450,7 +450,7 @@ mod tests {
         assert_eq!(a.f64("eps"), Ok(1e-3));
         assert_eq!(a.bool("on"), Ok(false));
         assert_eq!(a.dtype("dtype"), Ok(DType::I8));
-        assert_eq!(a.describe(), "rows=1024 shift=-3 eps=1e-3 on=false dtype=int8");
+        assert_eq!(a.describe(), "rows=1024 shift=-3 eps=0.001 on=false dtype=int8");
         assert_eq!(spec().args(&["dtype=bfloat16".into()]).unwrap().dtype("dtype"), Ok(DType::Bf16));
     }
 
