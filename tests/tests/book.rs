@@ -63,7 +63,7 @@ fn sources(dir: &str) -> String {
 
 #[test]
 fn ignored_blocks_are_verbatim_excerpts_of_the_compiled_kernel_sources() {
-    let source = sources("kernels/src/rpa");
+    let source = [sources("kernels/src/rpa"), sources("examples")].concat();
     let lines: Vec<&str> = source.lines().map(str::trim).collect();
     let mut excerpts = 0;
     for (chapter, md) in chapters() {
@@ -73,7 +73,7 @@ fn ignored_blocks_are_verbatim_excerpts_of_the_compiled_kernel_sources() {
             }
             let want: Vec<&str> = body.lines().map(str::trim).collect();
             let found = lines.windows(want.len()).any(|w| w == want.as_slice());
-            assert!(found, "{chapter}: this excerpt is not in kernels/src/rpa (update it):\n{body}");
+            assert!(found, "{chapter}: this excerpt is not in kernels/src/rpa or examples/ (update it):\n{body}");
             excerpts += 1;
         }
     }

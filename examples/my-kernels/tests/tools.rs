@@ -166,3 +166,43 @@ fn bad_arguments_the_builder_refuses_fail_with_its_message() {
     assert!(err.contains("`rms_norm` failed on interpret: examples/my-kernels/src/lib.rs:"), "{err}");
     assert!(err.contains("block shape [4, 256] of `x` breaks the TPU tiling rule"), "{err}");
 }
+
+/// The `my-kernels …` lines of the `sh` blocks of `docs/09-your-kernels-in-the-tools.md`.
+fn book_commands() -> Vec<Vec<String>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/09-your-kernels-in-the-tools.md");
+    let md = std::fs::read_to_string(path).unwrap();
+    let mut in_sh = false;
+    let mut commands = Vec::new();
+    for line in md.lines() {
+        match line.trim().strip_prefix("```") {
+            Some(info) => in_sh = !in_sh && info == "sh",
+            None if in_sh => {
+                if let Some(rest) = line.trim().strip_prefix("my-kernels ") {
+                    commands.push(rest.split_whitespace().map(String::from).collect());
+                }
+            }
+            None => {}
+        }
+    }
+    commands
+}
+
+#[test]
+fn every_command_of_the_book_chapter_runs() {
+    let commands = book_commands();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let dir = scratch("book");
+    let cpu = rpa_dsl::pjrt::cpu_plugin_path().exists();
+    let libtpu = rpa_dsl::pjrt::libtpu_path().exists();
+    for args in &commands {
+        if (args[0] == "compile" && !libtpu) || (args.iter().any(|a| a == "cpu") && !cpu) {
+            eprintln!("skipped (plugin not installed): my-kernels {}", args.join(" "));
+            continue;
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_my-kernels")).args(args).current_dir(&dir).output().unwrap();
+        assert!(o.status.success(), "my-kernels {}\n{}{}", args.join(" "), stdout(&o), stderr(&o));
+    }
+    assert!(
+        dir.join("out/o.npy").exists() && dir.join("trace.json").exists() && dir.join("paged_gather.mlir").exists()
+    );
+}
