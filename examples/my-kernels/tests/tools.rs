@@ -159,6 +159,13 @@ fn bad_arguments_are_usage_errors_naming_the_argument() {
 fn bad_arguments_the_builder_refuses_fail_with_its_message() {
     let (_, err) = expect(&["ir", "rms_norm", "--arg", "block_rows=24"], 1);
     assert!(err.contains("block_rows (24) must divide rows (64)"), "{err}");
+    // Shapes too large for a host run are refused before anything is allocated.
+    let (_, err) = expect(&["run", "rms_norm", "-a", "rows=4000000000,block_rows=8"], 1);
+    assert!(
+        err.contains("`rms_norm` (rows=4000000000 cols=256 block_rows=8 eps=1e-6 dtype=f32): its operands take"),
+        "{err}"
+    );
+    assert!(err.contains("more than the 4.00 GiB the tools allocate for a host run"), "{err}");
     let (_, err) = expect(&["ir", "flash_attention", "-a", "bq=48"], 1);
     assert!(err.contains("building `flash_attention` (heads=2 seq=256 d=128 bq=48 bkv=64): bq (48)"), "{err}");
     // A shape the TPU rules refuse: the verifier's diagnostic at the kernel's source line.

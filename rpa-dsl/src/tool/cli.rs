@@ -214,8 +214,30 @@ fn compile(registry: &Registry, a: &CompileArgs) -> CliResult {
     Ok(())
 }
 
+/// The most operand bytes `run` and `trace` allocate on the host (interpret mode and PJRT-CPU hold
+/// every operand in memory).
+pub const HOST_BYTES_LIMIT: usize = 4 << 30;
+
+/// An error instead of an allocation failure when the operands cannot fit in host memory.
+fn check_host_size(spec: &KernelSpec, args: &Args, kernel: &Kernel) -> CliResult {
+    let bytes = kernel.operands().filter_map(|p| p.array.as_ref()).try_fold(0usize, |sum, ty| {
+        ty.max_shape().iter().try_fold(ty.dtype.bytes(), |n, &d| n.checked_mul(d)).and_then(|n| sum.checked_add(n))
+    });
+    match bytes {
+        Some(n) if n <= HOST_BYTES_LIMIT => Ok(()),
+        _ => Err(CliError::Failed(format!(
+            "`{}` ({}): its operands take {}, more than the {} the tools allocate for a host run",
+            spec.name(),
+            args.describe(),
+            bytes.map_or("more than usize::MAX bytes".into(), super::fmt_bytes),
+            super::fmt_bytes(HOST_BYTES_LIMIT)
+        ))),
+    }
+}
+
 /// The inputs of a run: made by the kernel spec, with `--input NAME=FILE` replacing operands.
 fn load_inputs(spec: &KernelSpec, args: &Args, kernel: &Kernel, a: &InputArgs) -> Result<Vec<Array>, CliError> {
+    check_host_size(spec, args, kernel)?;
     let mut inputs = spec.make_inputs(args, kernel, a.seed).map_err(failed)?;
     let params: Vec<_> = kernel.inputs().collect();
     for item in &a.inputs {

@@ -26,9 +26,11 @@ pub fn emit(text: &str, output: Option<&Path>) -> CliResult {
     }
 }
 
-/// `1.50 MiB`, `12.0 KiB`, `512 B`.
+/// `2.00 GiB`, `1.50 MiB`, `12.0 KiB`, `512 B`.
 pub fn fmt_bytes(n: usize) -> String {
-    if n >= 1 << 20 {
+    if n >= 1 << 30 {
+        format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64)
+    } else if n >= 1 << 20 {
         format!("{:.2} MiB", n as f64 / (1 << 20) as f64)
     } else if n >= 1 << 10 {
         format!("{:.1} KiB", n as f64 / 1024.0)
