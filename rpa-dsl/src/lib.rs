@@ -9,6 +9,9 @@
 //!                                                              ├──► Mosaic → libtpu (PJRT)
 //!                                                              └──► StableHLO → XLA CPU (PJRT)
 //! ```
+//!
+//! [`tool`] gives any crate's binary the `rpa` command's subcommands (`ir`, `mosaic`, `stablehlo`,
+//! `compile`, `run`, `trace`) for its own kernels.
 
 // Generated code names this crate as `::rpa_dsl`, also inside it.
 extern crate self as rpa_dsl;
