@@ -24,6 +24,7 @@ pub mod lower;
 pub mod mesh;
 pub mod pjrt;
 pub mod target;
+pub mod tool;
 pub mod tpu;
 
 pub use array::Array;
