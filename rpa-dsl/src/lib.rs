@@ -24,6 +24,7 @@ pub mod frontend;
 pub mod interpret;
 pub mod ir;
 pub mod lower;
+pub mod mesh;
 pub mod pjrt;
 pub mod target;
 pub mod tool;

@@ -154,6 +154,7 @@ fn a_build_time_type_error_names_the_op_and_line() {
     .unwrap_err();
     assert_eq!(err.first().op.as_deref(), Some("matmul"));
     assert!(err.first().message.contains("contraction mismatch"), "{err}");
+    assert!(err.first().message.ends_with("`matmul_t(a, b)` (`a @ bᵀ`) fits these shapes"), "{err}");
     assert_eq!(err.first().loc.line, line, "{err}");
     assert!(err.to_string().contains("bad_matmul"), "{err}");
 }
