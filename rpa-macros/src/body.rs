@@ -157,8 +157,7 @@ impl Rewriter {
             if is_literal(&init.expr) {
                 // `let n: Scalar = 0;`: the literal becomes a constant of the annotated type.
                 let (p, lit) = (private(init.expr.span()), &init.expr);
-                init.expr =
-                    Box::new(reparse(quote_spanned!(lit.span()=> <#ty as #p::FromLiteral<_>>::from_literal(#lit))));
+                *init.expr = reparse(quote_spanned!(lit.span()=> <#ty as #p::FromLiteral<_>>::from_literal(#lit)));
             }
         }
         match pat {

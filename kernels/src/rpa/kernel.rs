@@ -683,7 +683,7 @@ pub fn rpa_kernel(
     // Epilogue: drain the output sends and cache writes still in flight.
     #[unroll]
     for s in 0..2 {
-        let slot = Scalar::i32(s as i32);
+        let slot = Scalar::i32(s);
         wait_output(bo_buf, lse_buf, sems, state, slot);
         wait_cache_update(bkv_buf, sems, state, slot);
     }
