@@ -107,6 +107,32 @@ pub fn compile_options() -> CompileOptions {
     }
 }
 
+/// Compiles `mlir` with `options`; a flag the plugin does not know is dropped (and the compile
+/// retried).
+pub(crate) fn compile_dropping_unknown_flags(
+    client: &Client,
+    mlir: &str,
+    options: &CompileOptions,
+) -> Result<LoadedExecutable, pjrt::PjrtError> {
+    let mut options = options.clone();
+    loop {
+        match client.compile(mlir, &options) {
+            Ok(exe) => return Ok(exe),
+            Err(e) => {
+                // "No such compile option: 'name'": a flag of another XLA version.
+                let unknown = e.message.split("No such compile option: '").nth(1).and_then(|r| r.split('\'').next());
+                let before = options.env_option_overrides.len();
+                if let Some(name) = unknown {
+                    options.env_option_overrides.retain(|(k, _)| k != name);
+                }
+                if options.env_option_overrides.len() == before {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 impl CpuBackend {
     /// A backend on a new client of the XLA:CPU plugin (see [`pjrt::cpu_plugin`]).
     pub fn new() -> Result<CpuBackend, pjrt::PjrtError> {
@@ -192,24 +218,7 @@ impl CpuBackend {
 
     /// Compiles a module with the backend's options; a flag the plugin does not know is dropped.
     fn compile_text(&self, mlir: &str) -> Result<LoadedExecutable, pjrt::PjrtError> {
-        let mut options = self.options.clone();
-        loop {
-            match self.client.compile(mlir, &options) {
-                Ok(exe) => return Ok(exe),
-                Err(e) => {
-                    // "No such compile option: 'name'": a flag of another XLA version.
-                    let unknown =
-                        e.message.split("No such compile option: '").nth(1).and_then(|r| r.split('\'').next());
-                    let before = options.env_option_overrides.len();
-                    if let Some(name) = unknown {
-                        options.env_option_overrides.retain(|(k, _)| k != name);
-                    }
-                    if options.env_option_overrides.len() == before {
-                        return Err(e);
-                    }
-                }
-            }
-        }
+        compile_dropping_unknown_flags(&self.client, mlir, &self.options)
     }
 
     /// Compiles a StableHLO module (text with a `func.func @main`), reusing a cached executable for

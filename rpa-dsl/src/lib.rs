@@ -9,6 +9,9 @@
 //!                                                              ├──► Mosaic → libtpu (PJRT)
 //!                                                              └──► StableHLO → XLA CPU (PJRT)
 //! ```
+//!
+//! [`tool`] gives any crate's binary the `rpa` command's subcommands (`ir`, `mosaic`, `stablehlo`,
+//! `compile`, `run`, `trace`) for its own kernels.
 
 // Generated code names this crate as `::rpa_dsl`, also inside it.
 extern crate self as rpa_dsl;
@@ -21,8 +24,10 @@ pub mod frontend;
 pub mod interpret;
 pub mod ir;
 pub mod lower;
+pub mod mesh;
 pub mod pjrt;
 pub mod target;
+pub mod tool;
 pub mod tpu;
 
 pub use array::Array;

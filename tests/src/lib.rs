@@ -26,4 +26,8 @@ pub mod book {
     pub struct RpaWalkthrough;
     #[doc = include_str!("../../docs/07-using-rpa-from-jax.md")]
     pub struct UsingRpaFromJax;
+    #[doc = include_str!("../../docs/09-your-kernels-in-the-tools.md")]
+    pub struct YourKernelsInTheTools;
+    #[doc = include_str!("../../docs/10-pallas-to-rpa.md")]
+    pub struct PallasToRpa;
 }

@@ -2,7 +2,7 @@
 //! batch. `cargo run --release -p rpa-kernels --example rpa_fuzz -- N` runs N of them.
 
 use super::launch::{run, Backend};
-use super::reference;
+use super::reference::{self, RpaInputs};
 use super::testing::{make_batch, BatchSpec};
 use super::{BlockSizes, RpaOptions};
 use crate::demo_values::random_values;
@@ -49,6 +49,44 @@ pub fn lse_tolerance(opts: &RpaOptions) -> f64 {
 /// outputs within [`tolerance`], the cache bit-exact, the log-sum-exp when asked for. Returns a
 /// description of the batch, or why it failed.
 pub fn check_random_batch(seed: u64, backend: Backend) -> Result<String, String> {
+    let RandomBatch { x, opts, what } = random_batch(seed);
+    let what = format!("batch {seed} on {backend:?}: {what}");
+    let (q_dtype, kv_dtype) = (x.queries.dtype(), x.kv_cache.dtype());
+    let (n, heads, head_dim) = (x.distribution[2] as usize, (x.num_q_heads(), x.num_kv_heads()), x.head_dim());
+    let got = run(backend, &x, &opts).map_err(|e| format!("{what}\n{e}"))?;
+    let want = reference::run(&x, &opts);
+    if got.kv_cache != want.kv_cache {
+        return Err(format!("{what}\nthe updated cache differs from the reference"));
+    }
+    let tol = tolerance(q_dtype, kv_dtype);
+    let tokens = x.cu_q_lens[n] as usize;
+    for i in 0..tokens * heads.0 * head_dim {
+        let (a, b) = (got.output.get_f64(i), want.output.get_f64(i));
+        if (a - b).abs() > tol + tol * b.abs() || !a.is_finite() {
+            return Err(format!("{what}\noutput element {i}: kernel {a}, reference {b}"));
+        }
+    }
+    if let Some(lse) = &got.lse {
+        for i in 0..tokens * heads.0 {
+            let (a, b) = (lse.get_f64(i), want.lse[i]);
+            if (a - b).abs() > lse_tolerance(&opts) * (1.0 + b.abs()) {
+                return Err(format!("{what}\nlse {i}: kernel {a}, reference {b}"));
+            }
+        }
+    }
+    Ok(what)
+}
+
+/// A random batch, its options and a description of both.
+pub struct RandomBatch {
+    pub x: RpaInputs,
+    pub opts: RpaOptions,
+    pub what: String,
+}
+
+/// Random batch number `seed`: 1-6 sequences over the three cases, random heads, head_dim, page
+/// size, dtypes (f32, bf16, fp8 and int8 caches) and options.
+pub fn random_batch(seed: u64) -> RandomBatch {
     let mut r = Rng::new(seed.wrapping_mul(7919).wrapping_add(17));
     let n = r.range(1, 6);
     let page_size = r.pick(&[4usize, 8, 16]);
@@ -122,30 +160,9 @@ pub fn check_random_batch(seed: u64, backend: Backend) -> Result<String, String>
         x.kv_cache = reference::ragged_paged_attention(&x, &RpaOptions::default()).1;
     }
     let what = format!(
-        "batch {seed} on {backend:?}: seqs {lens:?}, distribution {:?}, heads {heads:?}, head_dim {head_dim}, \
-         page {page_size}, {q_dtype}/{kv_dtype}, {opts:?}",
+        "seqs {lens:?}, distribution {:?}, heads {heads:?}, head_dim {head_dim}, page {page_size}, \
+         {q_dtype}/{kv_dtype}, {opts:?}",
         x.distribution
     );
-    let got = run(backend, &x, &opts).map_err(|e| format!("{what}\n{e}"))?;
-    let want = reference::run(&x, &opts);
-    if got.kv_cache != want.kv_cache {
-        return Err(format!("{what}\nthe updated cache differs from the reference"));
-    }
-    let tol = tolerance(q_dtype, kv_dtype);
-    let tokens = x.cu_q_lens[n] as usize;
-    for i in 0..tokens * heads.0 * head_dim {
-        let (a, b) = (got.output.get_f64(i), want.output.get_f64(i));
-        if (a - b).abs() > tol + tol * b.abs() || !a.is_finite() {
-            return Err(format!("{what}\noutput element {i}: kernel {a}, reference {b}"));
-        }
-    }
-    if let Some(lse) = &got.lse {
-        for i in 0..tokens * heads.0 {
-            let (a, b) = (lse.get_f64(i), want.lse[i]);
-            if (a - b).abs() > lse_tolerance(&opts) * (1.0 + b.abs()) {
-                return Err(format!("{what}\nlse {i}: kernel {a}, reference {b}"));
-            }
-        }
-    }
-    Ok(what)
+    RandomBatch { x, opts, what }
 }

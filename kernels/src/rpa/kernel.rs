@@ -65,6 +65,12 @@ pub struct RpaConfig {
     /// Attention sinks: the `sinks` input holds one logit per query head, the softmax state of
     /// each row starts from it (`m = sink`, `l = 1`).
     pub sinks: bool,
+    /// Context parallel: this call holds a contiguous range of each sequence's keys, and
+    /// `kv_lens[max_num_seqs + s]` says how many of sequence `s`'s keys come after it (held by
+    /// other devices). Queries keep their absolute distance to the keys: causal mask, sliding
+    /// window and the new tokens' rows follow. A row with no visible key gets output 0 and
+    /// log-sum-exp −∞.
+    pub keys_after: bool,
 }
 
 impl RpaConfig {
@@ -103,6 +109,20 @@ const SEM_Q: usize = 1;
 const SEM_O: usize = 2;
 const SEM_UPD: usize = 3;
 
+/// Context parallel: how many keys of sequence `seq + next` come after this call's (see
+/// [`RpaConfig::keys_after`]); emits nothing without context parallelism.
+fn keys_after(cfg: &RpaConfig, kv_lens: Ref<Smem>, seq: Scalar, next: i32) -> Option<Scalar> {
+    cfg.keys_after.then(|| kv_lens.get(seq + (cfg.max_num_seqs as i32 + next)))
+}
+
+/// `x + after`, or `x` without context parallelism.
+fn shifted(x: Scalar, after: Option<Scalar>) -> Scalar {
+    match after {
+        Some(a) => x + a,
+        None => x,
+    }
+}
+
 /// Where a sequence's tokens are: `(q_start, q_len, kv_len)`.
 #[tpu_fn]
 fn seq_bounds(cfg: &RpaConfig, kv_lens: Ref<Smem>, cu_q_lens: Ref<Smem>, seq: Scalar) -> (Scalar, Scalar, Scalar) {
@@ -118,26 +138,48 @@ fn seq_bounds(cfg: &RpaConfig, kv_lens: Ref<Smem>, cu_q_lens: Ref<Smem>, seq: Sc
 /// The kv blocks q block `bq_idx` needs: `[start, end)`. Blocks in the causal future of the whole
 /// q block, or entirely before the sliding window of its first query, are skipped.
 #[tpu_fn]
-fn kv_block_range(cfg: &RpaConfig, q_len: Scalar, kv_len: Scalar, bq_idx: Scalar) -> (Scalar, Scalar) {
+fn kv_block_range(
+    cfg: &RpaConfig,
+    q_len: Scalar,
+    kv_len: Scalar,
+    after: Option<Scalar>,
+    bq_idx: Scalar,
+) -> (Scalar, Scalar) {
     let bq = cfg.blocks.bq as i32;
     let bkv = cfg.blocks.bkv as i32;
-    let cached_len = kv_len - q_len;
+    let cached_len = shifted(kv_len - q_len, after);
     let visible_end = if cfg.causal { min(kv_len, cached_len + (bq_idx + 1) * bq) } else { kv_len };
     let end = cdiv(visible_end, bkv);
     let start = match cfg.sliding_window {
         Some(w) => max(cached_len + bq_idx * bq - (w as i32 - 1), 0) / bkv,
         None => Scalar::i32(0),
     };
-    (start, end)
+    if cfg.keys_after {
+        // A q block may see none of this call's keys; it still takes one (empty) kv block, as the
+        // pipeline prefetches one per q block.
+        (start, max(end, start + 1))
+    } else {
+        (start, end)
+    }
 }
 
 /// How many rows of kv block `bkv_idx` the q block needs (up to its causal horizon).
 #[tpu_fn]
-fn kv_block_rows(cfg: &RpaConfig, q_len: Scalar, kv_len: Scalar, bq_idx: Scalar, bkv_idx: Scalar) -> Scalar {
+fn kv_block_rows(
+    cfg: &RpaConfig,
+    (q_len, kv_len, after): (Scalar, Scalar, Option<Scalar>),
+    bq_idx: Scalar,
+    bkv_idx: Scalar,
+) -> Scalar {
     let bq = cfg.blocks.bq as i32;
     let bkv = cfg.blocks.bkv as i32;
-    let visible_end = if cfg.causal { min(kv_len, kv_len - q_len + (bq_idx + 1) * bq) } else { kv_len };
-    min(visible_end - bkv_idx * bkv, bkv)
+    let visible_end = if cfg.causal { min(kv_len, shifted(kv_len - q_len, after) + (bq_idx + 1) * bq) } else { kv_len };
+    let rows = min(visible_end - bkv_idx * bkv, bkv);
+    if cfg.keys_after {
+        max(rows, 0)
+    } else {
+        rows
+    }
 }
 
 /// Starts fetching kv block `bkv_idx` of `seq` (as q block `bq_idx` sees it) into bkv slot `slot`:
@@ -153,14 +195,15 @@ fn start_kv_fetch(
     let ps = cfg.page_size as i32;
     let bkv = cfg.blocks.bkv as i32;
     let (q_start, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
-    let cached_len = kv_len - q_len;
+    let after = keys_after(cfg, kv_lens, seq, 0);
+    let cached_len = shifted(kv_len - q_len, after);
     let block_start = bkv_idx * bkv;
-    let rows = kv_block_rows(cfg, q_len, kv_len, bq_idx, bkv_idx);
+    let rows = kv_block_rows(cfg, (q_len, kv_len, after), bq_idx, bkv_idx);
     let from_cache = if cfg.update_kv_cache { min(max(cached_len - block_start, 0), rows) } else { rows };
     let from_new = rows - from_cache;
     let dst = bkv_buf.at(slot);
     let sem = sems.at(SEM_KV).at(slot);
-    let last_page = cdiv(kv_len, ps) - 1;
+    let last_page = last_page(cfg, kv_len);
     // A runtime loop over the block's pages (one DMA each): unrolled, it was most of the kernel.
     for i in 0..cfg.blocks.bkv / cfg.page_size {
         let size = min(max(from_cache - i * ps, 0), ps);
@@ -170,8 +213,19 @@ fn start_kv_fetch(
     }
     // (With no new rows the start is clamped into range; the copy is empty.)
     let new_row = q_start + max(block_start + from_cache - cached_len, 0);
+    let new_row = if cfg.keys_after { min(new_row, q_start + q_len) } else { new_row };
     copy(kv_new.ds(new_row, from_new), dst.ds(from_cache, from_new), sem).start();
     state.set(KV_ROWS + slot, rows);
+}
+
+/// The last page of a sequence's keys (context parallel: page 0 when this call holds none).
+fn last_page(cfg: &RpaConfig, kv_len: Scalar) -> Scalar {
+    let last = cdiv(kv_len, cfg.page_size as i32) - 1;
+    if cfg.keys_after {
+        max(last, 0)
+    } else {
+        last
+    }
 }
 
 /// Waits for the kv block in `slot`: one wait for all of its rows' bytes.
@@ -209,10 +263,10 @@ fn start_cache_update(
     let block_start = bkv_idx * bkv;
     let block_end = min(block_start + bkv, kv_len);
     // New rows are the positions [kv_len - q_len, kv_len); those of this block:
-    let first_new = max(kv_len - q_len, block_start);
+    let first_new = max(shifted(kv_len - q_len, keys_after(cfg, kv_lens, seq, 0)), block_start);
     let src = bkv_buf.at(slot);
     let sem = sems.at(SEM_UPD).at(slot);
-    let last_page = cdiv(kv_len, ps) - 1;
+    let last_page = last_page(cfg, kv_len);
     for i in 0..cfg.blocks.bkv / cfg.page_size {
         let page_start = block_start + i * ps;
         let lo = min(max(first_new, page_start), page_start + ps);
@@ -234,7 +288,8 @@ fn next_kv_block(
     (seq, bq_idx, bkv_idx, seq_end): (Scalar, Scalar, Scalar, Scalar),
 ) -> (Scalar, Scalar, Scalar, Scalar) {
     let (_q_start, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
-    let (_start, end) = kv_block_range(cfg, q_len, kv_len, bq_idx);
+    let after = keys_after(cfg, kv_lens, seq, 0);
+    let (_start, end) = kv_block_range(cfg, q_len, kv_len, after, bq_idx);
     let num_bq = cdiv(q_len, cfg.blocks.bq as i32);
     let mut n_seq = seq;
     let mut n_bq = bq_idx;
@@ -243,14 +298,15 @@ fn next_kv_block(
     if bkv_idx + 1 >= end {
         if bq_idx + 1 < num_bq {
             n_bq = bq_idx + 1;
-            let (s, _e) = kv_block_range(cfg, q_len, kv_len, bq_idx + 1);
+            let (s, _e) = kv_block_range(cfg, q_len, kv_len, after, bq_idx + 1);
             n_bkv = s;
         } else {
             n_seq = seq + 1;
             n_bq = Scalar::i32(0);
             if seq + 1 < seq_end {
                 let (_qs, nq_len, nkv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq + 1);
-                let (s, _e) = kv_block_range(cfg, nq_len, nkv_len, n_bq);
+                let n_after = keys_after(cfg, kv_lens, seq, 1);
+                let (s, _e) = kv_block_range(cfg, nq_len, nkv_len, n_after, n_bq);
                 n_bkv = s;
             } else {
                 valid = Scalar::bool(false);
@@ -428,7 +484,7 @@ fn online_softmax_step(cfg: &RpaConfig, s: Tile, v: Tile, m_ref: Ref<Vmem>, l_re
 #[tpu_kernel(name = cfg.name(), vmem_limit = cfg.vmem_limit)]
 pub fn rpa_kernel(
     #[comptime] cfg: &RpaConfig,
-    kv_lens: Prefetch![i32, [cfg.max_num_seqs]],
+    kv_lens: Prefetch![i32, [cfg.max_num_seqs * (1 + cfg.keys_after as usize)]],
     page_indices: Prefetch![i32, [cfg.max_num_seqs * cfg.pages_per_seq]],
     cu_q_lens: Prefetch![i32, [cfg.max_num_seqs + 1]],
     distribution: Prefetch![i32, [3]],
@@ -477,13 +533,15 @@ pub fn rpa_kernel(
     if seq_begin < seq_end {
         let zero = Scalar::i32(0);
         let (_qs, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq_begin);
-        let (first, _end) = kv_block_range(cfg, q_len, kv_len, zero);
+        let after = keys_after(cfg, kv_lens, seq_begin, 0);
+        let (first, _end) = kv_block_range(cfg, q_len, kv_len, after, zero);
         start_kv_fetch(cfg, smem, hbm, sync, (seq_begin, zero, first, zero));
         start_q_fetch(cfg, (kv_lens, cu_q_lens), (q, bq_buf), sync, (seq_begin, zero, zero));
     }
 
     for seq in seq_begin..seq_end {
         let (q_start, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq);
+        let after = keys_after(cfg, kv_lens, seq, 0);
         let num_bq = cdiv(q_len, bq as i32);
         for bq_idx in 0..num_bq {
             // The q block: prefetch the next one into the other slot, wait for this one.
@@ -496,7 +554,7 @@ pub fn rpa_kernel(
             let tok0 = q_start + bq_idx * bq as i32;
             let tokens = state.get(Q_ROWS + q_slot);
             // Position of the q block's first query in its sequence.
-            let q_pos0 = kv_len - q_len + bq_idx * bq as i32;
+            let q_pos0 = shifted(kv_len - q_len, after) + bq_idx * bq as i32;
 
             // Online softmax state, per kv head, for the q sub-tiles that hold tokens.
             let bq_c = cfg.blocks.bq_compute;
@@ -522,7 +580,7 @@ pub fn rpa_kernel(
                 }
             }
 
-            let (kv_start, kv_end) = kv_block_range(cfg, q_len, kv_len, bq_idx);
+            let (kv_start, kv_end) = kv_block_range(cfg, q_len, kv_len, after, bq_idx);
             for bkv_idx in kv_start..kv_end {
                 let slot = state.get(KV_SLOT);
                 // Pipeline: start the next kv block into the other slot (once its pending cache
@@ -574,7 +632,7 @@ pub fn rpa_kernel(
                 // Fused KV-cache update, after the last q block that uses this kv block.
                 if cfg.update_kv_cache {
                     let last_user = if bq_idx + 1 < num_bq {
-                        let (next_start, _e) = kv_block_range(cfg, q_len, kv_len, bq_idx + 1);
+                        let (next_start, _e) = kv_block_range(cfg, q_len, kv_len, after, bq_idx + 1);
                         next_start > bkv_idx
                     } else {
                         Scalar::bool(true)
@@ -596,6 +654,8 @@ pub fn rpa_kernel(
                     #[unroll]
                     for h in 0..hkv {
                         let l = l_ref.at(h).view(&[rows_q]).load().slice(&[0, 0], &[bq_c * g, 1]).cast(F32);
+                        // A row that saw no key (context parallel) has acc = 0: output 0, not 0 / 0.
+                        let l = if cfg.keys_after { select(l > 0.0, l, 1.0) } else { l };
                         let out = acc_ref.at(h).view(&[rows_q]).load().cast(F32) / l;
                         let out = out.cast(cfg.q_dtype).reshape(&[bq_c, g, dp]);
                         bo_buf.at(o_slot).at(h).ds(qc * bq_c, bq_c).store(out);

@@ -4,7 +4,7 @@
 use super::kernel::{rpa_kernel, RpaConfig};
 use super::layout::{align_to, merge_kv, quantize};
 use super::reference::{RpaInputs, RpaShapes};
-use super::validate::{validate_block_sizes, validate_dynamic, validate_static, RpaError};
+use super::validate::{validate_block_sizes, validate_shard_metadata, validate_static, RpaError, RpaMetadata};
 use super::{blocks, BlockSizes, RpaCase, RpaOptions};
 use rpa_dsl::interpret::{self, Event, InterpretOptions, Stats};
 use rpa_dsl::{Array, DType, Kernel, KernelError, TpuTarget};
@@ -97,6 +97,7 @@ fn base_config(s: &RpaShapes, opts: &RpaOptions, case: RpaCase) -> RpaConfig {
         vmem_limit: opts.vmem_limit,
         return_lse: opts.return_lse,
         sinks: opts.attention_sink.is_some(),
+        keys_after: false,
     }
 }
 
@@ -210,13 +211,32 @@ pub fn ragged_paged_attention_on(
 
 /// Ragged paged attention on `backend`: validates, then chains the decode, prefill and mixed kernels.
 pub fn run(backend: Backend, x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutput, RpaError> {
-    launch(backend, x, opts, &InterpretOptions::default())
+    launch(backend, x, opts, &InterpretOptions::default(), None)
+}
+
+/// [`run`] for one context-parallel shard: the cache holds a contiguous range of each sequence's
+/// keys (`kv_lens` of them), and `keys_after[s]` more of sequence `s`'s keys follow it on other
+/// devices (see [`RpaConfig::keys_after`]). Queries, new K/V and `cu_q_lens` are the whole
+/// batch's; the new tokens whose positions fall in this range are written into this cache.
+pub fn run_shard(
+    backend: Backend,
+    x: &RpaInputs,
+    opts: &RpaOptions,
+    keys_after: &[i32],
+) -> Result<RpaOutput, RpaError> {
+    launch(backend, x, opts, &InterpretOptions::default(), Some(keys_after))
+}
+
+/// The scalar-prefetch `kv_lens` operand: the lengths, then `keys_after` if any.
+pub fn kv_lens_operand(kv_lens: &[i32], keys_after: Option<&[i32]>) -> Array {
+    let v: Vec<i32> = kv_lens.iter().chain(keys_after.unwrap_or(&[])).copied().collect();
+    Array::from_i32(&[v.len()], &v)
 }
 
 /// [`run`] on interpret mode, recording each kernel's event trace (DMA streams and compute) into
 /// `report.traces` — see `rpa_dsl::interpret::trace::chrome_trace_json`.
 pub fn run_traced(x: &RpaInputs, opts: &RpaOptions) -> Result<RpaOutput, RpaError> {
-    launch(Backend::Interpret, x, opts, &InterpretOptions { trace: true, ..Default::default() })
+    launch(Backend::Interpret, x, opts, &InterpretOptions { trace: true, ..Default::default() }, None)
 }
 
 /// The kernels a batch launches, each with its sequences: `distribution = [i, j, k]` gives decode
@@ -235,11 +255,19 @@ fn launch(
     x: &RpaInputs,
     opts: &RpaOptions,
     interpret: &InterpretOptions,
+    keys_after: Option<&[i32]>,
 ) -> Result<RpaOutput, RpaError> {
     validate_static(x, opts)?;
-    if opts.validate {
-        validate_dynamic(x, opts)?;
+    if opts.validate || keys_after.is_some_and(|a| a.len() != x.max_num_seqs()) {
+        let meta = RpaMetadata {
+            kv_lens: &x.kv_lens,
+            page_indices: &x.page_indices,
+            cu_q_lens: &x.cu_q_lens,
+            distribution: x.distribution,
+        };
+        validate_shard_metadata(&x.shapes(), &meta, opts, keys_after)?;
     }
+    let shard = |cfg: RpaConfig| RpaConfig { keys_after: keys_after.is_some(), ..cfg };
     let hkv = x.num_kv_heads();
     let mut q = prepare_queries(&x.queries, hkv, opts.q_scale, x.kv_cache.dtype());
     let kv_new = merge_kv(&x.keys, &x.values);
@@ -252,13 +280,13 @@ fn launch(
     let sinks = opts.attention_sink.as_ref().map(|s| sinks_per_kv_head(s, hkv));
     let mut report = RpaReport::default();
     for (case, seqs) in launched_cases(x) {
-        let kernel = match backend {
-            Backend::Tpu(target) => build_for_target(x, opts, case, target)?,
-            Backend::PjrtCpu | Backend::PjrtCpuUnchecked => build_config(&config_for_cpu(x, opts, case))?,
-            Backend::Interpret => build(x, opts, case)?,
-        };
+        let kernel = build_config(&shard(match backend {
+            Backend::Tpu(target) => config_for_target(x, opts, case, target),
+            Backend::PjrtCpu | Backend::PjrtCpuUnchecked => config_for_cpu(x, opts, case),
+            Backend::Interpret => config_for(x, opts, case),
+        }))?;
         let mut inputs = vec![
-            prefetch(&x.kv_lens),
+            kv_lens_operand(&x.kv_lens, keys_after),
             prefetch(&x.page_indices),
             prefetch(&x.cu_q_lens),
             prefetch(&x.distribution),

@@ -10,6 +10,7 @@ pub mod fuzz;
 pub mod kernel;
 pub mod launch;
 pub mod layout;
+pub mod mesh;
 pub mod reference;
 pub mod testing;
 pub mod validate;

@@ -206,7 +206,22 @@ pub struct RpaMetadata<'a> {
 
 /// [`validate_dynamic`] for metadata `x` of a call whose static part `s` passed [`validate_shapes`].
 pub fn validate_metadata(s: &RpaShapes, x: &RpaMetadata, opts: &RpaOptions) -> Result<(), RpaError> {
+    validate_shard_metadata(s, x, opts, None)
+}
+
+/// [`validate_metadata`] for one context-parallel shard: `keys_after[s]` of sequence `s`'s keys
+/// lie past this call's `kv_lens[s]` (see `RpaConfig::keys_after`); `kv_len` may be smaller than
+/// `q_len`, even 0.
+pub fn validate_shard_metadata(
+    s: &RpaShapes,
+    x: &RpaMetadata,
+    opts: &RpaOptions,
+    keys_after: Option<&[i32]>,
+) -> Result<(), RpaError> {
     let n = x.kv_lens.len();
+    if let Some(after) = keys_after.filter(|a| a.len() != n) {
+        return bad("keys_after", format!("keys_after must have max_num_seqs = {n} entries, got {}", after.len()));
+    }
     let [i, j, k] = x.distribution;
     if !(0 <= i && i <= j && j <= k && k as usize <= n) {
         return Err(RpaError::Batch {
@@ -245,7 +260,13 @@ pub fn validate_metadata(s: &RpaShapes, x: &RpaMetadata, opts: &RpaOptions) -> R
             return seq("cu_q_lens", format!("ends at token {end}, past the {max_tokens} query tokens"));
         }
         let kv_len = x.kv_lens[b] as i64;
-        if kv_len < q_len {
+        let after = keys_after.map_or(0, |a| a[b] as i64);
+        if after < 0 || kv_len < 0 {
+            let (field, v) = if after < 0 { ("keys_after", after) } else { ("kv_lens", kv_len) };
+            return seq(field, format!("{field} {v} is negative"));
+        }
+        // A shard may hold none of a sequence's keys (its queries then see nothing here).
+        if keys_after.is_none() && kv_len < q_len {
             return seq("kv_lens", format!("kv_len {kv_len} is smaller than q_len {q_len}"));
         }
         let pages = (kv_len as usize).div_ceil(ps);
@@ -268,7 +289,7 @@ pub fn validate_metadata(s: &RpaShapes, x: &RpaMetadata, opts: &RpaOptions) -> R
                 return seq("cu_q_lens", format!("q_len {q_len} in the {bucket} bucket, which takes q_len {want}"));
             }
         }
-        let first_written = ((kv_len - q_len) as usize) / ps;
+        let first_written = (kv_len + after - q_len).max(0) as usize / ps;
         for p in 0..pages {
             let id = x.page_indices[b * pps + p];
             if id < 0 || id as i64 >= total_pages {

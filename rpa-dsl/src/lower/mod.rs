@@ -3,4 +3,5 @@
 pub mod custom_call;
 pub mod mlir;
 pub mod mosaic;
+pub mod spmd;
 pub mod stablehlo;

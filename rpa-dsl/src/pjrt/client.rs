@@ -183,7 +183,7 @@ impl Client {
 ///
 /// # Safety
 /// `devices` must be null or point to `n` device pointers, alive for this call.
-unsafe fn device_list(devices: *const *mut ffi::PJRT_Device, n: usize) -> Vec<*mut ffi::PJRT_Device> {
+pub(crate) unsafe fn device_list(devices: *const *mut ffi::PJRT_Device, n: usize) -> Vec<*mut ffi::PJRT_Device> {
     if devices.is_null() || n == 0 {
         return Vec::new();
     }
@@ -201,8 +201,8 @@ pub(crate) fn to_dims(shape: &[usize]) -> Result<Vec<i64>> {
 /// A device of a client (owned by the client, which it keeps alive).
 #[derive(Clone)]
 pub struct Device {
-    client: Arc<ClientInner>,
-    raw: *mut ffi::PJRT_Device,
+    pub(crate) client: Arc<ClientInner>,
+    pub(crate) raw: *mut ffi::PJRT_Device,
 }
 
 // SAFETY: a device handle is an immutable, client-owned object; its accessors are thread-safe.

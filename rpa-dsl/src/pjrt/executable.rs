@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use super::client::{device_kind, Buffer, ClientInner};
+use super::client::{device_kind, device_list, Buffer, ClientInner, Device};
 use super::{api_fn, ffi, lossy_string, proto, read_named_values, NamedValue, PjrtError, Plugin, RawNamedValues};
 use super::{dtype_of_buffer_type, Result};
 use crate::DType;
@@ -33,11 +33,25 @@ pub struct CompileOptions {
     pub device_ordinal: i64,
     /// Flag overrides, e.g. `("xla_cpu_enable_fast_math", OptionOverride::Bool(false))`.
     pub env_option_overrides: Vec<(String, OptionOverride)>,
+    /// Partition the program with XLA's SPMD partitioner (for `num_partitions > 1`).
+    pub use_spmd_partitioning: bool,
+    /// Partition with Shardy (for modules whose shardings are Shardy's `sdy` ops).
+    pub use_shardy_partitioner: bool,
+    /// The device id of each partition (one replica); empty: the client chooses.
+    pub device_assignment: Vec<i64>,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { num_replicas: 1, num_partitions: 1, device_ordinal: -1, env_option_overrides: Vec::new() }
+        CompileOptions {
+            num_replicas: 1,
+            num_partitions: 1,
+            device_ordinal: -1,
+            env_option_overrides: Vec::new(),
+            use_spmd_partitioning: false,
+            use_shardy_partitioner: false,
+            device_assignment: Vec::new(),
+        }
     }
 }
 
@@ -50,6 +64,23 @@ impl CompileOptions {
             b.int64(1, self.device_ordinal); // device_ordinal
             b.int64(4, self.num_replicas); // num_replicas
             b.int64(5, self.num_partitions); // num_partitions
+            if self.use_spmd_partitioning {
+                b.bool(6, true); // use_spmd_partitioning
+            }
+            if !self.device_assignment.is_empty() {
+                // device_assignment = 9: DeviceAssignmentProto { replica_count = 1, computation_count = 2,
+                // computation_devices = 3: repeated { replica_device_ids = 1 } }
+                b.message(9, |d| {
+                    d.int64(1, 1);
+                    d.int64(2, self.device_assignment.len() as i64);
+                    for &id in &self.device_assignment {
+                        d.message(3, |c| c.int64(1, id));
+                    }
+                });
+            }
+            if self.use_shardy_partitioner {
+                b.bool(19, true); // use_shardy_partitioner
+            }
         });
         // env_option_overrides = 7: map<string, OptionOverrideProto>, one entry message {key = 1, value = 2} each
         for (key, value) in &self.env_option_overrides {
@@ -372,44 +403,103 @@ impl LoadedExecutable {
     }
 
     fn run(&self, args: &[&Buffer], donate: bool) -> Result<Vec<Buffer>> {
+        let mut outs = self.run_on_devices(&[args.to_vec()], donate, std::ptr::null_mut())?;
+        Ok(outs.pop().unwrap_or_default())
+    }
+
+    /// The devices the executable runs on (one per partition), in the order of
+    /// [`LoadedExecutable::execute_sharded`]'s argument lists.
+    pub fn addressable_devices(&self) -> Result<Vec<Device>> {
+        let client = &self.loaded.client;
+        let f = api_fn!(client.plugin, PJRT_LoadedExecutable_AddressableDevices)?;
+        let mut args = ffi::PJRT_LoadedExecutable_AddressableDevices_Args::new();
+        args.executable = self.loaded.raw;
+        // SAFETY: valid args, live loaded executable; the device array is owned by it and copied right away.
+        let raw = unsafe {
+            client.plugin.check(f(&mut args))?;
+            device_list(args.addressable_devices, args.num_addressable_devices)
+        };
+        Ok(raw.into_iter().map(|raw| Device { client: client.clone(), raw }).collect())
+    }
+
+    /// Runs on every device of the executable at once (an SPMD program compiled with
+    /// `num_partitions > 1`) and waits for all of them: `args[i]` are the arguments of
+    /// [`LoadedExecutable::addressable_devices`]`[i]`, each on that device. Returns each device's
+    /// outputs. Inputs are never donated.
+    pub fn execute_sharded(&self, args: &[Vec<&Buffer>]) -> Result<Vec<Vec<Buffer>>> {
+        let devices = self.addressable_devices()?.len();
+        if args.len() != devices {
+            return Err(PjrtError::usage(format!(
+                "execute_sharded: the executable runs on {devices} devices, got {} argument lists",
+                args.len()
+            )));
+        }
+        self.run_on_devices(args, false, std::ptr::null_mut())
+    }
+
+    fn run_on_devices(
+        &self,
+        args: &[Vec<&Buffer>],
+        donate: bool,
+        device: *mut ffi::PJRT_Device,
+    ) -> Result<Vec<Vec<Buffer>>> {
         let client = &self.loaded.client;
         let plugin = &client.plugin;
-        if let Some(i) = args.iter().position(|b| !Arc::ptr_eq(&b.client, client)) {
-            return Err(PjrtError::usage(format!("execute: argument {i} is a buffer of another client")));
+        let num_args = args.first().map_or(0, Vec::len);
+        for (d, list) in args.iter().enumerate() {
+            if list.len() != num_args {
+                return Err(PjrtError::usage(format!(
+                    "execute: device {d} has {} arguments, device 0 has {num_args}",
+                    list.len()
+                )));
+            }
+            if let Some(i) = list.iter().position(|b| !Arc::ptr_eq(&b.client, client)) {
+                return Err(PjrtError::usage(format!("execute: argument {i} is a buffer of another client")));
+            }
         }
         let f = api_fn!(plugin, PJRT_LoadedExecutable_Execute)?;
         let num_outputs = self.num_outputs()?;
+        let n = args.len();
 
-        let non_donatable: Vec<i64> = if donate { Vec::new() } else { (0..args.len() as i64).collect() };
+        let non_donatable: Vec<i64> = if donate { Vec::new() } else { (0..num_args as i64).collect() };
         let mut options = ffi::PJRT_ExecuteOptions::new();
         options.non_donatable_input_indices = non_donatable.as_ptr();
         options.num_non_donatable_input_indices = non_donatable.len();
 
-        let arg_list: Vec<*mut ffi::PJRT_Buffer> = args.iter().map(|b| b.raw).collect();
-        let arg_lists: [*const *mut ffi::PJRT_Buffer; 1] = [arg_list.as_ptr()];
-        let mut outputs: Vec<*mut ffi::PJRT_Buffer> = vec![std::ptr::null_mut(); num_outputs];
-        let output_lists: [*mut *mut ffi::PJRT_Buffer; 1] = [outputs.as_mut_ptr()];
-        let mut complete: [*mut ffi::PJRT_Event; 1] = [std::ptr::null_mut()];
+        let arg_lists: Vec<Vec<*mut ffi::PJRT_Buffer>> =
+            args.iter().map(|l| l.iter().map(|b| b.raw).collect()).collect();
+        let arg_ptrs: Vec<*const *mut ffi::PJRT_Buffer> = arg_lists.iter().map(|l| l.as_ptr()).collect();
+        let mut outputs: Vec<Vec<*mut ffi::PJRT_Buffer>> = vec![vec![std::ptr::null_mut(); num_outputs]; n];
+        let output_ptrs: Vec<*mut *mut ffi::PJRT_Buffer> = outputs.iter_mut().map(|l| l.as_mut_ptr()).collect();
+        let mut complete: Vec<*mut ffi::PJRT_Event> = vec![std::ptr::null_mut(); n];
 
         let mut exec_args = ffi::PJRT_LoadedExecutable_Execute_Args::new();
         exec_args.executable = self.loaded.raw;
         exec_args.options = &mut options;
-        exec_args.argument_lists = arg_lists.as_ptr();
-        exec_args.num_devices = 1;
-        exec_args.num_args = arg_list.len();
-        exec_args.output_lists = output_lists.as_ptr();
+        exec_args.argument_lists = arg_ptrs.as_ptr();
+        exec_args.num_devices = n;
+        exec_args.num_args = num_args;
+        exec_args.output_lists = output_ptrs.as_ptr();
         exec_args.device_complete_events = complete.as_mut_ptr();
+        exec_args.execute_device = device;
         // SAFETY: valid args and live loaded executable; the argument buffers are live buffers of the same client
-        // (checked above) kept alive by `args`; `outputs` has room for `num_outputs` buffers of the one device;
+        // (checked above) kept alive by `args`; each of the `n` output lists has room for `num_outputs` buffers;
         // all arrays outlive the call.
         let launched = plugin.check(unsafe { f(&mut exec_args) });
         // Take ownership of whatever outputs were produced, so they are freed on every path.
-        let outputs: Vec<Buffer> =
-            outputs.into_iter().filter(|p| !p.is_null()).map(|raw| Buffer { client: client.clone(), raw }).collect();
+        let outputs: Vec<Vec<Buffer>> = outputs
+            .into_iter()
+            .map(|l| l.into_iter().filter(|p| !p.is_null()).map(|raw| Buffer { client: client.clone(), raw }).collect())
+            .collect();
         launched?;
-        plugin.await_event(complete[0])?;
-        if outputs.len() != num_outputs {
-            return Err(PjrtError::contract(format!("execute: expected {num_outputs} outputs, got {}", outputs.len())));
+        let mut awaited = Ok(());
+        for event in complete {
+            let r = plugin.await_event(event);
+            awaited = awaited.and(r);
+        }
+        awaited?;
+        if let Some(l) = outputs.iter().find(|l| l.len() != num_outputs) {
+            return Err(PjrtError::contract(format!("execute: expected {num_outputs} outputs, got {}", l.len())));
         }
         Ok(outputs)
     }
@@ -552,6 +642,23 @@ mod tests {
         expected.extend([0xff; 9]);
         expected.extend([0x01, 0x20, 0x01, 0x28, 0x01]);
         assert_eq!(CompileOptions::default().to_proto(), expected);
+    }
+
+    #[test]
+    fn spmd_options_proto() {
+        let opts = CompileOptions {
+            device_ordinal: 0,
+            num_partitions: 2,
+            use_spmd_partitioning: true,
+            device_assignment: vec![0, 1],
+            ..CompileOptions::default()
+        };
+        // build options { 1: 0, 4: 1, 5: 2, 6: true, 9: { 1: 1, 2: 2, 3: { 1: 0 }, 3: { 1: 1 } } }
+        let build =
+            [0x08, 0, 0x20, 1, 0x28, 2, 0x30, 1, 0x4a, 12, 0x08, 1, 0x10, 2, 0x1a, 2, 0x08, 0, 0x1a, 2, 0x08, 1];
+        let mut expected = vec![0x1a, build.len() as u8];
+        expected.extend(build);
+        assert_eq!(opts.to_proto(), expected);
     }
 
     #[test]

@@ -283,6 +283,11 @@ pjrt_args!(PJRT_LoadedExecutable_GetExecutable_Args {
     loaded_executable: *mut PJRT_LoadedExecutable;
     executable: *mut PJRT_Executable
 });
+pjrt_args!(PJRT_LoadedExecutable_AddressableDevices_Args {
+    executable: *mut PJRT_LoadedExecutable,
+    addressable_devices: *const *mut PJRT_Device;
+    num_addressable_devices: usize
+});
 pjrt_args!(PJRT_Executable_Name_Args {
     executable: *mut PJRT_Executable,
     executable_name: *const c_char;
@@ -488,7 +493,7 @@ pub struct PJRT_Api {
 
     pub PJRT_LoadedExecutable_Destroy: Fn<PJRT_LoadedExecutable_Destroy_Args>,
     pub PJRT_LoadedExecutable_GetExecutable: Fn<PJRT_LoadedExecutable_GetExecutable_Args>,
-    pub PJRT_LoadedExecutable_AddressableDevices: Unused,
+    pub PJRT_LoadedExecutable_AddressableDevices: Fn<PJRT_LoadedExecutable_AddressableDevices_Args>,
     pub PJRT_LoadedExecutable_Delete: Unused,
     pub PJRT_LoadedExecutable_IsDeleted: Unused,
     pub PJRT_LoadedExecutable_Execute: Fn<PJRT_LoadedExecutable_Execute_Args>,
@@ -628,6 +633,7 @@ mod tests {
             (PJRT_Executable_Destroy_Args::STRUCT_SIZE, 24),
             (PJRT_LoadedExecutable_Destroy_Args::STRUCT_SIZE, 24),
             (PJRT_LoadedExecutable_GetExecutable_Args::STRUCT_SIZE, 32),
+            (PJRT_LoadedExecutable_AddressableDevices_Args::STRUCT_SIZE, 40),
             (PJRT_Executable_Name_Args::STRUCT_SIZE, 40),
             (PJRT_Executable_NumOutputs_Args::STRUCT_SIZE, 32),
             (PJRT_Executable_SizeOfGeneratedCodeInBytes_Args::STRUCT_SIZE, 32),

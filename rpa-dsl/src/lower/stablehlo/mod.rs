@@ -82,6 +82,8 @@ pub struct Lowered {
     pub checks: Option<CheckTable>,
     /// If the kernel prints: its print count and rows (the two results after the outputs).
     pub prints: Option<PrintLog>,
+    /// The shapes of the i32 results after the outputs (print count and rows, check record).
+    pub extras: Vec<Vec<usize>>,
 }
 
 /// Lowers `kernel` to a StableHLO module whose `@main` takes the scalar-prefetch operands and the
@@ -110,7 +112,9 @@ pub fn lower_program(kernel: &Kernel, checked: bool) -> Result<Lowered, KernelEr
     l.region_writes = std::mem::take(&mut a.region_writes);
     l.module()?;
     let (checks, prints) = (l.check_table(), l.print_log());
-    Ok(Lowered { text: l.text.into_string(), checks, prints })
+    let extra_bufs = l.print_bufs().into_iter().flat_map(|(count, rows)| [count, rows]).chain(l.record_buf());
+    let extras = extra_bufs.map(|b| l.bufs[b].shape.clone()).collect();
+    Ok(Lowered { text: l.text.into_string(), checks, prints, extras })
 }
 
 /// The StableHLO element type (unsigned integers are `ui*`, bool is `i1`).

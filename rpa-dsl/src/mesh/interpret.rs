@@ -1,0 +1,71 @@
+//! Interpret mode on a mesh: the devices simulated one by one, then the epilogue on the host.
+
+use super::host::{assemble, shard};
+use super::{MeshLaunch, MeshPlan};
+use crate::interpret::{self, InterpretOptions};
+use crate::{Array, Kernel, KernelError};
+
+impl MeshLaunch {
+    /// Runs the launch in interpret mode (the reference semantics of every mesh backend): slices
+    /// each device's inputs from the global `inputs`, interprets the kernel for each device in
+    /// turn, runs the epilogue on the host and assembles the global results. Devices that the
+    /// result shardings say hold the same block must have computed the same bits.
+    pub fn interpret(&self, kernel: &Kernel, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
+        self.interpret_with(kernel, inputs, &InterpretOptions::default())
+    }
+
+    /// [`MeshLaunch::interpret`] with interpret-mode options.
+    pub fn interpret_with(
+        &self,
+        kernel: &Kernel,
+        inputs: &[Array],
+        opts: &InterpretOptions,
+    ) -> Result<Vec<Array>, KernelError> {
+        let plan = self.plan(kernel)?;
+        plan.check_inputs(self, kernel, inputs)?;
+        let mut devices = Vec::with_capacity(self.mesh.devices());
+        for d in 0..self.mesh.devices() {
+            let local = self.device_inputs(&plan, inputs, d);
+            let outcome = interpret::run_owned(kernel, local, opts).map_err(|e| self.on_device(e, d))?;
+            devices.push(outcome.outputs);
+        }
+        for c in &self.epilogue {
+            c.apply_host(&self.mesh, &mut devices);
+        }
+        self.assemble_outputs(kernel, &plan, devices)
+    }
+
+    /// Device `d`'s blocks of the global `inputs`.
+    pub(crate) fn device_inputs(&self, plan: &MeshPlan, inputs: &[Array], d: usize) -> Vec<Array> {
+        inputs.iter().zip(&plan.inputs).map(|(a, arg)| shard(a, &arg.sharding, &self.mesh, d, &arg.local)).collect()
+    }
+
+    /// The global results from each device's results (`devices[d]`).
+    pub(crate) fn assemble_outputs(
+        &self,
+        kernel: &Kernel,
+        plan: &MeshPlan,
+        devices: Vec<Vec<Array>>,
+    ) -> Result<Vec<Array>, KernelError> {
+        plan.outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let parts: Vec<Array> = devices.iter().map(|outs| outs[i].clone()).collect();
+                assemble(&parts, &o.sharding, &self.mesh, &o.global).map_err(|m| {
+                    KernelError::single(&kernel.name, Some(&o.name), kernel.loc, format!("output `{}`: {m}", o.name))
+                })
+            })
+            .collect()
+    }
+
+    /// `e`, with each message saying which device it happened on.
+    pub(crate) fn on_device(&self, mut e: KernelError, d: usize) -> KernelError {
+        let coords: Vec<String> =
+            self.mesh.axes().iter().zip(self.mesh.coords(d)).map(|((n, _), c)| format!("{n}={c}")).collect();
+        for diag in &mut e.diagnostics {
+            diag.message = format!("on device {d} ({}): {}", coords.join(", "), diag.message);
+        }
+        e
+    }
+}
