@@ -683,3 +683,36 @@ fn the_book_shows_every_subcommand_with_flags_that_parse() {
     }
     assert!(ran >= 5, "ran {ran} documented commands");
 }
+
+#[test]
+fn run_on_a_mesh_simulates_the_devices_and_checks_the_merge() {
+    let o = rpa(&["run", "--seqs", "1:40,5:18,7:90", "--heads", "4:2", "--devices", "4", "--tp", "2", "--cp", "2"]);
+    expect_code(&o, 0, "a 2 × 2 mesh run");
+    let out = stdout(&o);
+    assert!(out.contains("4 devices = tp 2 × cp 2: 2 q / 1 kv heads per device"), "{out}");
+    assert!(out.contains("updated cache   bit-exact"), "{out}");
+    let per_device = out.lines().find(|l| l.contains("HBM bytes")).expect("a bytes line");
+    assert_eq!(per_device.matches(',').count(), 3, "one count per device: {per_device}");
+}
+
+#[test]
+fn bad_meshes_are_usage_errors_naming_the_value() {
+    let o = rpa(&["run", "--seqs", "1:40", "--devices", "4", "--tp", "3"]);
+    expect_code(&o, 2, "tp · cp ≠ devices");
+    assert!(stderr(&o).contains("tp · cp = 3 · 1 = 3 is not the 4 devices"), "{}", stderr(&o));
+    let o = rpa(&["run", "--seqs", "1:40", "--heads", "6:3", "--tp", "2"]);
+    expect_code(&o, 2, "tp does not split the heads");
+    assert!(stderr(&o).contains("tp = 2 splits neither the 3 kv heads"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_on_a_mesh_of_cpu_devices() {
+    if !have_cpu_plugin() {
+        eprintln!("skipped: the PJRT-CPU plugin is not installed");
+        return;
+    }
+    let o = rpa(&["run", "--seqs", "1:40,5:18", "--heads", "4:2", "--devices", "2", "--cp", "2", "--backend", "cpu"]);
+    expect_code(&o, 0, "a cp 2 run on PJRT-CPU");
+    let out = stdout(&o);
+    assert!(out.contains("one SPMD program on PJRT-CPU devices") && out.contains("bit-exact"), "{out}");
+}

@@ -19,18 +19,19 @@ fn softmax_scale(
 }
 
 /// Attention of each row over `cols` keys with logits `s` (−∞: masked) and two heads of values
-/// `v`: `out[h, r] = Σ_j p_j v[h, r, j]` (on every lane) and its `lse[r] = log Σ_j exp(s_j)`.
+/// `v`: `out[h, r] = Σ_j p_j v[h, r, j]` (on 256 lanes) and its `lse[r] = log Σ_j exp(s_j)` (on
+/// 128 lanes).
 /// A row with every key masked gets `out = 0 / 0` and `lse = −∞`, as RPA.
 #[tpu_kernel]
 fn partial_attention(
     #[comptime] cols: usize,
     s: In![f32, [8, cols]],
     v: In![f32, [2, 8, cols]],
-    out: Out![f32, [2, 8, 128]],
+    out: Out![f32, [2, 8, 256]],
     lse: Out![f32, [8, 128]],
     sv: Vmem![f32, [8, cols]],
     vv: Vmem![f32, [2, 8, cols]],
-    ov: Vmem![f32, [2, 8, 128]],
+    ov: Vmem![f32, [2, 8, 256]],
     lv: Vmem![f32, [8, 128]],
     sem: DmaSems<1>,
 ) {
@@ -42,7 +43,7 @@ fn partial_attention(
     let l = e.reduce_sum(1);
     for h in 0..2 {
         let o = (e * vv.at(h).load()).reduce_sum(1) / l;
-        ov.at(h).store(o.broadcast_to(&[8, 128]));
+        ov.at(h).store(o.broadcast_to(&[8, 256]));
     }
     lv.store((m + l.log()).broadcast_to(&[8, 128]));
     copy(ov, out, sem.at(0)).start_and_wait();
@@ -121,17 +122,18 @@ fn attention_inputs(cols: usize) -> (Array, Array) {
 fn lse_merge_of_key_shards_is_attention_over_all_keys() {
     let (s, v) = attention_inputs(256);
     let whole = partial_attention(256).unwrap().interpret(&[s.clone(), v.clone()]).unwrap();
-    // Keys split over "cp"; out [2, 8, 128] and lse [8, 128] merged (lse dims 0, 1 are out's 1, 2).
+    // Keys split over "cp"; out [2, 8, 256] and lse [8, 128] merged: lse's rows are out's dim 1,
+    // its lanes copies.
     let launch = MeshLaunch::new(mesh(&[("cp", 2)]))
         .inputs(vec![Sharding::split(1, "cp"), Sharding::split(2, "cp")])
         .outputs(vec![Sharding::replicated(), Sharding::replicated()])
-        .lse_merge(0, 1, &[1, 2], "cp");
+        .lse_merge(0, 1, &[1], "cp");
     let got = cpu_matches_interpret(&partial_attention(128).unwrap(), &launch, &[s, v]);
     assert_close(&got[0], &whole[0], 1e-5, "merged out vs all keys");
     assert_close(&got[1], &whole[1], 1e-5, "merged lse vs all keys");
     // Row 6 has no keys on any device: lse −∞ and out NaN, as the single-device kernel.
     assert_eq!(got[1].get_f64(6 * 128), f64::NEG_INFINITY);
-    assert!(got[0].get_f64(6 * 128).is_nan());
+    assert!(got[0].get_f64(6 * 256).is_nan());
 }
 
 fn message(e: impl std::fmt::Display) -> String {
@@ -184,11 +186,12 @@ fn lse_merge_arguments_are_checked() {
             .outputs(vec![Sharding::replicated(), Sharding::replicated()])
             .lse_merge(out, lse, lse_dims, "cp")
     };
-    assert!(launch(&[1, 2], 0, 1).plan(&kernel).is_ok());
-    let e = message(launch(&[0, 2], 0, 1).plan(&kernel).unwrap_err());
-    assert!(e.contains("lse dims [0, 2] do not map lse 1 [8, 128] onto out 0 [2, 8, 128]"), "{e}");
-    assert!(message(launch(&[1, 2], 0, 0).plan(&kernel).unwrap_err()).contains("merges output 0 with itself"));
-    assert!(message(launch(&[1, 2], 0, 2).plan(&kernel).unwrap_err()).contains("names output 2; the kernel has 2"));
+    assert!(launch(&[1], 0, 1).plan(&kernel).is_ok());
+    let e = message(launch(&[1, 2], 0, 1).plan(&kernel).unwrap_err());
+    assert!(e.contains("lse dims [1, 2] do not map lse 1 [8, 128] onto out 0 [2, 8, 256]"), "{e}");
+    assert!(message(launch(&[0], 0, 1).plan(&kernel).unwrap_err()).contains("lse dims [0] do not map"));
+    assert!(message(launch(&[1], 0, 0).plan(&kernel).unwrap_err()).contains("merges output 0 with itself"));
+    assert!(message(launch(&[1], 0, 2).plan(&kernel).unwrap_err()).contains("names output 2; the kernel has 2"));
 }
 
 #[test]

@@ -144,3 +144,9 @@ fn shard_metadata_errors_name_the_sequence_and_field() {
     let err = rpa_kernels::rpa::launch::run_shard(Backend::Interpret, &x, &opts(), &[0]).unwrap_err();
     assert!(matches!(err, RpaError::Argument { arg: "keys_after", .. }), "{err}");
 }
+
+#[test]
+fn llama_3_8b_serving_batch_in_bf16_on_a_2x2_mesh() {
+    let (x, o) = rpa_kernels::demo::serving_batch();
+    check(2, 2, &x, &o);
+}

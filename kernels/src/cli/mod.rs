@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod mesh;
 pub mod npy;
 pub mod plot;
 pub mod run;
@@ -127,6 +128,29 @@ pub struct RunArgs {
     /// Skip the f64 reference (slow on large batches)
     #[arg(long)]
     pub no_check: bool,
+    /// Run on a mesh of N devices (tensor parallel × context parallel): interpret mode simulates
+    /// them one by one, `--backend cpu` runs them as PJRT-CPU devices [default: tp · cp]
+    #[arg(long, value_name = "N")]
+    pub devices: Option<usize>,
+    /// Tensor-parallel devices: each takes Hq/T query heads and their kv heads [default: 1]
+    #[arg(long, value_name = "T")]
+    pub tp: Option<usize>,
+    /// Context-parallel devices: each holds a contiguous range of every sequence's pages
+    /// [default: devices / tp]
+    #[arg(long, value_name = "C")]
+    pub cp: Option<usize>,
+}
+
+impl RunArgs {
+    /// `(devices, tp, cp)` when any of them is given.
+    pub fn mesh(&self) -> Option<(usize, usize, usize)> {
+        if self.devices.is_none() && self.tp.is_none() && self.cp.is_none() {
+            return None;
+        }
+        let tp = self.tp.unwrap_or(1);
+        let cp = self.cp.unwrap_or_else(|| self.devices.map_or(1, |n| (n / tp.max(1)).max(1)));
+        Some((self.devices.unwrap_or(tp * cp), tp, cp))
+    }
 }
 
 /// A kernel to print or compile.

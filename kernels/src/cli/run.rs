@@ -86,6 +86,9 @@ pub fn run(a: &RunArgs) -> CliResult {
     let backend = a.backend.backend();
     require_plugin(backend)?;
     batch.validate().map_err(failed)?;
+    if let Some(mesh) = a.mesh() {
+        return super::mesh::run(a, &batch, mesh);
+    }
     println!("rpa run — backend: {}", a.backend.name());
     println!("  batch           {}", batch.describe());
     println!("  options         {}", batch.describe_options());
@@ -121,26 +124,7 @@ pub fn run(a: &RunArgs) -> CliResult {
     let tolerance = a.tolerance.unwrap_or_else(|| batch.tolerance());
     let check = (!a.no_check).then(|| check(&batch, &out, tolerance));
     if let Some(c) = &check {
-        let o = &c.output;
-        println!(
-            "  max |error|     {:.3e} vs the f64 reference (tolerance {:e}·(1 + |ref|)): {}",
-            o.max_abs_err,
-            o.tolerance,
-            o.verdict()
-        );
-        if let Some((i, got, want)) = o.first_mismatch {
-            let row = i / (batch.inputs.num_q_heads() * batch.inputs.head_dim());
-            println!("                  first mismatch: element {i} (token {row}): kernel {got}, reference {want}");
-        }
-        if o.nan_in_both > 0 {
-            println!("                  {} elements NaN in the reference and the output (NaN inputs)", o.nan_in_both);
-        }
-        if let Some(l) = &c.lse {
-            let (e, t) = (l.max_abs_err, l.tolerance);
-            println!("  lse max |error| {e:.3e} (tolerance {t:e}·(1 + |ref|)): {}", l.verdict());
-        }
-        let (label, note) = if batch.opts.update_kv_cache { ("updated cache", "") } else { ("cache", " (KV-share)") };
-        println!("  {label:<15} {}{note}", if c.cache_bit_exact { "bit-exact" } else { "MISMATCH" });
+        print_check(&batch, c);
     } else {
         println!("  check           skipped (--no-check)");
     }
@@ -166,21 +150,51 @@ pub fn run(a: &RunArgs) -> CliResult {
         println!("  wrote           {}", names.join(", "));
     }
     match check {
-        Some(c) if !c.passed() => {
-            let mut what = Vec::new();
-            if !c.output.ok() {
-                what.push("the output is out of tolerance");
-            }
-            if !c.lse.as_ref().is_none_or(Comparison::ok) {
-                what.push("the log-sum-exp is out of tolerance");
-            }
-            if !c.cache_bit_exact {
-                what.push("the cache differs from the reference");
-            }
-            Err(CliError::Failed(format!("check failed: {}", what.join(", "))))
-        }
-        _ => Ok(()),
+        Some(c) => verdict(&c),
+        None => Ok(()),
     }
+}
+
+/// `Ok`, or the check's failures as an error.
+pub(crate) fn verdict(c: &Check) -> CliResult {
+    if c.passed() {
+        return Ok(());
+    }
+    let mut what = Vec::new();
+    if !c.output.ok() {
+        what.push("the output is out of tolerance");
+    }
+    if !c.lse.as_ref().is_none_or(Comparison::ok) {
+        what.push("the log-sum-exp is out of tolerance");
+    }
+    if !c.cache_bit_exact {
+        what.push("the cache differs from the reference");
+    }
+    Err(CliError::Failed(format!("check failed: {}", what.join(", "))))
+}
+
+/// The output check's lines (shared with the mesh run).
+pub(crate) fn print_check(batch: &Batch, c: &Check) {
+    let o = &c.output;
+    println!(
+        "  max |error|     {:.3e} vs the f64 reference (tolerance {:e}·(1 + |ref|)): {}",
+        o.max_abs_err,
+        o.tolerance,
+        o.verdict()
+    );
+    if let Some((i, got, want)) = o.first_mismatch {
+        let row = i / (batch.inputs.num_q_heads() * batch.inputs.head_dim());
+        println!("                  first mismatch: element {i} (token {row}): kernel {got}, reference {want}");
+    }
+    if o.nan_in_both > 0 {
+        println!("                  {} elements NaN in the reference and the output (NaN inputs)", o.nan_in_both);
+    }
+    if let Some(l) = &c.lse {
+        let (e, t) = (l.max_abs_err, l.tolerance);
+        println!("  lse max |error| {e:.3e} (tolerance {t:e}·(1 + |ref|)): {}", l.verdict());
+    }
+    let (label, note) = if batch.opts.update_kv_cache { ("updated cache", "") } else { ("cache", " (KV-share)") };
+    println!("  {label:<15} {}{note}", if c.cache_bit_exact { "bit-exact" } else { "MISMATCH" });
 }
 
 fn file_entry(a: &Array) -> serde_json::Value {

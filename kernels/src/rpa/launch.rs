@@ -127,7 +127,7 @@ pub fn build(x: &RpaInputs, opts: &RpaOptions, case: RpaCase) -> Result<Kernel, 
 }
 
 /// Checks the block sizes of `cfg` and builds its kernel.
-fn build_config(cfg: &RpaConfig) -> Result<Kernel, RpaError> {
+pub(crate) fn build_config(cfg: &RpaConfig) -> Result<Kernel, RpaError> {
     validate_block_sizes(cfg.case, cfg.blocks, cfg.page_size)?;
     Ok(rpa_kernel(cfg)?)
 }

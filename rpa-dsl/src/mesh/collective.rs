@@ -14,7 +14,9 @@ pub enum Collective {
     /// log-sum-exps `lse` (f32), e.g. attention over disjoint key sets: with `m = max_i lse_i`,
     /// `lse = m + log Σ_i exp(lse_i − m)` and `out = Σ_i exp(lse_i − lse) · out_i`, in f32
     /// (`out` rounded back to its dtype). Element `j` of `lse` belongs to the elements of `out`
-    /// whose index along dim `lse_dims[k]` is `j`'s index `k`. A device with `lse_i = −∞` (no
+    /// whose index along dim `lse_dims[k]` is `j`'s index `k`; dims of `lse` after those
+    /// (e.g. RPA's 128 lanes, which repeat one value) are copies: `out` is weighed by their
+    /// first element, and every element of `lse` is merged. A device with `lse_i = −∞` (no
     /// keys) contributes nothing, whatever its `out_i` (NaN included); where every `lse_i` is
     /// `−∞`, the merge gives `lse = −∞` and `out = NaN`, as a single-device RPA computes for
     /// a row with no keys (`acc / l = 0 / 0`).
@@ -67,13 +69,13 @@ impl Collective {
                         "merges out {out} of {odt} with lse {lse} of {ldt}: out must be a float, lse f32"
                     )));
                 }
-                let fits = lse_dims.len() == lshape.len()
+                let fits = lse_dims.len() <= lshape.len()
                     && lse_dims.iter().zip(&lshape).all(|(&d, &n)| d < oshape.len() && oshape[d] == n)
                     && lse_dims.windows(2).all(|w| w[0] < w[1]);
                 if !fits {
                     return Err(MeshError::new(format!(
                         "lse dims {lse_dims:?} do not map lse {lse} {lshape:?} onto out {out} {oshape:?} \
-                         (one increasing dim of out per dim of lse, of the same size)"
+                         (increasing dims of out, of the sizes of lse's leading dims)"
                     )));
                 }
             }
@@ -157,6 +159,7 @@ fn lse_merge(outs: &[&Array], lses: &[&Array], lse_dims: &[usize]) -> (Array, Ar
     let out_vals: Vec<Vec<f32>> = outs.iter().map(|a| f32s(a)).collect();
     let merged: Vec<f64> = (0..outs[0].len())
         .map(|k| {
+            // The lse element of out element k (index 0 along lse's copy dims).
             let j: usize = lse_dims.iter().zip(&lstr).map(|(&d, &s)| (k / ostr[d]) % oshape[d] * s).sum();
             let mut acc = 0f32;
             for (i, o) in out_vals.iter().enumerate() {
@@ -194,6 +197,20 @@ mod tests {
         let (o, l) = lse_merge(&[&out[0], &out[1]], &[&lse[0], &lse[1]], &[0]);
         assert!((l.to_f32()[0] - 6f32.ln()).abs() < 1e-6);
         assert!((o.to_f32()[0] - (1.0 + 6.0 + 6.0) / 6.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn merge_weighs_out_by_the_first_of_lse_copy_dims() {
+        // lse [1, 2]: one row whose value repeats on 2 lanes; out [1, 3].
+        let lse =
+            [Array::from_f32(DType::F32, &[1, 2], &[0.0, 0.0]), Array::from_f32(DType::F32, &[1, 2], &[0.0, 0.0])];
+        let out = [
+            Array::from_f32(DType::F32, &[1, 3], &[1.0, 2.0, 3.0]),
+            Array::from_f32(DType::F32, &[1, 3], &[3.0, 4.0, 5.0]),
+        ];
+        let (o, l) = lse_merge(&[&out[0], &out[1]], &[&lse[0], &lse[1]], &[0]);
+        assert_eq!(o.to_f32(), [2.0, 3.0, 4.0]);
+        assert_eq!(l.to_f32(), [2f32.ln(), 2f32.ln()]);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!
 //! Backends: [`MeshLaunch::interpret`] simulates the devices one by one in interpret mode and runs
 //! the epilogue on the host (the reference semantics); [`MeshLaunch::run_cpu`] runs one SPMD
-//! program on an N-device XLA:CPU client.
+//! program on an N-device XLA:CPU client; [`MeshLaunch::compile_tpu`] compiles it ahead of time
+//! with libtpu for a multi-chip topology (`v5e:2x2`, `v6e:2x2`, `tpu7x:2x2x1`).
 //!
 //! # The program
 //! One StableHLO module with `mhlo.num_partitions = N` ([`crate::lower::spmd`]): `@main` takes
@@ -52,10 +53,12 @@ mod cpu;
 mod host;
 mod interpret;
 mod launch;
+mod tpu;
 
 pub use collective::Collective;
 pub use cpu::MeshCpu;
 pub use launch::{MeshArg, MeshLaunch, MeshPlan};
+pub use tpu::{topology_target, MeshTpuCompiled, COLLECTIVE_OPCODES};
 
 use std::fmt;
 

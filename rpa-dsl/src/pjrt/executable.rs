@@ -337,6 +337,42 @@ impl Executable {
         }
     }
 
+    /// The optimized program (`PJRT_Executable_OptimizedProgram`): its format (XLA's is `"hlo"`, a
+    /// serialized `HloModuleProto`) and bytes.
+    pub fn optimized_program(&self) -> Result<(String, Vec<u8>)> {
+        let f = api_fn!(self.plugin, PJRT_Executable_OptimizedProgram)?;
+        let mut program = ffi::PJRT_Program::new();
+        let mut args = ffi::PJRT_Executable_OptimizedProgram_Args::new();
+        args.executable = self.raw;
+        args.program = &mut program;
+        // SAFETY: valid args, live executable; with a null `code` the plugin only sets `code_size` and the
+        // (plugin-owned) format.
+        self.plugin.check(unsafe { f(&mut args) })?;
+        let mut code = vec![0u8; program.code_size];
+        program.code = code.as_mut_ptr().cast();
+        // SAFETY: as above; `code` has `code_size` writable bytes for the plugin to fill, alive for the call.
+        self.plugin.check(unsafe { f(&mut args) })?;
+        // SAFETY: the format is owned by the executable, alive while `self` is.
+        let format = unsafe { lossy_string(program.format, program.format_size) };
+        code.truncate(program.code_size);
+        Ok((format, code))
+    }
+
+    /// How many instructions of each of `opcodes` (HLO opcode names, e.g. `"all-reduce"`) the
+    /// optimized program has, read from its `HloModuleProto` (`HloInstructionProto.opcode` is
+    /// field 2, a string: the bytes `0x12, len, name`).
+    pub fn count_opcodes(&self, opcodes: &[&str]) -> Result<Vec<usize>> {
+        let (_, proto) = self.optimized_program()?;
+        Ok(opcodes
+            .iter()
+            .map(|op| {
+                let mut pattern = vec![0x12, op.len() as u8];
+                pattern.extend_from_slice(op.as_bytes());
+                proto.windows(pattern.len()).filter(|w| *w == pattern.as_slice()).count()
+            })
+            .collect())
+    }
+
     /// The size of [`Executable::serialize`]'s output.
     pub fn serialized_size(&self) -> Result<usize> {
         Ok(self.serialize()?.len())

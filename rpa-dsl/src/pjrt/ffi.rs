@@ -295,6 +295,7 @@ pjrt_args!(PJRT_Executable_Name_Args {
 });
 pjrt_args!(PJRT_Executable_NumOutputs_Args { executable: *mut PJRT_Executable; num_outputs: usize });
 pjrt_args!(PJRT_Executable_SizeOfGeneratedCodeInBytes_Args { executable: *mut PJRT_Executable; size_in_bytes: i64 });
+pjrt_args!(PJRT_Executable_OptimizedProgram_Args { executable: *mut PJRT_Executable; program: *mut PJRT_Program });
 pjrt_args!(PJRT_Executable_GetCostAnalysis_Args {
     executable: *mut PJRT_Executable,
     num_properties: usize;
@@ -488,7 +489,7 @@ pub struct PJRT_Api {
     pub PJRT_Executable_SizeOfGeneratedCodeInBytes: Fn<PJRT_Executable_SizeOfGeneratedCodeInBytes_Args>,
     pub PJRT_Executable_GetCostAnalysis: Fn<PJRT_Executable_GetCostAnalysis_Args>,
     pub PJRT_Executable_OutputMemoryKinds: Unused,
-    pub PJRT_Executable_OptimizedProgram: Unused,
+    pub PJRT_Executable_OptimizedProgram: Fn<PJRT_Executable_OptimizedProgram_Args>,
     pub PJRT_Executable_Serialize: Fn<PJRT_Executable_Serialize_Args>,
 
     pub PJRT_LoadedExecutable_Destroy: Fn<PJRT_LoadedExecutable_Destroy_Args>,
@@ -634,6 +635,7 @@ mod tests {
             (PJRT_LoadedExecutable_Destroy_Args::STRUCT_SIZE, 24),
             (PJRT_LoadedExecutable_GetExecutable_Args::STRUCT_SIZE, 32),
             (PJRT_LoadedExecutable_AddressableDevices_Args::STRUCT_SIZE, 40),
+            (PJRT_Executable_OptimizedProgram_Args::STRUCT_SIZE, 32),
             (PJRT_Executable_Name_Args::STRUCT_SIZE, 40),
             (PJRT_Executable_NumOutputs_Args::STRUCT_SIZE, 32),
             (PJRT_Executable_SizeOfGeneratedCodeInBytes_Args::STRUCT_SIZE, 32),

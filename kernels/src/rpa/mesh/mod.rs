@@ -17,6 +17,7 @@
 
 pub mod merge;
 pub mod shard;
+pub mod spmd;
 
 use super::launch::{self, Backend};
 use super::reference::RpaInputs;
@@ -107,6 +108,25 @@ impl MeshOutput {
     pub fn hbm_bytes_per_device(&self) -> Vec<u64> {
         self.device_stats.iter().map(|s| s.iter().map(Stats::hbm_bytes).sum()).collect()
     }
+}
+
+/// Bytes each device puts into the SPMD epilogue's collectives (their operands): with `cp > 1`
+/// the log-sum-exp merge's three all-reduces over `cp` (max and sum of the f32 log-sum-exp, kept
+/// lane-replicated as `[Hkv/tp, T, G, 128]`, and the f32 weighted output `[Hkv/tp, T, G, Dp]`);
+/// with `gather`, the all-gather of the output (and log-sum-exp) heads over `tp`.
+pub fn collective_bytes(mesh: RpaMesh, x: &RpaInputs, opts: &RpaOptions, gather: bool) -> u64 {
+    let t = x.queries.shape()[0];
+    let rows = (t * x.num_q_heads() / mesh.tp) as u64; // tokens × this device's query heads
+    let dp = super::layout::align_to(x.head_dim(), 128) as u64;
+    let lse = rows * 128 * 4;
+    let merge = if mesh.cp > 1 { 2 * lse + rows * dp * 4 } else { 0 };
+    let with_lse = opts.return_lse as u64;
+    let gathered = if gather && mesh.tp > 1 {
+        (rows * dp * x.queries.dtype().bytes() as u64 + with_lse * lse) * (mesh.tp as u64 - 1)
+    } else {
+        0
+    };
+    merge + gathered
 }
 
 /// Checks a mesh call before anything is built: the call itself, then the mesh against its heads.

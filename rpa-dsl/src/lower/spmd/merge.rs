@@ -27,9 +27,28 @@ impl Region {
         self.op(format!("stablehlo.compare EQ, {x}, {ninf}, FLOAT : ({t}, {t}) -> {bt}"))
     }
 
-    fn broadcast(&mut self, x: &str, dims: &[usize], from: &str, to: &str) -> String {
+    /// `x` (of `dt` and lse's shape `from`) broadcast to out's shape `to`: lse dim `k` is out dim
+    /// `dims[k]`; lse's dims after those are copies, of which the first element is taken.
+    fn broadcast(&mut self, x: &str, dt: DType, dims: &[usize], from: &[usize], to: &[usize]) -> String {
+        let mut x = x.to_string();
+        let mut from_t = tensor_type(dt, from);
+        if dims.len() < from.len() {
+            let kept = &from[..dims.len()];
+            let mut limit = kept.to_vec();
+            limit.resize(from.len(), 1);
+            let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+            let sliced = tensor_type(dt, &limit);
+            x = self.op(format!(
+                "\"stablehlo.slice\"({x}) {{start_indices = array<i64: {}>, limit_indices = array<i64: {}>, strides = array<i64: {}>}} : ({from_t}) -> {sliced}",
+                list(&vec![0; from.len()]),
+                list(&limit),
+                list(&vec![1; from.len()])
+            ));
+            from_t = tensor_type(dt, kept);
+            x = self.op(format!("stablehlo.reshape {x} : ({sliced}) -> {from_t}"));
+        }
         let dims = dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-        self.op(format!("stablehlo.broadcast_in_dim {x}, dims = [{dims}] : ({from}) -> {to}"))
+        self.op(format!("stablehlo.broadcast_in_dim {x}, dims = [{dims}] : ({from_t}) -> {}", tensor_type(dt, to)))
     }
 
     /// Merges `out` (of type `out_t`) and `lse` (f32 of shape `lse_shape`) over `groups`:
@@ -62,16 +81,16 @@ impl Region {
         } else {
             self.op(format!("stablehlo.convert {out} : ({ot}) -> {of}"))
         };
-        let eb = self.broadcast(&e, lse_dims, &lt, &of);
+        let eb = self.broadcast(&e, DType::F32, lse_dims, lse_shape, oshape);
         let weighted = self.binary("multiply", &eb, &x, &of);
         let empty = self.is_neg_inf(lse, &lt, lse_shape);
-        let empty = self.broadcast(&empty, lse_dims, &lb, &ob);
+        let empty = self.broadcast(&empty, DType::Bool, lse_dims, lse_shape, oshape);
         let zero = self.constant("0.0", &of);
         let weighted = self.select(&empty, &zero, &weighted, &ob, &of);
         let acc = self.all_reduce(&weighted, &of, "add", groups);
-        let sb = self.broadcast(&s, lse_dims, &lt, &of);
+        let sb = self.broadcast(&s, DType::F32, lse_dims, lse_shape, oshape);
         let q = self.binary("divide", &acc, &sb, &of);
-        let all_empty = self.broadcast(&all_empty, lse_dims, &lb, &ob);
+        let all_empty = self.broadcast(&all_empty, DType::Bool, lse_dims, lse_shape, oshape);
         let nan = self.constant(NAN, &of);
         let q = self.select(&all_empty, &nan, &q, &ob, &of);
         let q = if odt == DType::F32 { q } else { self.op(format!("stablehlo.convert {q} : ({of}) -> {ot}")) };
