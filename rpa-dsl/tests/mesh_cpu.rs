@@ -25,13 +25,14 @@ fn softmax_scale(
 #[tpu_kernel]
 fn partial_attention(
     #[comptime] cols: usize,
+    #[comptime] dt: DType,
     s: In![f32, [8, cols]],
     v: In![f32, [2, 8, cols]],
-    out: Out![f32, [2, 8, 256]],
+    out: Out![dt, [2, 8, 256]],
     lse: Out![f32, [8, 128]],
     sv: Vmem![f32, [8, cols]],
     vv: Vmem![f32, [2, 8, cols]],
-    ov: Vmem![f32, [2, 8, 256]],
+    ov: Vmem![dt, [2, 8, 256]],
     lv: Vmem![f32, [8, 128]],
     sem: DmaSems<1>,
 ) {
@@ -43,7 +44,7 @@ fn partial_attention(
     let l = e.reduce_sum(1);
     for h in 0..2 {
         let o = (e * vv.at(h).load()).reduce_sum(1) / l;
-        ov.at(h).store(o.broadcast_to(&[8, 256]));
+        ov.at(h).store(o.broadcast_to(&[8, 256]).cast(dt));
     }
     lv.store((m + l.log()).broadcast_to(&[8, 128]));
     copy(ov, out, sem.at(0)).start_and_wait();
@@ -121,19 +122,37 @@ fn attention_inputs(cols: usize) -> (Array, Array) {
 #[test]
 fn lse_merge_of_key_shards_is_attention_over_all_keys() {
     let (s, v) = attention_inputs(256);
-    let whole = partial_attention(256).unwrap().interpret(&[s.clone(), v.clone()]).unwrap();
     // Keys split over "cp"; out [2, 8, 256] and lse [8, 128] merged: lse's rows are out's dim 1,
     // its lanes copies.
     let launch = MeshLaunch::new(mesh(&[("cp", 2)]))
         .inputs(vec![Sharding::split(1, "cp"), Sharding::split(2, "cp")])
         .outputs(vec![Sharding::replicated(), Sharding::replicated()])
         .lse_merge(0, 1, &[1], "cp");
-    let got = cpu_matches_interpret(&partial_attention(128).unwrap(), &launch, &[s, v]);
-    assert_close(&got[0], &whole[0], 1e-5, "merged out vs all keys");
-    assert_close(&got[1], &whole[1], 1e-5, "merged lse vs all keys");
-    // Row 6 has no keys on any device: lse −∞ and out NaN, as the single-device kernel.
-    assert_eq!(got[1].get_f64(6 * 128), f64::NEG_INFINITY);
-    assert!(got[0].get_f64(6 * 256).is_nan());
+    // bf16 outputs merge in f32 and round once: within a bf16 step of the whole.
+    for (dt, tol) in [(F32, 1e-5), (Bf16, 1e-2)] {
+        let whole = partial_attention(256, dt).unwrap().interpret(&[s.clone(), v.clone()]).unwrap();
+        let got = cpu_matches_interpret(&partial_attention(128, dt).unwrap(), &launch, &[s.clone(), v.clone()]);
+        assert_close(&got[0], &whole[0], tol, &format!("{dt} merged out vs all keys"));
+        assert_close(&got[1], &whole[1], 1e-5, &format!("{dt} merged lse vs all keys"));
+        // Row 6 has no keys on any device: lse −∞ and out NaN, as the single-device kernel.
+        assert_eq!(got[1].get_f64(6 * 128), f64::NEG_INFINITY);
+        assert!(got[0].get_f64(6 * 256).is_nan());
+    }
+}
+
+#[test]
+fn a_compiled_launch_runs_again_on_new_inputs() {
+    let launch = MeshLaunch::new(mesh(&[("tp", 2)]))
+        .inputs(vec![Sharding::split(0, "tp"), Sharding::replicated()])
+        .outputs(vec![Sharding::split(0, "tp")]);
+    let kernel = softmax_scale(8).unwrap();
+    let compiled = rpa_dsl::mesh::MeshCpu::global(2).unwrap().compile(&launch, &kernel).unwrap();
+    assert!(compiled.mlir().contains("mhlo.num_partitions = 2") && compiled.mlir().contains("sdy.manual_computation"));
+    for scale in [0.01, 0.02] {
+        let inputs = [Array::from_f32(F32, &[16, 128], &ramp(16 * 128, scale)), Array::filled(F32, &[8, 128], 2.0)];
+        let (got, want) = (compiled.run(&inputs).unwrap(), launch.interpret(&kernel, &inputs).unwrap());
+        assert_close(&got[0], &want[0], 1e-6, "second run");
+    }
 }
 
 fn message(e: impl std::fmt::Display) -> String {
@@ -179,7 +198,7 @@ fn bad_meshes_and_shardings_are_named() {
 
 #[test]
 fn lse_merge_arguments_are_checked() {
-    let kernel = partial_attention(128).unwrap();
+    let kernel = partial_attention(128, F32).unwrap();
     let launch = |lse_dims: &[usize], out: usize, lse: usize| {
         MeshLaunch::new(mesh(&[("cp", 2)]))
             .inputs(vec![Sharding::split(1, "cp"), Sharding::split(2, "cp")])

@@ -1,7 +1,7 @@
 //! A launch on a mesh: its description, and its plan for one kernel (shapes, checks).
 
 use super::{Collective, Mesh, MeshError, Sharding};
-use crate::{Array, DType, Kernel, KernelError};
+use crate::{Array, DType, Kernel, KernelError, Loc};
 
 /// A kernel launch on a mesh (see the [module docs](super)).
 #[derive(Clone, Debug, PartialEq)]
@@ -137,10 +137,11 @@ impl MeshLaunch {
 }
 
 impl MeshPlan {
-    /// Checks the global input arrays: count, dtypes and shapes (a dim a sharding cannot split
-    /// evenly is named with the axes it is split over).
-    pub fn check_inputs(&self, launch: &MeshLaunch, kernel: &Kernel, inputs: &[Array]) -> Result<(), KernelError> {
-        let err = |what: Option<&str>, m: String| KernelError::single(&kernel.name, what, kernel.loc, m);
+    /// Checks the global input arrays of a launch of the kernel named `kernel.0` (defined at
+    /// `kernel.1`): count, dtypes and shapes (a dim a sharding cannot split evenly is named with
+    /// the axes it is split over).
+    pub fn check_inputs(&self, launch: &MeshLaunch, kernel: (&str, Loc), inputs: &[Array]) -> Result<(), KernelError> {
+        let err = |what: Option<&str>, m: String| KernelError::single(kernel.0, what, kernel.1, m);
         if inputs.len() != self.inputs.len() {
             let names: Vec<&str> = self.inputs.iter().map(|a| a.name.as_str()).collect();
             return Err(err(
