@@ -235,7 +235,8 @@ fn replicated_outputs_must_agree_across_devices() {
     assert!(e.contains("output `o`: devices 0 and 1 hold different values"), "{e}");
 }
 
-/// `o = x[8·at[0] .. 8·at[0] + 8]`.
+/// `o = x[8·at[0] .. 8·at[0] + 8]` (printing `at[0]`: the per-device print log is an extra result
+/// of the SPMD program).
 #[tpu_kernel]
 fn pick_rows(
     at: Prefetch![i32, [1]],
@@ -244,6 +245,7 @@ fn pick_rows(
     buf: Vmem![f32, [8, 128]],
     sem: DmaSems<1>,
 ) {
+    debug_print("rows of block {}", &[at.get(0)]);
     copy(x.ds(at.get(0) * 8, 8), buf, sem.at(0)).start_and_wait();
     copy(buf, o, sem.at(0)).start_and_wait();
 }

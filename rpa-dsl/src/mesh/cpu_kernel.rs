@@ -7,7 +7,8 @@ use crate::pjrt::{self, Buffer, Client, Device, LoadedExecutable};
 use crate::{Array, KernelError, Loc};
 use std::sync::Arc;
 
-/// A launch on a mesh compiled for XLA:CPU ([`MeshCpu::compile`]): runs any number of times.
+/// A launch on a mesh compiled for XLA:CPU ([`MeshCpu::compile`](super::MeshCpu::compile)): runs any
+/// number of times.
 pub struct MeshCpuKernel {
     pub(crate) name: String,
     pub(crate) loc: Loc,

@@ -1,6 +1,7 @@
 //! Shardings: which dims of an array are split over which mesh axes.
 
-use super::{Mesh, MeshError};
+use super::{host, Mesh, MeshError};
+use crate::Array;
 
 /// How an array is laid out over a mesh: which dims are split over which mesh axes (several axes
 /// on one dim: major first); replicated over the axes it does not name.
@@ -77,5 +78,55 @@ impl Sharding {
             let ax = mesh.axis(a).expect("a checked sharding");
             acc * mesh.axes[ax].1 + coords[ax]
         })
+    }
+}
+
+impl Sharding {
+    /// The block of `global` that `device` of `mesh` holds (e.g. to build per-device inputs by
+    /// hand).
+    pub fn shard(&self, mesh: &Mesh, global: &Array, device: usize) -> Result<Array, MeshError> {
+        self.check(mesh, global.shape().len())?;
+        if device >= mesh.devices() {
+            return Err(MeshError::new(format!(
+                "device {device} is not on the mesh ({}): it has {}",
+                mesh.describe(),
+                mesh.devices()
+            )));
+        }
+        let mut local = Vec::new();
+        for (d, &n) in global.shape().iter().enumerate() {
+            let blocks = self.blocks(mesh, d);
+            if n % blocks != 0 {
+                return Err(MeshError::new(format!(
+                    "dim {d} of size {n} does not split into {blocks} blocks over {:?}",
+                    self.axes_of(d)
+                )));
+            }
+            local.push(n / blocks);
+        }
+        Ok(host::shard(global, self, mesh, device, &local))
+    }
+
+    /// The global array whose blocks the devices of `mesh` hold (`parts[d]` on device `d`);
+    /// devices that hold the same block must agree bit for bit.
+    pub fn assemble(&self, mesh: &Mesh, parts: &[Array]) -> Result<Array, MeshError> {
+        if parts.len() != mesh.devices() {
+            return Err(MeshError::new(format!(
+                "{} parts for a mesh ({}) of {} devices",
+                parts.len(),
+                mesh.describe(),
+                mesh.devices()
+            )));
+        }
+        let (dtype, local) = (parts[0].dtype(), parts[0].shape());
+        if let Some(d) = parts.iter().position(|p| p.dtype() != dtype || p.shape() != local) {
+            return Err(MeshError::new(format!(
+                "part {d} is {}{:?}, part 0 {dtype}{local:?}",
+                parts[d].dtype(),
+                parts[d].shape()
+            )));
+        }
+        self.check(mesh, local.len())?;
+        host::assemble(parts, self, mesh, &self.global_shape(mesh, local)).map_err(MeshError::new)
     }
 }
