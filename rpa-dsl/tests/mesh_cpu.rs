@@ -266,3 +266,35 @@ fn checked_mode_names_the_device() {
         assert!(e.contains("on device 1 (tp=1)") && e.contains("out of bounds"), "{e}");
     }
 }
+
+/// `x ← 2·x + 1`, in place.
+#[tpu_kernel(grid = [rows / 8], semantics = [parallel])]
+fn double_in_place(
+    #[comptime] rows: usize,
+    #[block([8, 128], |i| [i, 0])] x: In![f32, [rows, 128]],
+    #[alias(x)]
+    #[block([8, 128], |i| [i, 0])]
+    o: Out![f32, [rows, 128]],
+) {
+    o.store(x.load() * 2.0 + 1.0);
+}
+
+#[test]
+fn an_output_aliasing_a_like_sharded_input_updates_it_in_place() {
+    let x = Array::from_f32(F32, &[32, 128], &ramp(32 * 128, 0.1));
+    let kernel = double_in_place(8).unwrap();
+    let split = Sharding::split(0, "a").and_split(0, "b");
+    let launch = MeshLaunch::new(mesh(&[("a", 2), ("b", 2)])).inputs(vec![split.clone()]).outputs(vec![split]);
+    assert_eq!(launch.plan(&kernel).unwrap().aliases, [Some(0)]);
+    let compiled = rpa_dsl::mesh::MeshCpu::global(4).unwrap().compile(&launch, &kernel).unwrap();
+    assert!(compiled.mlir().contains("tf.aliasing_output = 0 : i32"));
+    let got = compiled.run(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(got, launch.interpret(&kernel, std::slice::from_ref(&x)).unwrap());
+    // Gathered, the result is no longer the input's shards: no alias.
+    let gathered = MeshLaunch::new(mesh(&[("a", 4)]))
+        .inputs(vec![Sharding::split(0, "a")])
+        .outputs(vec![Sharding::replicated()])
+        .all_gather(0, 0, "a");
+    assert_eq!(gathered.plan(&kernel).unwrap().aliases, [None]);
+    cpu_matches_interpret(&kernel, &gathered, &[x]);
+}

@@ -80,8 +80,8 @@ impl MeshCpuKernel {
             let bufs = local.iter().map(|a| self.client.buffer_from_host(a, &self.devices[p]));
             lists.push(bufs.collect::<Result<_, _>>().map_err(|e| pjrt("upload", e))?);
         }
-        let refs: Vec<Vec<&Buffer>> = lists.iter().map(|l| l.iter().collect()).collect();
-        let outs = self.exe.execute_sharded(&refs).map_err(|e| pjrt("execute", e))?;
+        // The buffers are fresh copies: donate them, so outputs that alias an input update it in place.
+        let outs = self.exe.execute_sharded_donating(lists).map_err(|e| pjrt("execute", e))?;
         let mut by_partition: Vec<Vec<Array>> = vec![Vec::new(); order.len()];
         for (&p, device_outs) in order.iter().zip(outs) {
             by_partition[p] =
