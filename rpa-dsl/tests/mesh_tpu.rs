@@ -102,3 +102,25 @@ fn lse_merge_compiles_to_all_reduces_on_v6e() {
     assert!(reduces >= 1, "collectives {:?}", c.collectives);
     assert_eq!(c.module.matches("\"stablehlo.all_reduce\"").count(), 3);
 }
+
+/// `x ← 2·x + 1`, in place.
+#[tpu_kernel(grid = [rows / 8], semantics = [parallel])]
+fn double_in_place(
+    #[comptime] rows: usize,
+    #[block([8, 128], |i| [i, 0])] x: In![f32, [rows, 128]],
+    #[alias(x)]
+    #[block([8, 128], |i| [i, 0])]
+    o: Out![f32, [rows, 128]],
+) {
+    o.store(x.load() * 2.0 + 1.0);
+}
+
+#[test]
+fn in_place_outputs_alias_their_input_shards_on_v6e() {
+    let launch = MeshLaunch::new(Mesh::new(&[("tp", 4)]).unwrap())
+        .inputs(vec![Sharding::split(0, "tp")])
+        .outputs(vec![Sharding::split(0, "tp")]);
+    let c = launch.compile_tpu(&double_in_place(16).unwrap(), "v6e:2x2").unwrap_or_else(|e| panic!("{e}"));
+    // Each device's 16 x 128 f32 shard is updated in place.
+    assert_eq!(c.memory.alias_size_in_bytes, 16 * 128 * 4, "{:?}", c.memory);
+}

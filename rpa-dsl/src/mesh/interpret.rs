@@ -3,7 +3,7 @@
 use super::host::{assemble, shard};
 use super::{MeshLaunch, MeshPlan};
 use crate::interpret::{self, InterpretOptions};
-use crate::{Array, Kernel, KernelError};
+use crate::{Array, Kernel, KernelError, Loc};
 
 impl MeshLaunch {
     /// Runs the launch in interpret mode (the reference semantics of every mesh backend): slices
@@ -22,7 +22,7 @@ impl MeshLaunch {
         opts: &InterpretOptions,
     ) -> Result<Vec<Array>, KernelError> {
         let plan = self.plan(kernel)?;
-        plan.check_inputs(self, kernel, inputs)?;
+        plan.check_inputs(self, (&kernel.name, kernel.loc), inputs)?;
         let mut devices = Vec::with_capacity(self.mesh.devices());
         for d in 0..self.mesh.devices() {
             let local = self.device_inputs(&plan, inputs, d);
@@ -32,7 +32,7 @@ impl MeshLaunch {
         for c in &self.epilogue {
             c.apply_host(&self.mesh, &mut devices);
         }
-        self.assemble_outputs(kernel, &plan, devices)
+        self.assemble_outputs((&kernel.name, kernel.loc), &plan, devices)
     }
 
     /// Device `d`'s blocks of the global `inputs`.
@@ -43,7 +43,7 @@ impl MeshLaunch {
     /// The global results from each device's results (`devices[d]`).
     pub(crate) fn assemble_outputs(
         &self,
-        kernel: &Kernel,
+        kernel: (&str, Loc),
         plan: &MeshPlan,
         devices: Vec<Vec<Array>>,
     ) -> Result<Vec<Array>, KernelError> {
@@ -53,7 +53,7 @@ impl MeshLaunch {
             .map(|(i, o)| {
                 let parts: Vec<Array> = devices.iter().map(|outs| outs[i].clone()).collect();
                 assemble(&parts, &o.sharding, &self.mesh, &o.global).map_err(|m| {
-                    KernelError::single(&kernel.name, Some(&o.name), kernel.loc, format!("output `{}`: {m}", o.name))
+                    KernelError::single(kernel.0, Some(&o.name), kernel.1, format!("output `{}`: {m}", o.name))
                 })
             })
             .collect()
