@@ -196,6 +196,19 @@ fn bad_meshes_and_shardings_are_named() {
     }
 }
 
+/// A kernel with nothing to return.
+#[tpu_kernel]
+fn no_output(x: In![f32, [8, 128]], buf: Vmem![f32, [8, 128]], sem: DmaSems<1>) {
+    copy(x, buf, sem.at(0)).start_and_wait();
+}
+
+#[test]
+fn a_launch_needs_an_output() {
+    let launch = MeshLaunch::new(mesh(&[("tp", 2)])).inputs(vec![Sharding::split(0, "tp")]);
+    let e = message(launch.plan(&no_output().unwrap()).unwrap_err());
+    assert!(e.contains("a kernel launched on a mesh needs an output"), "{e}");
+}
+
 #[test]
 fn lse_merge_arguments_are_checked() {
     let kernel = partial_attention(128, F32).unwrap();

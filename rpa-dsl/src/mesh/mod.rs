@@ -151,9 +151,10 @@ impl Mesh {
         coords.iter().zip(&self.axes).fold(0, |acc, (&c, (_, s))| acc * s + c)
     }
 
-    /// The groups of devices that differ only in their coordinate along `axis`, each ordered by
-    /// that coordinate (the replica groups of a collective over `axis`).
-    pub fn groups(&self, axis: usize) -> Vec<Vec<usize>> {
+    /// The groups of devices that differ only in their coordinate along axis number `axis` (an
+    /// axis of the mesh), each ordered by that coordinate (the replica groups of a collective
+    /// over it).
+    pub(crate) fn groups(&self, axis: usize) -> Vec<Vec<usize>> {
         let size = self.axes[axis].1;
         (0..self.devices())
             .filter(|&d| self.coords(d)[axis] == 0)
