@@ -110,9 +110,11 @@ fn all_gather_gives_every_device_the_whole_output() {
     assert_eq!(got[0], whole[0]);
 }
 
-/// Logits whose rows 1 and 5 are masked on the first half of the keys, and row 6 everywhere.
+/// Logits whose rows 1 and 5 are masked on the first half of the keys, and row 6 everywhere;
+/// row 3 has a NaN logit in the first half.
 fn attention_inputs(cols: usize) -> (Array, Array) {
     let mut s = ramp(8 * cols, 0.05);
+    s[3 * cols + 1] = f32::NAN;
     for (r, c) in (0..cols / 2).flat_map(|c| [(1, c), (5, c)]).chain((0..cols).map(|c| (6, c))) {
         s[r * cols + c] = f32::NEG_INFINITY;
     }
@@ -137,6 +139,8 @@ fn lse_merge_of_key_shards_is_attention_over_all_keys() {
         // Row 6 has no keys on any device: lse −∞ and out NaN, as the single-device kernel.
         assert_eq!(got[1].get_f64(6 * 128), f64::NEG_INFINITY);
         assert!(got[0].get_f64(6 * 256).is_nan());
+        // Row 3's NaN on device 0 makes the merged row NaN, as over all keys.
+        assert!(got[1].get_f64(3 * 128).is_nan() && got[0].get_f64(3 * 256).is_nan());
     }
 }
 
