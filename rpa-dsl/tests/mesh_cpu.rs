@@ -276,6 +276,13 @@ fn checked_mode_names_the_device() {
     let kernel = pick_rows().unwrap();
     let got = cpu_matches_interpret(&kernel, &launch, &[Array::from_i32(&[2], &[1, 0]), x.clone()]);
     assert_eq!(got[0].bits()[..8 * 128], x.bits()[8 * 128..]);
+    // Each device printed its index; both backends return the lines by device.
+    let inputs = [Array::from_i32(&[2], &[1, 0]), x.clone()];
+    let want = ["[device 0] rows of block 1", "[device 1] rows of block 0"];
+    let opts = rpa_dsl::interpret::InterpretOptions::default();
+    assert_eq!(launch.interpret_with_prints(&kernel, &inputs, &opts).unwrap().1, want);
+    let compiled = rpa_dsl::mesh::MeshCpu::global(2).unwrap().compile(&launch, &kernel).unwrap();
+    assert_eq!(compiled.run_with_prints(&inputs).unwrap().1, want);
     // Device 1's index is out of bounds: both backends say so, naming the device.
     let bad = [Array::from_i32(&[2], &[0, 5]), x];
     for run in [MeshLaunch::interpret, MeshLaunch::run_cpu] {

@@ -40,7 +40,8 @@
 //!   not split) must be the same bits on each: interpret mode reports the first two devices that
 //!   differ; XLA returns one of them.
 //! - Checked mode works per device (its error names the device and its coordinates);
-//!   `debug_print` output is not returned on a mesh.
+//!   [`MeshLaunch::interpret_with_prints`] and [`MeshCpuKernel::run_with_prints`] return what
+//!   `debug_print` printed, each line prefixed with its device.
 //!
 //! ```no_run
 //! # fn demo(kernel: &rpa_dsl::Kernel, x: rpa_dsl::Array, y: rpa_dsl::Array) -> Result<(), rpa_dsl::KernelError> {
