@@ -110,9 +110,11 @@ fn all_gather_gives_every_device_the_whole_output() {
     assert_eq!(got[0], whole[0]);
 }
 
-/// Logits whose rows 1 and 5 are masked on the first half of the keys, and row 6 everywhere.
+/// Logits whose rows 1 and 5 are masked on the first half of the keys, and row 6 everywhere;
+/// row 3 has a NaN logit in the first half.
 fn attention_inputs(cols: usize) -> (Array, Array) {
     let mut s = ramp(8 * cols, 0.05);
+    s[3 * cols + 1] = f32::NAN;
     for (r, c) in (0..cols / 2).flat_map(|c| [(1, c), (5, c)]).chain((0..cols).map(|c| (6, c))) {
         s[r * cols + c] = f32::NEG_INFINITY;
     }
@@ -137,6 +139,8 @@ fn lse_merge_of_key_shards_is_attention_over_all_keys() {
         // Row 6 has no keys on any device: lse −∞ and out NaN, as the single-device kernel.
         assert_eq!(got[1].get_f64(6 * 128), f64::NEG_INFINITY);
         assert!(got[0].get_f64(6 * 256).is_nan());
+        // Row 3's NaN on device 0 makes the merged row NaN, as over all keys.
+        assert!(got[1].get_f64(3 * 128).is_nan() && got[0].get_f64(3 * 256).is_nan());
     }
 }
 
@@ -194,6 +198,19 @@ fn bad_meshes_and_shardings_are_named() {
         let e = message(run(&launch, &kernel, std::slice::from_ref(&x)).unwrap_err());
         assert!(e.contains("expects 2 input arrays (x, w), got 1"), "{e}");
     }
+}
+
+/// A kernel with nothing to return.
+#[tpu_kernel]
+fn no_output(x: In![f32, [8, 128]], buf: Vmem![f32, [8, 128]], sem: DmaSems<1>) {
+    copy(x, buf, sem.at(0)).start_and_wait();
+}
+
+#[test]
+fn a_launch_needs_an_output() {
+    let launch = MeshLaunch::new(mesh(&[("tp", 2)])).inputs(vec![Sharding::split(0, "tp")]);
+    let e = message(launch.plan(&no_output().unwrap()).unwrap_err());
+    assert!(e.contains("a kernel launched on a mesh needs an output"), "{e}");
 }
 
 #[test]
@@ -259,6 +276,13 @@ fn checked_mode_names_the_device() {
     let kernel = pick_rows().unwrap();
     let got = cpu_matches_interpret(&kernel, &launch, &[Array::from_i32(&[2], &[1, 0]), x.clone()]);
     assert_eq!(got[0].bits()[..8 * 128], x.bits()[8 * 128..]);
+    // Each device printed its index; both backends return the lines by device.
+    let inputs = [Array::from_i32(&[2], &[1, 0]), x.clone()];
+    let want = ["[device 0] rows of block 1", "[device 1] rows of block 0"];
+    let opts = rpa_dsl::interpret::InterpretOptions::default();
+    assert_eq!(launch.interpret_with_prints(&kernel, &inputs, &opts).unwrap().1, want);
+    let compiled = rpa_dsl::mesh::MeshCpu::global(2).unwrap().compile(&launch, &kernel).unwrap();
+    assert_eq!(compiled.run_with_prints(&inputs).unwrap().1, want);
     // Device 1's index is out of bounds: both backends say so, naming the device.
     let bad = [Array::from_i32(&[2], &[0, 5]), x];
     for run in [MeshLaunch::interpret, MeshLaunch::run_cpu] {

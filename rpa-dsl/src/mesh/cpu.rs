@@ -105,6 +105,7 @@ impl MeshCpu {
             launch: launch.clone(),
             plan,
             checks: body.checks,
+            prints: body.prints,
             mlir,
             exe,
             client: self.client.clone(),

@@ -2,7 +2,7 @@
 //! assembles the results.
 
 use super::{MeshLaunch, MeshPlan};
-use crate::lower::stablehlo::CheckTable;
+use crate::lower::stablehlo::{CheckTable, PrintLog};
 use crate::pjrt::{self, Buffer, Client, Device, LoadedExecutable};
 use crate::{Array, KernelError, Loc};
 use std::sync::Arc;
@@ -16,6 +16,8 @@ pub struct MeshCpuKernel {
     pub(crate) plan: MeshPlan,
     /// In checked mode, what each device's check record means.
     pub(crate) checks: Option<CheckTable>,
+    /// If the kernel prints, what each device's print count and rows mean.
+    pub(crate) prints: Option<PrintLog>,
     pub(crate) mlir: String,
     pub(crate) exe: Arc<LoadedExecutable>,
     pub(crate) client: Client,
@@ -40,9 +42,14 @@ impl MeshCpuKernel {
 
     /// Uploads each device's blocks of the global `inputs`, executes on every device and
     /// assembles the global results. In checked mode, the first device whose check record
-    /// reports an error is named in it. (What the kernel's `debug_print`s print is not returned
-    /// on a mesh.)
+    /// reports an error is named in it.
     pub fn run(&self, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
+        Ok(self.run_with_prints(inputs)?.0)
+    }
+
+    /// [`MeshCpuKernel::run`], with the lines the kernel's `debug_print`s printed: device 0's,
+    /// then device 1's, ..., each prefixed with `[device d] `.
+    pub fn run_with_prints(&self, inputs: &[Array]) -> Result<(Vec<Array>, Vec<String>), KernelError> {
         let err = |m: String| KernelError::single(&self.name, None, self.loc, m);
         self.plan.check_inputs(&self.launch, (&self.name, self.loc), inputs)?;
         let mut outs = self.execute(inputs).map_err(|e| err(format!("XLA:CPU {e}")))?;
@@ -55,10 +62,15 @@ impl MeshCpuKernel {
                 }
             }
         }
-        for device_outs in &mut outs {
-            device_outs.truncate(self.plan.outputs.len());
+        let kept = self.plan.outputs.len();
+        let mut prints = Vec::new();
+        for (d, device_outs) in outs.iter_mut().enumerate() {
+            if let (Some(log), [count, rows, ..]) = (&self.prints, &device_outs[kept..]) {
+                prints.extend(log.lines(count, rows).into_iter().map(|l| format!("[device {d}] {l}")));
+            }
+            device_outs.truncate(kept);
         }
-        self.launch.assemble_outputs((&self.name, self.loc), &self.plan, outs)
+        Ok((self.launch.assemble_outputs((&self.name, self.loc), &self.plan, outs)?, prints))
     }
 
     /// Uploads each partition's inputs to its device, executes, downloads each partition's

@@ -21,18 +21,31 @@ impl MeshLaunch {
         inputs: &[Array],
         opts: &InterpretOptions,
     ) -> Result<Vec<Array>, KernelError> {
+        Ok(self.interpret_with_prints(kernel, inputs, opts)?.0)
+    }
+
+    /// [`MeshLaunch::interpret_with`], with the lines the kernel's `debug_print`s printed: device
+    /// 0's, then device 1's, ..., each prefixed with `[device d] `.
+    pub fn interpret_with_prints(
+        &self,
+        kernel: &Kernel,
+        inputs: &[Array],
+        opts: &InterpretOptions,
+    ) -> Result<(Vec<Array>, Vec<String>), KernelError> {
         let plan = self.plan(kernel)?;
         plan.check_inputs(self, (&kernel.name, kernel.loc), inputs)?;
         let mut devices = Vec::with_capacity(self.mesh.devices());
+        let mut prints = Vec::new();
         for d in 0..self.mesh.devices() {
             let local = self.device_inputs(&plan, inputs, d);
             let outcome = interpret::run_owned(kernel, local, opts).map_err(|e| self.on_device(e, d))?;
+            prints.extend(outcome.prints.into_iter().map(|l| format!("[device {d}] {l}")));
             devices.push(outcome.outputs);
         }
         for c in &self.epilogue {
             c.apply_host(&self.mesh, &mut devices);
         }
-        self.assemble_outputs((&kernel.name, kernel.loc), &plan, devices)
+        Ok((self.assemble_outputs((&kernel.name, kernel.loc), &plan, devices)?, prints))
     }
 
     /// Device `d`'s blocks of the global `inputs`.

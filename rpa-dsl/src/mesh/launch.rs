@@ -75,6 +75,9 @@ impl MeshLaunch {
         let kernel_outputs: Vec<MeshArg> = self
             .args(kernel.outputs(), &vec![Sharding::replicated(); kernel.outputs().count()], "output")
             .map_err(|(n, m)| err(n.as_deref(), m))?;
+        if kernel_outputs.is_empty() {
+            return Err(err(None, "a kernel launched on a mesh needs an output".into()));
+        }
         let mut types: Vec<(DType, Vec<usize>)> = kernel_outputs.iter().map(|o| (o.dtype, o.local.clone())).collect();
         for (i, c) in self.epilogue.iter().enumerate() {
             c.apply_types(&self.mesh, &mut types).map_err(|e| err(None, format!("collective {i} ({c:?}) {e}")))?;

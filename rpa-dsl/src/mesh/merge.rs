@@ -15,7 +15,14 @@ pub(crate) fn lse_merge(outs: &[&Array], lses: &[&Array], lse_dims: &[usize]) ->
     let mut sums = vec![0f32; n];
     let mut merged_lse = vec![0f32; n];
     for j in 0..n {
-        let m = lse_vals.iter().map(|l| l[j]).fold(f32::NEG_INFINITY, f32::max);
+        // NaN propagates, as in StableHLO's `maximum` (e.g. rows a kernel never wrote).
+        let m = lse_vals.iter().map(|l| l[j]).fold(f32::NEG_INFINITY, |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f32::NAN
+            } else {
+                a.max(b)
+            }
+        });
         safe_max[j] = if m == f32::NEG_INFINITY { 0.0 } else { m };
         for (i, l) in lse_vals.iter().enumerate() {
             weights[i][j] = (l[j] - safe_max[j]).exp();
@@ -85,5 +92,13 @@ mod tests {
         assert_eq!(o.to_f32()[0], 5.0);
         assert_eq!(l.to_f32()[1], ninf);
         assert!(o.to_f32()[1].is_nan());
+    }
+
+    #[test]
+    fn a_nan_lse_makes_the_row_nan() {
+        let lse = [Array::from_f32(DType::F32, &[1], &[f32::NAN]), Array::from_f32(DType::F32, &[1], &[1.0])];
+        let out = [Array::from_f32(DType::F32, &[1], &[1.0]), Array::from_f32(DType::F32, &[1], &[2.0])];
+        let (o, l) = lse_merge(&[&out[0], &out[1]], &[&lse[0], &lse[1]], &[0]);
+        assert!(o.to_f32()[0].is_nan() && l.to_f32()[0].is_nan());
     }
 }

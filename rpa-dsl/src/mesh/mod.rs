@@ -33,6 +33,16 @@
 //! `#stablehlo.replica_group_mesh_axes` attribute, so collectives list their replica groups
 //! as dense device ids.
 //!
+//! # Details
+//! - An output that aliases an input (`#[alias(x)]`) with the same global shape and sharding, and
+//!   that no collective writes, updates the input's shards in place (`tf.aliasing_output`).
+//! - A result the output sharding says several devices share (replicated over an axis it does
+//!   not split) must be the same bits on each: interpret mode reports the first two devices that
+//!   differ; XLA returns one of them.
+//! - Checked mode works per device (its error names the device and its coordinates);
+//!   [`MeshLaunch::interpret_with_prints`] and [`MeshCpuKernel::run_with_prints`] return what
+//!   `debug_print` printed, each line prefixed with its device.
+//!
 //! ```no_run
 //! # fn demo(kernel: &rpa_dsl::Kernel, x: rpa_dsl::Array, y: rpa_dsl::Array) -> Result<(), rpa_dsl::KernelError> {
 //! use rpa_dsl::mesh::{Mesh, MeshLaunch, Sharding};
@@ -44,7 +54,10 @@
 //!     .all_gather(0, 0, "tp"); // output 0 gathered along dim 0 over "tp": every device has it all
 //! let reference = launch.interpret(kernel, &[x.clone(), y.clone()])?;
 //! let out = launch.run_cpu(kernel, &[x, y])?;
-//! assert_eq!(out, reference);
+//! assert!(out[0].all_close(&reference[0], 1e-6, 1e-6)); // XLA's exp may differ in the last bit
+//! // Per-device arrays by hand: device 1's block of x, and back.
+//! let split = Sharding::split(0, "tp");
+//! let block = split.shard(&launch.mesh, &out[0], 1).expect("divisible");
 //! # Ok(()) }
 //! ```
 
@@ -151,9 +164,10 @@ impl Mesh {
         coords.iter().zip(&self.axes).fold(0, |acc, (&c, (_, s))| acc * s + c)
     }
 
-    /// The groups of devices that differ only in their coordinate along `axis`, each ordered by
-    /// that coordinate (the replica groups of a collective over `axis`).
-    pub fn groups(&self, axis: usize) -> Vec<Vec<usize>> {
+    /// The groups of devices that differ only in their coordinate along axis number `axis` (an
+    /// axis of the mesh), each ordered by that coordinate (the replica groups of a collective
+    /// over it).
+    pub(crate) fn groups(&self, axis: usize) -> Vec<Vec<usize>> {
         let size = self.axes[axis].1;
         (0..self.devices())
             .filter(|&d| self.coords(d)[axis] == 0)
