@@ -9,6 +9,9 @@
 //!                                                              ├──► Mosaic → libtpu (PJRT)
 //!                                                              └──► StableHLO → XLA CPU (PJRT)
 //! ```
+//!
+//! [`tool`] gives any crate's binary the `rpa` command's subcommands (`ir`, `mosaic`, `stablehlo`,
+//! `compile`, `run`, `trace`) for its own kernels.
 
 // Generated code names this crate as `::rpa_dsl`, also inside it.
 extern crate self as rpa_dsl;
@@ -24,6 +27,7 @@ pub mod lower;
 pub mod mesh;
 pub mod pjrt;
 pub mod target;
+pub mod tool;
 pub mod tpu;
 
 pub use array::Array;
@@ -52,6 +56,6 @@ pub mod __private {
     pub use crate::frontend::control::*;
     pub use crate::frontend::launch;
     pub use crate::frontend::{build_kernel, cmp, logic, runtime_depth, Hbm, Ref, Scalar, Sems, Smem, Tile, Vmem};
-    pub use crate::ir::{DimSemantics, Kernel, Loc};
+    pub use crate::ir::{CallFrame, DimSemantics, Kernel, Loc};
     pub use crate::{DType, KernelError};
 }

@@ -25,13 +25,14 @@ fn softmax_scale(
 #[tpu_kernel]
 fn partial_attention(
     #[comptime] cols: usize,
+    #[comptime] dt: DType,
     s: In![f32, [8, cols]],
     v: In![f32, [2, 8, cols]],
-    out: Out![f32, [2, 8, 256]],
+    out: Out![dt, [2, 8, 256]],
     lse: Out![f32, [8, 128]],
     sv: Vmem![f32, [8, cols]],
     vv: Vmem![f32, [2, 8, cols]],
-    ov: Vmem![f32, [2, 8, 256]],
+    ov: Vmem![dt, [2, 8, 256]],
     lv: Vmem![f32, [8, 128]],
     sem: DmaSems<1>,
 ) {
@@ -43,7 +44,7 @@ fn partial_attention(
     let l = e.reduce_sum(1);
     for h in 0..2 {
         let o = (e * vv.at(h).load()).reduce_sum(1) / l;
-        ov.at(h).store(o.broadcast_to(&[8, 256]));
+        ov.at(h).store(o.broadcast_to(&[8, 256]).cast(dt));
     }
     lv.store((m + l.log()).broadcast_to(&[8, 128]));
     copy(ov, out, sem.at(0)).start_and_wait();
@@ -109,9 +110,11 @@ fn all_gather_gives_every_device_the_whole_output() {
     assert_eq!(got[0], whole[0]);
 }
 
-/// Logits whose rows 1 and 5 are masked on the first half of the keys, and row 6 everywhere.
+/// Logits whose rows 1 and 5 are masked on the first half of the keys, and row 6 everywhere;
+/// row 3 has a NaN logit in the first half.
 fn attention_inputs(cols: usize) -> (Array, Array) {
     let mut s = ramp(8 * cols, 0.05);
+    s[3 * cols + 1] = f32::NAN;
     for (r, c) in (0..cols / 2).flat_map(|c| [(1, c), (5, c)]).chain((0..cols).map(|c| (6, c))) {
         s[r * cols + c] = f32::NEG_INFINITY;
     }
@@ -121,19 +124,39 @@ fn attention_inputs(cols: usize) -> (Array, Array) {
 #[test]
 fn lse_merge_of_key_shards_is_attention_over_all_keys() {
     let (s, v) = attention_inputs(256);
-    let whole = partial_attention(256).unwrap().interpret(&[s.clone(), v.clone()]).unwrap();
     // Keys split over "cp"; out [2, 8, 256] and lse [8, 128] merged: lse's rows are out's dim 1,
     // its lanes copies.
     let launch = MeshLaunch::new(mesh(&[("cp", 2)]))
         .inputs(vec![Sharding::split(1, "cp"), Sharding::split(2, "cp")])
         .outputs(vec![Sharding::replicated(), Sharding::replicated()])
         .lse_merge(0, 1, &[1], "cp");
-    let got = cpu_matches_interpret(&partial_attention(128).unwrap(), &launch, &[s, v]);
-    assert_close(&got[0], &whole[0], 1e-5, "merged out vs all keys");
-    assert_close(&got[1], &whole[1], 1e-5, "merged lse vs all keys");
-    // Row 6 has no keys on any device: lse −∞ and out NaN, as the single-device kernel.
-    assert_eq!(got[1].get_f64(6 * 128), f64::NEG_INFINITY);
-    assert!(got[0].get_f64(6 * 256).is_nan());
+    // bf16 outputs merge in f32 and round once: within a bf16 step of the whole.
+    for (dt, tol) in [(F32, 1e-5), (Bf16, 1e-2)] {
+        let whole = partial_attention(256, dt).unwrap().interpret(&[s.clone(), v.clone()]).unwrap();
+        let got = cpu_matches_interpret(&partial_attention(128, dt).unwrap(), &launch, &[s.clone(), v.clone()]);
+        assert_close(&got[0], &whole[0], tol, &format!("{dt} merged out vs all keys"));
+        assert_close(&got[1], &whole[1], 1e-5, &format!("{dt} merged lse vs all keys"));
+        // Row 6 has no keys on any device: lse −∞ and out NaN, as the single-device kernel.
+        assert_eq!(got[1].get_f64(6 * 128), f64::NEG_INFINITY);
+        assert!(got[0].get_f64(6 * 256).is_nan());
+        // Row 3's NaN on device 0 makes the merged row NaN, as over all keys.
+        assert!(got[1].get_f64(3 * 128).is_nan() && got[0].get_f64(3 * 256).is_nan());
+    }
+}
+
+#[test]
+fn a_compiled_launch_runs_again_on_new_inputs() {
+    let launch = MeshLaunch::new(mesh(&[("tp", 2)]))
+        .inputs(vec![Sharding::split(0, "tp"), Sharding::replicated()])
+        .outputs(vec![Sharding::split(0, "tp")]);
+    let kernel = softmax_scale(8).unwrap();
+    let compiled = rpa_dsl::mesh::MeshCpu::global(2).unwrap().compile(&launch, &kernel).unwrap();
+    assert!(compiled.mlir().contains("mhlo.num_partitions = 2") && compiled.mlir().contains("sdy.manual_computation"));
+    for scale in [0.01, 0.02] {
+        let inputs = [Array::from_f32(F32, &[16, 128], &ramp(16 * 128, scale)), Array::filled(F32, &[8, 128], 2.0)];
+        let (got, want) = (compiled.run(&inputs).unwrap(), launch.interpret(&kernel, &inputs).unwrap());
+        assert_close(&got[0], &want[0], 1e-6, "second run");
+    }
 }
 
 fn message(e: impl std::fmt::Display) -> String {
@@ -177,9 +200,22 @@ fn bad_meshes_and_shardings_are_named() {
     }
 }
 
+/// A kernel with nothing to return.
+#[tpu_kernel]
+fn no_output(x: In![f32, [8, 128]], buf: Vmem![f32, [8, 128]], sem: DmaSems<1>) {
+    copy(x, buf, sem.at(0)).start_and_wait();
+}
+
+#[test]
+fn a_launch_needs_an_output() {
+    let launch = MeshLaunch::new(mesh(&[("tp", 2)])).inputs(vec![Sharding::split(0, "tp")]);
+    let e = message(launch.plan(&no_output().unwrap()).unwrap_err());
+    assert!(e.contains("a kernel launched on a mesh needs an output"), "{e}");
+}
+
 #[test]
 fn lse_merge_arguments_are_checked() {
-    let kernel = partial_attention(128).unwrap();
+    let kernel = partial_attention(128, F32).unwrap();
     let launch = |lse_dims: &[usize], out: usize, lse: usize| {
         MeshLaunch::new(mesh(&[("cp", 2)]))
             .inputs(vec![Sharding::split(1, "cp"), Sharding::split(2, "cp")])
@@ -216,7 +252,8 @@ fn replicated_outputs_must_agree_across_devices() {
     assert!(e.contains("output `o`: devices 0 and 1 hold different values"), "{e}");
 }
 
-/// `o = x[8·at[0] .. 8·at[0] + 8]`.
+/// `o = x[8·at[0] .. 8·at[0] + 8]` (printing `at[0]`: the per-device print log is an extra result
+/// of the SPMD program).
 #[tpu_kernel]
 fn pick_rows(
     at: Prefetch![i32, [1]],
@@ -225,6 +262,7 @@ fn pick_rows(
     buf: Vmem![f32, [8, 128]],
     sem: DmaSems<1>,
 ) {
+    debug_print("rows of block {}", &[at.get(0)]);
     copy(x.ds(at.get(0) * 8, 8), buf, sem.at(0)).start_and_wait();
     copy(buf, o, sem.at(0)).start_and_wait();
 }
@@ -238,10 +276,49 @@ fn checked_mode_names_the_device() {
     let kernel = pick_rows().unwrap();
     let got = cpu_matches_interpret(&kernel, &launch, &[Array::from_i32(&[2], &[1, 0]), x.clone()]);
     assert_eq!(got[0].bits()[..8 * 128], x.bits()[8 * 128..]);
+    // Each device printed its index; both backends return the lines by device.
+    let inputs = [Array::from_i32(&[2], &[1, 0]), x.clone()];
+    let want = ["[device 0] rows of block 1", "[device 1] rows of block 0"];
+    let opts = rpa_dsl::interpret::InterpretOptions::default();
+    assert_eq!(launch.interpret_with_prints(&kernel, &inputs, &opts).unwrap().1, want);
+    let compiled = rpa_dsl::mesh::MeshCpu::global(2).unwrap().compile(&launch, &kernel).unwrap();
+    assert_eq!(compiled.run_with_prints(&inputs).unwrap().1, want);
     // Device 1's index is out of bounds: both backends say so, naming the device.
     let bad = [Array::from_i32(&[2], &[0, 5]), x];
     for run in [MeshLaunch::interpret, MeshLaunch::run_cpu] {
         let e = message(run(&launch, &kernel, &bad).unwrap_err());
         assert!(e.contains("on device 1 (tp=1)") && e.contains("out of bounds"), "{e}");
     }
+}
+
+/// `x ← 2·x + 1`, in place.
+#[tpu_kernel(grid = [rows / 8], semantics = [parallel])]
+fn double_in_place(
+    #[comptime] rows: usize,
+    #[block([8, 128], |i| [i, 0])] x: In![f32, [rows, 128]],
+    #[alias(x)]
+    #[block([8, 128], |i| [i, 0])]
+    o: Out![f32, [rows, 128]],
+) {
+    o.store(x.load() * 2.0 + 1.0);
+}
+
+#[test]
+fn an_output_aliasing_a_like_sharded_input_updates_it_in_place() {
+    let x = Array::from_f32(F32, &[32, 128], &ramp(32 * 128, 0.1));
+    let kernel = double_in_place(8).unwrap();
+    let split = Sharding::split(0, "a").and_split(0, "b");
+    let launch = MeshLaunch::new(mesh(&[("a", 2), ("b", 2)])).inputs(vec![split.clone()]).outputs(vec![split]);
+    assert_eq!(launch.plan(&kernel).unwrap().aliases, [Some(0)]);
+    let compiled = rpa_dsl::mesh::MeshCpu::global(4).unwrap().compile(&launch, &kernel).unwrap();
+    assert!(compiled.mlir().contains("tf.aliasing_output = 0 : i32"));
+    let got = compiled.run(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(got, launch.interpret(&kernel, std::slice::from_ref(&x)).unwrap());
+    // Gathered, the result is no longer the input's shards: no alias.
+    let gathered = MeshLaunch::new(mesh(&[("a", 4)]))
+        .inputs(vec![Sharding::split(0, "a")])
+        .outputs(vec![Sharding::replicated()])
+        .all_gather(0, 0, "a");
+    assert_eq!(gathered.plan(&kernel).unwrap().aliases, [None]);
+    cpu_matches_interpret(&kernel, &gathered, &[x]);
 }

@@ -64,17 +64,17 @@ fn topologies_and_device_counts_are_checked_before_compiling() {
     assert!(e.contains("the mesh (dp=1, tp=2) has 2 devices; topology v6e:2x2 has 4"), "{e}");
 }
 
-/// Attention of each row over `cols` keys (see `mesh_cpu.rs`): out on every lane, and its lse.
+/// Attention of each row over `cols` keys (see `mesh_cpu.rs`): out on 256 lanes, its lse on 128.
 #[tpu_kernel]
 fn partial_attention(
     #[comptime] cols: usize,
     s: In![f32, [8, cols]],
     v: In![f32, [8, cols]],
-    out: Out![f32, [8, 128]],
+    out: Out![f32, [8, 256]],
     lse: Out![f32, [8, 128]],
     sv: Vmem![f32, [8, cols]],
     vv: Vmem![f32, [8, cols]],
-    ov: Vmem![f32, [8, 128]],
+    ov: Vmem![f32, [8, 256]],
     lv: Vmem![f32, [8, 128]],
     sem: DmaSems<1>,
 ) {
@@ -84,7 +84,7 @@ fn partial_attention(
     let m = logits.reduce_max(1);
     let e = select(cmp::eq(logits, f32::NEG_INFINITY), zeros(&[8, cols], F32), (logits - m).exp());
     let l = e.reduce_sum(1);
-    ov.store(((e * vv.load()).reduce_sum(1) / l).broadcast_to(&[8, 128]));
+    ov.store(((e * vv.load()).reduce_sum(1) / l).broadcast_to(&[8, 256]));
     lv.store((m + l.log()).broadcast_to(&[8, 128]));
     copy(ov, out, sem.at(0)).start_and_wait();
     copy(lv, lse, sem.at(0)).start_and_wait();
@@ -95,10 +95,32 @@ fn lse_merge_compiles_to_all_reduces_on_v6e() {
     let launch = MeshLaunch::new(Mesh::new(&[("cp", 4)]).unwrap())
         .inputs(vec![Sharding::split(1, "cp"), Sharding::split(1, "cp")])
         .outputs(vec![Sharding::replicated(), Sharding::replicated()])
-        .lse_merge(0, 1, &[0, 1], "cp");
+        .lse_merge(0, 1, &[0], "cp"); // lse's lanes are copies
     let c = launch.compile_tpu(&partial_attention(128).unwrap(), "v6e:2x2").unwrap_or_else(|e| panic!("{e}"));
     eprintln!("v6e:2x2 LSE merge: code {} B, collectives {:?}", c.code_size, c.collectives);
     let reduces: usize = c.collectives.iter().filter(|(op, _)| op.starts_with("all-reduce")).map(|(_, n)| n).sum();
     assert!(reduces >= 1, "collectives {:?}", c.collectives);
     assert_eq!(c.module.matches("\"stablehlo.all_reduce\"").count(), 3);
+}
+
+/// `x ← 2·x + 1`, in place.
+#[tpu_kernel(grid = [rows / 8], semantics = [parallel])]
+fn double_in_place(
+    #[comptime] rows: usize,
+    #[block([8, 128], |i| [i, 0])] x: In![f32, [rows, 128]],
+    #[alias(x)]
+    #[block([8, 128], |i| [i, 0])]
+    o: Out![f32, [rows, 128]],
+) {
+    o.store(x.load() * 2.0 + 1.0);
+}
+
+#[test]
+fn in_place_outputs_alias_their_input_shards_on_v6e() {
+    let launch = MeshLaunch::new(Mesh::new(&[("tp", 4)]).unwrap())
+        .inputs(vec![Sharding::split(0, "tp")])
+        .outputs(vec![Sharding::split(0, "tp")]);
+    let c = launch.compile_tpu(&double_in_place(16).unwrap(), "v6e:2x2").unwrap_or_else(|e| panic!("{e}"));
+    // Each device's 16 x 128 f32 shard is updated in place.
+    assert_eq!(c.memory.alias_size_in_bytes, 16 * 128 * 4, "{:?}", c.memory);
 }

@@ -201,11 +201,35 @@ fn matmul_shapes_are_checked() {
         let _ = dot_general(a.load(), a.load(), true, false, DType::F32); // fine: [128, 128]
         let _ = matmul(a.load(), a.load());
         let _ = matmul(b.load(), a.load());
+        let _ = rpa_dsl::frontend::matmul_t(a.load(), a.load().t()); // `matmul` would fit
+        let _ = matmul(a.load(), b.load().reshape(&[32, 64])); // nothing fits
     })
     .unwrap_err()
     .to_string();
-    assert!(e.contains("matmul contraction mismatch: lhs [8, 128] · rhs [8, 128]"), "{e}");
+    assert!(e.contains("matmul contraction mismatch: lhs [8, 128] · rhs [8, 128]; `matmul_t(a, b)`"), "{e}");
+    assert!(e.contains("rhsᵀ [128, 8]; `matmul(a, b)` (`a @ b`) fits these shapes"), "{e}");
+    assert!(e.contains("rhs [32, 64]\n") || e.ends_with("rhs [32, 64]"), "{e}");
     assert!(e.contains("3-D ones with the same leading batch dimension, got [2, 8, 128] and [8, 128]"), "{e}");
+}
+
+#[test]
+fn full_takes_a_scalar_of_its_dtype() {
+    use rpa_dsl::frontend::{full, program_id};
+    let line = line!() + 3;
+    let e = build_kernel("full_of_i32", Loc::caller(), || {
+        let _ = full(&[8, 128], program_id(0).cast(DType::F32), DType::F32); // fine
+        let _ = full(&[8, 128], program_id(0), DType::F32);
+        let _ = full(&[8, 128], 3, DType::Bf16); // a literal takes the dtype
+    })
+    .unwrap_err();
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    assert_eq!(e.first().loc.line, line, "{e}");
+    assert!(
+        e.first()
+            .message
+            .contains("`full` needs a scalar of the tile's dtype f32, got i32: cast it first (`.cast(F32)`)"),
+        "{e}"
+    );
 }
 
 #[test]

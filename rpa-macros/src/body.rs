@@ -152,6 +152,15 @@ impl Rewriter {
         if let Some(ty) = &ty {
             self.check_dyn(ty);
         }
+        let mut l = l;
+        if let (Some(ty), Some(init)) = (&ty, &mut l.init) {
+            if names_scalar(ty) && is_literal(&init.expr) {
+                // `let n: Scalar = 0;`: the literal becomes a constant of the annotated type.
+                let (sp, lit) = (init.expr.span(), &init.expr);
+                let p = private(sp);
+                *init.expr = reparse(quote_spanned!(sp=> <#ty as #p::FromLiteral<_>>::from_literal(#lit)));
+            }
+        }
         match pat {
             Pat::Ident(PatIdent { by_ref: None, mutability: Some(_), ident, subpat: None, .. }) => {
                 self.check_reserved(&ident);
@@ -546,7 +555,7 @@ impl Rewriter {
         }
         if unroll {
             // A Rust loop that runs while building.
-            let expr = self.expr(*f.expr, Ctx::Value);
+            let expr = self.unroll_range(*f.expr);
             self.push_scope();
             self.bind_pat(&f.pat);
             let body = self.block(f.body, Ctx::Stmt);
@@ -601,6 +610,19 @@ impl Rewriter {
         })
     }
 
+    /// The iterable of an `#[unroll] for`; a range `lo..hi` gets its bounds checked to be comptime.
+    fn unroll_range(&mut self, e: Expr) -> Expr {
+        let Expr::Range(r) = peel_parens(e.clone()) else { return self.expr(e, Ctx::Value) };
+        let (Some(lo), Some(hi)) = (r.start, r.end) else { return self.expr(e, Ctx::Value) };
+        let (lo, hi) = (self.expr(*lo, Ctx::Value), self.expr(*hi, Ctx::Value));
+        let (sp, limits) = (e.span(), r.limits);
+        let p = private(sp);
+        reparse(quote_spanned! {sp=> {
+            let (__rpa_lo, __rpa_hi) = #p::unroll_bounds(#lo, #hi);
+            __rpa_lo #limits __rpa_hi
+        }})
+    }
+
     fn while_expr(&mut self, w: ExprWhile) -> Expr {
         let (unroll, attrs) = split_unroll(w.attrs);
         if let Some(label) = &w.label {
@@ -608,7 +630,13 @@ impl Rewriter {
         }
         if unroll {
             self.push_scope();
-            let cond = self.let_cond(*w.cond);
+            let cond = if contains_let(&w.cond) {
+                self.let_cond(*w.cond)
+            } else {
+                let sp = w.cond.span();
+                let (p, cond) = (private(sp), self.expr(*w.cond, Ctx::Value));
+                reparse(quote_spanned!(sp=> #p::unroll_condition(#cond)))
+            };
             let body = self.block(w.body, Ctx::Stmt);
             self.pop_scope();
             return Expr::While(ExprWhile { attrs, label: None, cond: Box::new(cond), body, ..w });
@@ -901,6 +929,21 @@ fn is_block_like(e: &Expr) -> bool {
             | Expr::Const(_)
             | Expr::TryBlock(_)
     )
+}
+
+/// Whether a type is written `Scalar` (or a path ending in it).
+fn names_scalar(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Scalar"))
+}
+
+/// A number or bool literal, possibly negated.
+fn is_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Lit(l) => matches!(l.lit, syn::Lit::Int(_) | syn::Lit::Float(_) | syn::Lit::Bool(_)),
+        Expr::Unary(u) => matches!(u.op, syn::UnOp::Neg(_)) && is_literal(&u.expr),
+        Expr::Paren(p) => is_literal(&p.expr),
+        _ => false,
+    }
 }
 
 fn peel_parens(e: Expr) -> Expr {
@@ -1296,6 +1339,28 @@ mod tests {
     }
 
     #[test]
+    fn annotated_literal_lets_convert_the_literal() {
+        let s = ok(
+            parse_quote!({
+                let mut n: Scalar = 0;
+                let f: Scalar = -1.5;
+                let k: usize = 3;
+                let s: Scalar = x;
+            }),
+            Ctx::Stmt,
+        );
+        assert!(s.contains("MutInit :: < Scalar > :: new (< Scalar as :: rpa_dsl :: __private :: FromLiteral < _ > > :: from_literal (0))"), "{s}");
+        assert!(
+            s.contains(
+                "let f : Scalar = < Scalar as :: rpa_dsl :: __private :: FromLiteral < _ > > :: from_literal (- 1.5)"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("let k : usize = 3 ;"), "{s}");
+        assert!(s.contains("let s : Scalar = x ;"), "{s}");
+    }
+
+    #[test]
     fn loops() {
         let s = ok(
             parse_quote!({
@@ -1319,6 +1384,23 @@ mod tests {
             Ctx::Stmt,
         );
         assert!(s.starts_with("for i in xs . iter ()"), "{s}");
+        // An unrolled range gets its bounds checked to be comptime.
+        let s = ok(
+            parse_quote!({
+                #[unroll]
+                for i in 0..n {}
+            }),
+            Ctx::Stmt,
+        );
+        assert!(s.contains("unroll_bounds (0 , n)") && s.contains("__rpa_lo .. __rpa_hi"), "{s}");
+        let s = ok(
+            parse_quote!({
+                #[unroll]
+                for i in (1..=n) {}
+            }),
+            Ctx::Stmt,
+        );
+        assert!(s.contains("unroll_bounds (1 , n)") && s.contains("__rpa_lo ..= __rpa_hi"), "{s}");
         let s = ok(
             parse_quote!({
                 while i < n {
@@ -1338,7 +1420,12 @@ mod tests {
             }),
             Ctx::Stmt,
         );
-        assert!(s.starts_with("while :: rpa_dsl :: __private :: cmp :: lt (k , 4)"), "{s}");
+        assert!(
+            s.starts_with(
+                "while :: rpa_dsl :: __private :: unroll_condition (:: rpa_dsl :: __private :: cmp :: lt (k , 4))"
+            ),
+            "{s}"
+        );
     }
 
     #[test]

@@ -179,8 +179,7 @@ fn kernel_inner(args: TokenStream, item: &TokenStream) -> Result<TokenStream, (s
         Some(n) => quote!(&::std::string::ToString::to_string(&(#n))),
         None => syn::LitStr::new(&ident.to_string(), ident.span()).to_token_stream(),
     };
-    let loc =
-        quote_spanned!(ident.span()=> #p::Loc { file: ::core::file!(), line: ::core::line!(), col: ::core::column!() });
+    let loc = quote_spanned!(ident.span()=> #p::Loc { file: ::core::file!(), line: ::core::line!(), col: ::core::column!(), caller: ::core::option::Option::None });
     let build = quote_spanned!(ident.span()=> #p::build_kernel);
     Ok(quote! {
         #(#attrs)*
@@ -406,11 +405,34 @@ fn fn_inner(args: TokenStream, item: &TokenStream) -> Result<TokenStream, (syn::
     let brace = block.brace_token;
     let mut all = prologue;
     all.extend(stmts);
-    let block = syn::Block { brace_token: brace, stmts: all };
-    Ok(quote! {
+    let body = syn::Block { brace_token: brace, stmts: all };
+    Ok(with_call_site(&attrs, &vis, &sig, body))
+}
+
+/// The helper records its call site: it is `#[track_caller]`, enters a `CallFrame` (so the
+/// locations of the ops it records name the call), and runs its body in a closure (which is not
+/// `#[track_caller]`, so each op still records its own line).
+fn with_call_site(
+    attrs: &[syn::Attribute],
+    vis: &syn::Visibility,
+    sig: &syn::Signature,
+    body: syn::Block,
+) -> TokenStream {
+    let p = private(sig.ident.span());
+    // A closure cannot declare an `impl Trait` return type; it is inferred from the body then.
+    let ret = match &sig.output {
+        ReturnType::Type(arrow, ty) if !ty.to_token_stream().to_string().contains("impl") => quote!(#arrow #ty),
+        _ => TokenStream::new(),
+    };
+    quote! {
         #(#attrs)*
-        #vis #sig #block
-    })
+        #[track_caller]
+        #vis #sig {
+            let __rpa_frame = #p::CallFrame::enter();
+            #[allow(clippy::redundant_closure_call)]
+            (move || #ret #body)()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -445,7 +467,7 @@ mod tests {
         let s = squash(&out);
         for want in [
             "pubfnadd(#[allow(unused_variables)]rows:usize)->::core::result::Result<::rpa_dsl::__private::Kernel,::rpa_dsl::__private::KernelError>",
-            "::rpa_dsl::__private::build_kernel(\"add\",::rpa_dsl::__private::Loc{file:::core::file!(),line:::core::line!(),col:::core::column!()},move||{",
+            "::rpa_dsl::__private::build_kernel(\"add\",::rpa_dsl::__private::Loc{file:::core::file!(),line:::core::line!(),col:::core::column!(),caller:::core::option::Option::None},move||{",
             "::rpa_dsl::__private::launch::grid(&[rows/8,2]);",
             "launch::semantics(&[::rpa_dsl::__private::DimSemantics::Parallel,::rpa_dsl::__private::DimSemantics::Arbitrary]);",
             "launch::vmem_limit(32<<20);",
@@ -581,7 +603,9 @@ mod tests {
             ),
         );
         let s = squash(&out);
-        assert!(s.starts_with("pubfnh(t:Tile,n:usize)->Tile{"), "{s}");
+        assert!(s.starts_with("#[track_caller]pubfnh(t:Tile,n:usize)->Tile{"), "{s}");
+        assert!(s.contains("let__rpa_frame=::rpa_dsl::__private::CallFrame::enter();"), "{s}");
+        assert!(s.contains("(move||->Tile{"), "{s}");
         assert!(s.contains("letmutn={#[allow(unused_imports)]use::rpa_dsl::__private::{RuntimeMut"), "{s}");
         assert!(s.contains("IfResult::__rpa_result"), "{s}");
         let s = squash(&tpu_fn(

@@ -28,4 +28,8 @@ pub mod book {
     pub struct UsingRpaFromJax;
     #[doc = include_str!("../../docs/08-scaling-out.md")]
     pub struct ScalingOut;
+    #[doc = include_str!("../../docs/09-your-kernels-in-the-tools.md")]
+    pub struct YourKernelsInTheTools;
+    #[doc = include_str!("../../docs/10-pallas-to-rpa.md")]
+    pub struct PallasToRpa;
 }

@@ -154,6 +154,58 @@ fn a_build_time_type_error_names_the_op_and_line() {
     .unwrap_err();
     assert_eq!(err.first().op.as_deref(), Some("matmul"));
     assert!(err.first().message.contains("contraction mismatch"), "{err}");
+    assert!(err.first().message.ends_with("`matmul_t(a, b)` (`a @ bᵀ`) fits these shapes"), "{err}");
     assert_eq!(err.first().loc.line, line, "{err}");
     assert!(err.to_string().contains("bad_matmul"), "{err}");
+}
+
+#[tpu_fn]
+fn copy_rows(from: Ref<Vmem>, to: Ref<Hbm>, sems: Sems, start: usize) {
+    copy(from.ds(start, 16), to, sems.at(0)).start_and_wait(); // @helper-oob
+}
+
+#[tpu_fn]
+fn write_back(buf: Ref<Vmem>, dst: Ref<Hbm>, sems: Sems) {
+    copy_rows(buf, dst, sems, 8); // @helper-inner-call
+}
+
+#[tpu_kernel]
+fn oob_in_helper(src: In![f32, [16, 128]], dst: Out![f32, [16, 128]], buf: Vmem![f32, [16, 128]], sems: DmaSems<1>) {
+    copy(src, buf, sems.at(0)).start_and_wait();
+    write_back(buf, dst, sems); // @helper-outer-call
+}
+
+#[test]
+fn an_error_inside_helpers_names_their_call_sites() {
+    let err = interpret_err(&oob_in_helper().unwrap(), &[Array::zeros(DType::F32, &[16, 128])]);
+    assert!(err.first().message.contains("out of bounds"), "{err}");
+    let lines: Vec<u32> = err.first().loc.chain().map(|l| l.line).collect();
+    let want = ["@helper-oob", "@helper-inner-call", "@helper-outer-call"].map(|m| line_of(SOURCE, m));
+    assert_eq!(lines, want, "{err}");
+    let [oob, inner, outer] = want;
+    let text = err.to_string();
+    let file = file!();
+    assert!(text.contains(&format!("{file}:{oob}:")), "{text}");
+    assert!(text.contains(&format!(" (called from {file}:{inner}:5, from {file}:{outer}:5): kernel")), "{text}");
+}
+
+#[tpu_fn]
+fn second_grid_index() -> Scalar {
+    program_id(1) // @grid-axis
+}
+
+#[tpu_kernel(grid = [2])]
+fn grid_axis_in_helper() {
+    debug_print("{}", &[second_grid_index()]); // @axis-call
+}
+
+#[test]
+fn a_verifier_error_inside_a_helper_names_its_call_site() {
+    let err = grid_axis_in_helper().unwrap_err();
+    assert!(err.first().message.contains("grid axis 1 is out of range"), "{err}");
+    let lines: Vec<u32> = err.first().loc.chain().map(|l| l.line).collect();
+    assert_eq!(lines, [line_of(SOURCE, "@grid-axis"), line_of(SOURCE, "@axis-call")], "{err}");
+    // Outside helpers, a location has no call site.
+    let err = out_of_bounds_dma().unwrap();
+    assert!(err.body.insts.iter().all(|i| i.loc.caller.is_none()));
 }

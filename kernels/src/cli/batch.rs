@@ -57,14 +57,7 @@ fn check_heads((q, kv): (usize, usize)) -> Result<(usize, usize), String> {
 }
 
 /// The command-line name of a dtype (the names of the dtype flags for the dtypes they offer).
-pub fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::F8E4M3 => "fp8e4m3",
-        DType::F8E5M2 => "fp8e5m2",
-        DType::I8 => "int8",
-        d => d.name(),
-    }
-}
+pub use rpa_dsl::tool::dtype_name;
 
 /// The dtypes a flag (and its JSON field) offers, by their command-line names; the NumPy and
 /// ml_dtypes names are aliases.

@@ -19,34 +19,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Why a command did not succeed.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CliError {
-    /// Bad arguments (exit code 2).
-    Usage(String),
-    /// A failed check or a run error (exit code 1).
-    Failed(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Usage(_) => 2,
-            CliError::Failed(_) => 1,
-        }
-    }
-}
-
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CliError::Usage(m) | CliError::Failed(m) => f.write_str(m),
-        }
-    }
-}
-
-/// A command's result.
-pub type CliResult = Result<(), CliError>;
+pub use rpa_dsl::tool::{CliError, CliResult, TargetArg, TargetsArg};
 
 pub(crate) fn failed(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())
@@ -256,44 +229,6 @@ pub struct MosaicArgs {
     pub custom_call: bool,
 }
 
-/// A TPU generation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TargetArg {
-    V5e,
-    V6e,
-    V7x,
-}
-
-impl TargetArg {
-    pub fn target(self) -> TpuTarget {
-        match self {
-            TargetArg::V5e => TpuTarget::V5e,
-            TargetArg::V6e => TpuTarget::V6e,
-            TargetArg::V7x => TpuTarget::V7x,
-        }
-    }
-}
-
-/// `compile --target`: a generation or all of them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TargetsArg {
-    V5e,
-    V6e,
-    V7x,
-    All,
-}
-
-impl TargetsArg {
-    pub fn targets(self) -> Vec<TpuTarget> {
-        match self {
-            TargetsArg::V5e => vec![TpuTarget::V5e],
-            TargetsArg::V6e => vec![TpuTarget::V6e],
-            TargetsArg::V7x => vec![TpuTarget::V7x],
-            TargetsArg::All => TpuTarget::ALL.to_vec(),
-        }
-    }
-}
-
 #[derive(clap::Args, Debug)]
 pub struct CompileArgs {
     /// The TPU generation
@@ -387,25 +322,9 @@ where
     }
 }
 
-#[cfg(unix)]
-extern "C" {
-    fn signal(signum: i32, handler: usize) -> usize;
-}
-
-/// Restores the default SIGPIPE action, so that `rpa ... | head` ends quietly like other Unix
-/// tools instead of panicking on a closed stdout (Rust ignores SIGPIPE by default).
-fn default_sigpipe() {
-    #[cfg(unix)]
-    // SAFETY: installs the default action (SIG_DFL = 0) for SIGPIPE (13 on Linux and macOS)
-    // before any other thread exists.
-    unsafe {
-        signal(13, 0);
-    }
-}
-
 /// The `rpa` binary's `main`.
 pub fn main() -> ExitCode {
-    default_sigpipe();
+    rpa_dsl::tool::default_sigpipe();
     // Loading libtpu sets these itself, which races with other threads reading the environment
     // (`rpa demo` runs PJRT-CPU on another thread): set them before any thread starts.
     rpa_dsl::pjrt::default_libtpu_env();

@@ -9,89 +9,18 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// How one result compares with the reference, element by element: an element matches when it is
-/// within `tolerance · (1 + |reference|)` of the reference, equal to it (infinities), or NaN where the
-/// reference is NaN too (NaN inputs make NaN outputs).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Comparison {
-    pub tolerance: f64,
-    /// Elements compared.
-    pub len: usize,
-    /// Largest `|kernel - reference|` over the elements that are numbers in both.
-    pub max_abs_err: f64,
-    /// Elements that do not match.
-    pub mismatches: usize,
-    /// Of the mismatches, elements NaN in the result or the reference but not in both.
-    pub nan_mismatches: usize,
-    /// Elements NaN in both (matches).
-    pub nan_in_both: usize,
-    /// The first mismatch: `(flat index, kernel, reference)`.
-    pub first_mismatch: Option<(usize, f64, f64)>,
-}
+pub use rpa_dsl::tool::Comparison;
 
-impl Comparison {
-    /// Compares `len` elements of `got` with `want`.
-    pub fn new(len: usize, got: impl Fn(usize) -> f64, want: impl Fn(usize) -> f64, tolerance: f64) -> Comparison {
-        let mut c = Comparison {
-            tolerance,
-            len,
-            max_abs_err: 0.0,
-            mismatches: 0,
-            nan_mismatches: 0,
-            nan_in_both: 0,
-            first_mismatch: None,
-        };
-        for i in 0..len {
-            let (a, b) = (got(i), want(i));
-            let err = (a - b).abs();
-            if !err.is_nan() {
-                c.max_abs_err = c.max_abs_err.max(err);
-            }
-            let matches = match (a.is_nan(), b.is_nan()) {
-                (true, true) => {
-                    c.nan_in_both += 1;
-                    true
-                }
-                (false, false) => a == b || (a.is_finite() && err <= tolerance * (1.0 + b.abs())),
-                _ => {
-                    c.nan_mismatches += 1;
-                    false
-                }
-            };
-            if !matches {
-                c.mismatches += 1;
-                c.first_mismatch = c.first_mismatch.or(Some((i, a, b)));
-            }
-        }
-        c
-    }
-
-    pub fn ok(&self) -> bool {
-        self.mismatches == 0
-    }
-
-    /// `ok`, or `MISMATCH` with the counts.
-    pub fn verdict(&self) -> String {
-        if self.ok() {
-            return "ok".into();
-        }
-        let nan = match self.nan_mismatches {
-            0 => String::new(),
-            n => format!(", {n} of them NaN where the other is not"),
-        };
-        format!("MISMATCH ({} of {} elements{nan})", self.mismatches, self.len)
-    }
-
-    fn json(&self) -> serde_json::Value {
-        json!({
-            "max_abs_err": self.max_abs_err,
-            "tolerance": self.tolerance,
-            "mismatches": self.mismatches,
-            "nan_mismatches": self.nan_mismatches,
-            "nan_in_both": self.nan_in_both,
-            "ok": self.ok(),
-        })
-    }
+/// A comparison in summary.json.
+fn comparison_json(c: &Comparison) -> serde_json::Value {
+    json!({
+        "max_abs_err": c.max_abs_err,
+        "tolerance": c.tolerance,
+        "mismatches": c.mismatches,
+        "nan_mismatches": c.nan_mismatches,
+        "nan_in_both": c.nan_in_both,
+        "ok": c.ok(),
+    })
 }
 
 /// How a call's results compare with the reference.
@@ -136,20 +65,10 @@ pub fn launched_cases(batch: &Batch) -> Vec<RpaCase> {
 
 /// A clear error when `backend` needs a plugin that is not installed.
 pub fn require_plugin(backend: Backend) -> CliResult {
-    let (path, what, env) = match backend {
-        Backend::Interpret => return Ok(()),
-        Backend::PjrtCpu | Backend::PjrtCpuUnchecked => {
-            (rpa_dsl::pjrt::cpu_plugin_path(), "the PJRT-CPU plugin", rpa_dsl::pjrt::CPU_PLUGIN_ENV)
-        }
-        Backend::Tpu(_) => (rpa_dsl::pjrt::libtpu_path(), "libtpu", rpa_dsl::pjrt::LIBTPU_ENV),
-    };
-    if path.exists() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(format!(
-            "{what} is not installed ({} does not exist): run scripts/install-plugins, or set {env}",
-            path.display()
-        )))
+    match backend {
+        Backend::Interpret => Ok(()),
+        Backend::PjrtCpu | Backend::PjrtCpuUnchecked => rpa_dsl::tool::require_cpu_plugin(),
+        Backend::Tpu(_) => rpa_dsl::tool::require_libtpu(),
     }
 }
 
@@ -323,8 +242,8 @@ fn write_results(
         "description": batch.describe(),
         "options": batch.describe_options(),
         "check": check.map(|c| json!({
-            "output": c.output.json(),
-            "lse": c.lse.as_ref().map(Comparison::json),
+            "output": comparison_json(&c.output),
+            "lse": c.lse.as_ref().map(comparison_json),
             "cache_bit_exact": c.cache_bit_exact,
         })),
         "passed": check.is_none_or(Check::passed),

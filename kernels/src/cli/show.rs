@@ -90,23 +90,7 @@ fn show_kernel(a: &ShowArgs) -> Result<Kernel, CliError> {
 
 /// Prints `text`, or writes it to `output`.
 fn emit(text: &str, output: Option<&Path>) -> CliResult {
-    match output {
-        None => {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let nl = if text.ends_with('\n') { "" } else { "\n" };
-            match out.write_all(text.as_bytes()).and_then(|_| out.write_all(nl.as_bytes())).and_then(|_| out.flush()) {
-                // A closed pipe (`rpa ir | head`) is not an error.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(failed(e)),
-                _ => {}
-            }
-        }
-        Some(p) => {
-            std::fs::write(p, text).map_err(|e| CliError::Failed(format!("{}: {e}", p.display())))?;
-            println!("wrote {} ({} lines)", p.display(), text.lines().count());
-        }
-    }
-    Ok(())
+    rpa_dsl::tool::emit(text, output)
 }
 
 /// `rpa ir`.
@@ -128,16 +112,7 @@ pub fn stablehlo(a: &ShowArgs) -> CliResult {
     emit(&rpa_dsl::lower::stablehlo::lower(&k).map_err(failed)?, a.output.as_deref())
 }
 
-/// `1.50 MiB`, `12.0 KiB`, `512 B`.
-pub fn fmt_bytes(n: usize) -> String {
-    if n >= 1 << 20 {
-        format!("{:.2} MiB", n as f64 / (1 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
+pub use rpa_dsl::tool::fmt_bytes;
 
 /// `rpa compile`.
 pub fn compile(a: &CompileArgs) -> CliResult {
@@ -185,40 +160,7 @@ pub fn compile(a: &CompileArgs) -> CliResult {
                 );
             }
             match rpa_dsl::tpu::compile_for(&kernel, target) {
-                Ok(c) => {
-                    let limit = kernel.vmem_limit.unwrap_or(target.default_scoped_vmem_bytes());
-                    let which = if kernel.vmem_limit.is_some() {
-                        "scoped limit set for the kernel"
-                    } else {
-                        "default scoped limit"
-                    };
-                    println!(
-                        "  VMEM            {} of the {} {which} ({:.1}%; the chip has {})",
-                        fmt_bytes(c.vmem_bytes),
-                        fmt_bytes(limit),
-                        100.0 * c.vmem_bytes as f64 / limit as f64,
-                        fmt_bytes(target.vmem_bytes())
-                    );
-                    println!(
-                        "  SMEM            {} of {} ({:.2}%)",
-                        fmt_bytes(c.smem_bytes),
-                        fmt_bytes(target.smem_bytes()),
-                        100.0 * c.smem_bytes as f64 / target.smem_bytes() as f64
-                    );
-                    println!(
-                        "  code size       {} bytes (serialized executable {} bytes; device kind {})",
-                        c.code_size,
-                        c.serialized_size,
-                        if c.device_kind.is_empty() { "?" } else { &c.device_kind }
-                    );
-                    if c.cost_analysis.is_empty() {
-                        println!("  cost analysis   (none reported)");
-                    }
-                    for (i, (key, v)) in c.cost_analysis.iter().enumerate() {
-                        let label = if i == 0 { "cost analysis" } else { "" };
-                        println!("  {label:<15} {key:<28} {v}");
-                    }
-                }
+                Ok(c) => rpa_dsl::tool::print_compiled(&kernel, target, &c),
                 Err(e) => {
                     println!("  FAILED (the compiler's message is on stderr)");
                     eprintln!("error: {target} {}: {e}", k.name());

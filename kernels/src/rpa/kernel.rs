@@ -128,8 +128,8 @@ fn shifted(x: Scalar, after: Option<Scalar>) -> Scalar {
 fn seq_bounds(cfg: &RpaConfig, kv_lens: Ref<Smem>, cu_q_lens: Ref<Smem>, seq: Scalar) -> (Scalar, Scalar, Scalar) {
     let q_start = cu_q_lens.get(seq);
     let q_len = match cfg.case {
-        RpaCase::Decode => Scalar::constant(I32, 1.0),
-        RpaCase::Prefill => Scalar::constant(I32, cfg.chunk_prefill_size as f64),
+        RpaCase::Decode => Scalar::i32(1),
+        RpaCase::Prefill => Scalar::i32(cfg.chunk_prefill_size as i32),
         RpaCase::Mixed => cu_q_lens.get(seq + 1) - q_start,
     };
     (q_start, q_len, kv_lens.get(seq))
@@ -152,7 +152,7 @@ fn kv_block_range(
     let end = cdiv(visible_end, bkv);
     let start = match cfg.sliding_window {
         Some(w) => max(cached_len + bq_idx * bq - (w as i32 - 1), 0) / bkv,
-        None => Scalar::constant(I32, 0.0),
+        None => Scalar::i32(0),
     };
     if cfg.keys_after {
         // A q block may see none of this call's keys; it still takes one (empty) kv block, as the
@@ -294,7 +294,7 @@ fn next_kv_block(
     let mut n_seq = seq;
     let mut n_bq = bq_idx;
     let mut n_bkv = bkv_idx + 1;
-    let mut valid = Scalar::constant(Bool, 1.0);
+    let mut valid = Scalar::bool(true);
     if bkv_idx + 1 >= end {
         if bq_idx + 1 < num_bq {
             n_bq = bq_idx + 1;
@@ -302,14 +302,14 @@ fn next_kv_block(
             n_bkv = s;
         } else {
             n_seq = seq + 1;
-            n_bq = Scalar::constant(I32, 0.0);
+            n_bq = Scalar::i32(0);
             if seq + 1 < seq_end {
                 let (_qs, nq_len, nkv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq + 1);
                 let n_after = keys_after(cfg, kv_lens, seq, 1);
                 let (s, _e) = kv_block_range(cfg, nq_len, nkv_len, n_after, n_bq);
                 n_bkv = s;
             } else {
-                valid = Scalar::constant(Bool, 0.0);
+                valid = Scalar::bool(false);
             }
         }
     }
@@ -359,8 +359,7 @@ fn next_q_block(
 /// `[k_first, k_last]`) have any pair that may attend; if not, their step is skipped.
 #[tpu_fn]
 fn sub_tiles_meet(cfg: &RpaConfig, (q_first, q_last): (Scalar, Scalar), (k_first, k_last): (Scalar, Scalar)) -> Scalar {
-    let not_future =
-        if cfg.causal && cfg.case != RpaCase::Decode { k_first <= q_last } else { Scalar::constant(Bool, 1.0) };
+    let not_future = if cfg.causal && cfg.case != RpaCase::Decode { k_first <= q_last } else { Scalar::bool(true) };
     match cfg.sliding_window {
         Some(w) => not_future & (k_last > q_first - w as i32),
         None => not_future,
@@ -518,7 +517,7 @@ pub fn rpa_kernel(
     let bkv = cfg.blocks.bkv;
     let (g, dp, hkv) = (cfg.group, cfg.head_dim, cfg.num_kv_heads);
     let (seq_begin, seq_end) = match cfg.case {
-        RpaCase::Decode => (Scalar::constant(I32, 0.0), distribution.get(0)),
+        RpaCase::Decode => (Scalar::i32(0), distribution.get(0)),
         RpaCase::Prefill => (distribution.get(0), distribution.get(1)),
         RpaCase::Mixed => (distribution.get(1), distribution.get(2)),
     };
@@ -532,7 +531,7 @@ pub fn rpa_kernel(
 
     // Prologue: the first kv block and the first q block of the case.
     if seq_begin < seq_end {
-        let zero = Scalar::constant(I32, 0.0);
+        let zero = Scalar::i32(0);
         let (_qs, q_len, kv_len) = seq_bounds(cfg, kv_lens, cu_q_lens, seq_begin);
         let after = keys_after(cfg, kv_lens, seq_begin, 0);
         let (first, _end) = kv_block_range(cfg, q_len, kv_len, after, zero);
@@ -636,7 +635,7 @@ pub fn rpa_kernel(
                         let (next_start, _e) = kv_block_range(cfg, q_len, kv_len, after, bq_idx + 1);
                         next_start > bkv_idx
                     } else {
-                        Scalar::constant(Bool, 1.0)
+                        Scalar::bool(true)
                     };
                     if last_user {
                         start_cache_update(cfg, smem, (kv_cache_out, bkv_buf), sync, (seq, bkv_idx, slot));
@@ -684,7 +683,7 @@ pub fn rpa_kernel(
     // Epilogue: drain the output sends and cache writes still in flight.
     #[unroll]
     for s in 0..2 {
-        let slot = Scalar::constant(I32, s as f64);
+        let slot = Scalar::i32(s);
         wait_output(bo_buf, lse_buf, sems, state, slot);
         wait_cache_update(bkv_buf, sems, state, slot);
     }

@@ -219,21 +219,41 @@ impl<T: IfValue> IfBranch<T> for If<Scalar> {
     }
 }
 
-/// Closes an `if` used as a value.
+/// Closes an `if` used as a value. The result type `R` is a parameter (not `A`), so that a
+/// comptime type expected of an `if` on a runtime condition is reported by `RuntimeIfValue`
+/// (rather than making the condition's type `bool` by inference).
 #[doc(hidden)]
-pub trait IfResult<A, B> {
+pub trait IfResult<A, B, R> {
     /// The values come as one tuple, so that both branch types are known before they are
     /// required to agree (and a mismatch is reported with the message of `BranchesAgree`).
-    fn __rpa_result(self, values: (Option<A>, Option<B>)) -> A;
+    fn __rpa_result(self, values: (Option<A>, Option<B>)) -> R;
 }
-impl<A: BranchesAgree<B>, B> IfResult<A, B> for If<bool> {
+impl<A: BranchesAgree<B>, B> IfResult<A, B, A> for If<bool> {
     fn __rpa_result(self, (then_value, else_value): (Option<A>, Option<B>)) -> A {
         self.end_value(then_value, else_value.map(A::__rpa_same))
     }
 }
-impl<A: FromValue + BranchesAgree<B>, B> IfResult<A, B> for If<Scalar> {
-    fn __rpa_result(self, (then_value, else_value): (Option<A>, Option<B>)) -> A {
-        self.end_value(then_value, else_value.map(A::__rpa_same))
+impl<A: FromValue + BranchesAgree<B> + RuntimeIfValue<R>, B, R> IfResult<A, B, R> for If<Scalar> {
+    fn __rpa_result(self, (then_value, else_value): (Option<A>, Option<B>)) -> R {
+        self.end_value(then_value, else_value.map(A::__rpa_same)).__rpa_value()
+    }
+}
+
+/// The value of an `if` on a runtime condition is used where an `R` is expected.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "an `if` on a runtime condition produces a runtime `{Self}`, not `{R}`",
+    label = "the condition is a runtime `Scalar`: this `if` is decided when the kernel runs",
+    note = "to choose between comptime values, the condition must be comptime (a `bool` computed from comptime \
+            values); for a runtime value, use `select(cond, a, b)` or a statement `if` that assigns a `let mut` \
+            variable holding a `Scalar`"
+)]
+pub trait RuntimeIfValue<R> {
+    fn __rpa_value(self) -> R;
+}
+impl<T> RuntimeIfValue<T> for T {
+    fn __rpa_value(self) -> T {
+        self
     }
 }
 
@@ -512,4 +532,86 @@ impl FromValue for ValueId {
     fn from_ir(v: ValueId) -> Self {
         v
     }
+}
+
+/// A literal initialising a `let` annotated `Scalar`: `let mut n: Scalar = 0;` makes an i32
+/// constant (a float literal an f32, `true` a bool). (Any other type keeps the literal.)
+#[doc(hidden)]
+pub trait FromLiteral<L> {
+    fn from_literal(lit: L) -> Self;
+}
+impl<T> FromLiteral<T> for T {
+    fn from_literal(lit: T) -> T {
+        lit
+    }
+}
+macro_rules! scalar_from_literal {
+    ($($t:ty),*) => {$(
+        impl FromLiteral<$t> for Scalar {
+            #[track_caller]
+            fn from_literal(lit: $t) -> Scalar {
+                Scalar::from(lit)
+            }
+        }
+    )*};
+}
+scalar_from_literal!(i32, u32, f32, bool);
+impl FromLiteral<f64> for Scalar {
+    /// A float literal without a suffix is an f32 constant.
+    #[track_caller]
+    fn from_literal(lit: f64) -> Scalar {
+        Scalar::f32(lit as f32)
+    }
+}
+
+/// The bounds of an `#[unroll]` range, `lo..hi`: comptime integers of one type.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`#[unroll]` needs comptime integer bounds, but this range is `{Self}..{Hi}`",
+    label = "`#[unroll]` runs the loop while building, before a runtime `Scalar` has a value",
+    note = "remove `#[unroll]` for a runtime loop (its bounds may be `Scalar`s, its index is a `Scalar`), \
+            or compute the bounds from comptime values"
+)]
+pub trait UnrollBounds<Hi> {
+    fn unroll_hi(hi: Hi) -> Self;
+}
+// One impl per type (not a blanket `impl<T> UnrollBounds<T> for T`, which would make rustc infer
+// the bounds equal and report a plain type mismatch instead).
+macro_rules! unroll_bounds {
+    ($($t:ty),*) => {$(
+        impl UnrollBounds<$t> for $t {
+            fn unroll_hi(hi: $t) -> $t {
+                hi
+            }
+        }
+    )*};
+}
+unroll_bounds!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, char);
+
+/// Checks the bounds of an `#[unroll]` range (as `#[tpu_kernel]` generates it).
+#[doc(hidden)]
+pub fn unroll_bounds<Lo: UnrollBounds<Hi>, Hi>(lo: Lo, hi: Hi) -> (Lo, Lo) {
+    (lo, Lo::unroll_hi(hi))
+}
+
+/// The condition of an `#[unroll] while`: a comptime `bool`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`#[unroll] while` needs a comptime `bool` condition, but this is `{Self}`",
+    label = "`#[unroll]` runs the loop while building, before a runtime `Scalar` has a value",
+    note = "remove `#[unroll]` for a runtime `while` loop"
+)]
+pub trait UnrollCondition {
+    fn unroll_condition(self) -> bool;
+}
+impl UnrollCondition for bool {
+    fn unroll_condition(self) -> bool {
+        self
+    }
+}
+
+/// Checks the condition of an `#[unroll] while` (as `#[tpu_kernel]` generates it).
+#[doc(hidden)]
+pub fn unroll_condition<C: UnrollCondition>(cond: C) -> bool {
+    cond.unroll_condition()
 }

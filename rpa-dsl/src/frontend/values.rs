@@ -56,12 +56,47 @@ impl Scalar {
     pub fn dtype(self) -> DType {
         self.0.ty().dtype().unwrap_or(DType::I32)
     }
-    /// A runtime scalar constant.
+    /// A runtime scalar constant of `dtype` (`value` is truncated for integer dtypes). The typed
+    /// constructors below say the same without a float: `Scalar::i32(3)`, `Scalar::bool(true)`.
     #[track_caller]
     pub fn constant(dtype: DType, value: f64) -> Scalar {
         Scalar::from_value(constant(dtype, value, Loc::caller()))
     }
+    /// An i32 constant.
+    #[track_caller]
+    pub fn i32(value: i32) -> Scalar {
+        Scalar::constant(DType::I32, f64::from(value))
+    }
+    /// A u32 constant.
+    #[track_caller]
+    pub fn u32(value: u32) -> Scalar {
+        Scalar::constant(DType::U32, f64::from(value))
+    }
+    /// An f32 constant.
+    #[track_caller]
+    pub fn f32(value: f32) -> Scalar {
+        Scalar::constant(DType::F32, f64::from(value))
+    }
+    /// A bool constant.
+    #[track_caller]
+    pub fn bool(value: bool) -> Scalar {
+        Scalar::constant(DType::Bool, f64::from(u8::from(value)))
+    }
 }
+
+/// A constant of the value's type: `let x: Scalar = 3.into()`, or a helper's `Scalar` argument
+/// written `f(3.into())`.
+macro_rules! scalar_from {
+    ($($t:ident),*) => {$(
+        impl From<$t> for Scalar {
+            #[track_caller]
+            fn from(value: $t) -> Scalar {
+                Scalar::$t(value)
+            }
+        }
+    )*};
+}
+scalar_from!(i32, u32, f32, bool);
 
 impl Tile {
     pub(crate) fn from_value(v: ValueId) -> Tile {
@@ -213,6 +248,17 @@ impl Operand for bool {
     }
 }
 
+/// A scalar operand: a `Scalar` or a Rust number or bool. Operators on a `Scalar` and one of these
+/// give a `Scalar` directly (not through [`JoinKind`]), so the result type is known at once (a
+/// mix-up then reads "expected `usize`, found `Scalar`").
+pub trait ScalarOperand: Operand<Kind = ScalarKind> {}
+impl ScalarOperand for Scalar {}
+impl ScalarOperand for bool {}
+macro_rules! scalar_operand {
+    ($($t:ty),*) => {$( impl ScalarOperand for $t {} )*};
+}
+scalar_operand!(i32, i64, u32, usize, i16, u8, f32, f64);
+
 /// Converts two operands to IR values, literals taking the dtype of the handle operand.
 pub(crate) fn operand_pair<A: Operand, B: Operand>(a: A, b: B, loc: Loc) -> (ValueId, ValueId, Type) {
     let like = a.handle_dtype().or(b.handle_dtype());
@@ -236,13 +282,17 @@ pub(crate) fn binary<A: Operand, B: Operand, R: FromValue>(op: BinaryOp, a: A, b
 
 macro_rules! binary_operator {
     ($($trait:ident $method:ident => $op:ident;)*) => {$(
-        impl<R: Operand> ops::$trait<R> for Scalar
-        where
-            ScalarKind: JoinKind<R::Kind>,
-        {
-            type Output = <ScalarKind as JoinKind<R::Kind>>::Out;
+        impl<R: ScalarOperand> ops::$trait<R> for Scalar {
+            type Output = Scalar;
             #[track_caller]
-            fn $method(self, rhs: R) -> Self::Output {
+            fn $method(self, rhs: R) -> Scalar {
+                binary(BinaryOp::$op, self, rhs, Loc::caller())
+            }
+        }
+        impl ops::$trait<Tile> for Scalar {
+            type Output = Tile;
+            #[track_caller]
+            fn $method(self, rhs: Tile) -> Tile {
                 binary(BinaryOp::$op, self, rhs, Loc::caller())
             }
         }
@@ -624,10 +674,15 @@ pub fn broadcast<T: Operand>(x: T, shape: &[usize]) -> Tile {
     ))
 }
 
-/// A tile of `shape` filled with `value` (a Rust number or a runtime scalar).
+/// A tile of `shape` and `dtype` filled with `value` (a Rust number, or a runtime scalar of `dtype`).
 #[track_caller]
 pub fn full<T: Operand>(shape: &[usize], value: T, dtype: DType) -> Tile {
     let loc = Loc::caller();
+    if let Some(d) = value.handle_dtype().filter(|&d| d != dtype) {
+        let msg =
+            format!("`full` needs a scalar of the tile's dtype {dtype}, got {d}: cast it first (`.cast({dtype:?})`)");
+        with(|b| b.error(loc, Some("broadcast"), msg));
+    }
     let v = value.operand_value(Some(dtype), loc);
     Tile::from_value(emit(
         Op::Broadcast { x: v, shape: shape.to_vec() },

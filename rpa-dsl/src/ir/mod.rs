@@ -12,7 +12,10 @@ pub mod view;
 pub use ops::*;
 
 use crate::dtype::DType;
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 /// An SSA value: the result of one instruction, a loop index or a kernel parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,28 +25,77 @@ pub struct ValueId(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VarId(pub u32);
 
-/// A place in the kernel author's source (from `#[track_caller]`), printed as `file:line:col`.
+/// A place in the kernel author's source (from `#[track_caller]`), printed as `file:line:col`. Inside
+/// a `#[tpu_fn]` helper it also names the call site (and that one its own, out to the kernel),
+/// printed as `file:line:col (called from file:line:col, from ..)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Loc {
     pub file: &'static str,
     pub line: u32,
     pub col: u32,
+    /// Where the `#[tpu_fn]` holding this place was called, if it is in one.
+    pub caller: Option<&'static Loc>,
+}
+
+thread_local! {
+    /// The call site of the `#[tpu_fn]` running now (see [`CallFrame`]).
+    static CALL_SITE: Cell<Option<&'static Loc>> = const { Cell::new(None) };
 }
 
 impl Loc {
-    pub const UNKNOWN: Loc = Loc { file: "<unknown>", line: 0, col: 0 };
+    pub const UNKNOWN: Loc = Loc { file: "<unknown>", line: 0, col: 0, caller: None };
 
+    /// The caller's place, with the call sites of the `#[tpu_fn]` helpers it is in.
     #[track_caller]
     pub fn caller() -> Loc {
         let l = std::panic::Location::caller();
-        Loc { file: l.file(), line: l.line(), col: l.column() }
+        Loc { file: l.file(), line: l.line(), col: l.column(), caller: CALL_SITE.with(Cell::get) }
+    }
+
+    /// The place itself and its call sites, innermost first.
+    pub fn chain(&self) -> impl Iterator<Item = &Loc> {
+        std::iter::successors(Some(self), |l| l.caller)
     }
 }
 
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)?;
+        for (i, site) in self.chain().skip(1).enumerate() {
+            let sep = if i == 0 { " (called from" } else { ", from" };
+            write!(f, "{sep} {}:{}:{}", site.file, site.line, site.col)?;
+        }
+        if self.caller.is_some() {
+            f.write_str(")")?;
+        }
+        Ok(())
     }
+}
+
+/// While a `#[tpu_fn]` runs, its call site (as `#[tpu_fn]` generates it): every [`Loc::caller`]
+/// taken meanwhile names it. Dropping the frame restores the outer call site.
+#[doc(hidden)]
+pub struct CallFrame(Option<&'static Loc>);
+
+impl CallFrame {
+    #[track_caller]
+    pub fn enter() -> CallFrame {
+        let site = intern(Loc::caller());
+        CallFrame(CALL_SITE.with(|c| c.replace(Some(site))))
+    }
+}
+
+impl Drop for CallFrame {
+    fn drop(&mut self) {
+        CALL_SITE.with(|c| c.set(self.0));
+    }
+}
+
+/// A `'static` copy of `loc`, one per distinct call chain (so building kernels again leaks nothing).
+fn intern(loc: Loc) -> &'static Loc {
+    static SITES: Mutex<Option<HashMap<Loc, &'static Loc>>> = Mutex::new(None);
+    let mut sites = SITES.lock().unwrap_or_else(|e| e.into_inner());
+    sites.get_or_insert_with(HashMap::new).entry(loc).or_insert_with(|| Box::leak(Box::new(loc)))
 }
 
 /// A memory space, as Pallas-TPU names them.

@@ -441,7 +441,7 @@ mod tests {
     }
 
     fn inst(op: Op, result: Option<u32>) -> Inst {
-        Inst { op, result: result.map(ValueId), loc: Loc { file: "k.rs", line: 7, col: 3 } }
+        Inst { op, result: result.map(ValueId), loc: Loc { file: "k.rs", line: 7, col: 3, caller: None } }
     }
 
     /// Every op variant, printed from a hand-built (not necessarily well-typed) kernel.
@@ -530,7 +530,7 @@ mod tests {
     fn kernel_with_every_param(body: Vec<Inst>) -> Kernel {
         let v = ValueId;
         let s = |n: usize| Type::Vector { dtype: F32, shape: vec![n, 128] };
-        let loc = Loc { file: "k.rs", line: 1, col: 1 };
+        let loc = Loc { file: "k.rs", line: 1, col: 1, caller: None };
         Kernel {
             name: "all".into(),
             loc,

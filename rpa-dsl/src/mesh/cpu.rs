@@ -1,10 +1,12 @@
 //! A launch on a mesh on XLA:CPU: one SPMD program on an N-device client.
 
+pub use super::cpu_kernel::MeshCpuKernel;
 use super::MeshLaunch;
 use crate::cpu::{compile_dropping_unknown_flags, compile_options};
 use crate::ir::verify::verify_targets;
-use crate::lower::{spmd, stablehlo};
-use crate::pjrt::{self, Buffer, Client, CompileOptions, Device, LoadedExecutable, NamedValue};
+use crate::lower::spmd;
+use crate::lower::stablehlo;
+use crate::pjrt::{self, Client, CompileOptions, Device, LoadedExecutable, NamedValue};
 use crate::{Array, Kernel, KernelError, TargetCheck};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -87,42 +89,53 @@ impl MeshCpu {
         Ok((text, body))
     }
 
-    /// Runs `kernel` on `launch.mesh`: uploads each device's blocks of `inputs`, executes the SPMD
-    /// program on the first `launch.mesh.devices()` devices and assembles the global results.
-    pub fn run(&self, launch: &MeshLaunch, kernel: &Kernel, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
+    /// Verifies, lowers and compiles `kernel` launched on `launch.mesh` (the first
+    /// `launch.mesh.devices()` devices), reusing a cached executable for the same module text.
+    pub fn compile(&self, launch: &MeshLaunch, kernel: &Kernel) -> Result<MeshCpuKernel, KernelError> {
         let err = |m: String| KernelError::single(&kernel.name, None, kernel.loc, m);
         let n = launch.mesh.devices();
-        if n > self.devices.len() {
-            return Err(err(format!(
-                "the mesh ({}) has {n} devices; this XLA:CPU client has {}",
-                launch.mesh.describe(),
-                self.devices.len()
-            )));
-        }
+        self.check_devices(launch, kernel)?;
         let plan = launch.plan(kernel)?;
-        plan.check_inputs(launch, kernel, inputs)?;
-        let (text, body) = self.module(launch, kernel)?;
+        let (mlir, body) = self.module(launch, kernel)?;
         let exe =
-            self.compile(&text, n).map_err(|e| err(format!("XLA:CPU failed to compile the SPMD program: {e}")))?;
-        let mut outs = self.execute(&exe, launch, &plan, inputs).map_err(|e| err(format!("XLA:CPU {e}")))?;
-        let kept = plan.outputs.len();
-        if let Some(table) = &body.checks {
-            for (d, device_outs) in outs.iter().enumerate() {
-                let record =
-                    device_outs.last().ok_or_else(|| err("the checked program returned no check record".into()))?;
-                if let Some(e) = table.error(&record.to_i64()) {
-                    return Err(launch.on_device(e, d));
-                }
-            }
+            self.compile_text(&mlir, n).map_err(|e| err(format!("XLA:CPU failed to compile the SPMD program: {e}")))?;
+        Ok(MeshCpuKernel {
+            name: kernel.name.clone(),
+            loc: kernel.loc,
+            launch: launch.clone(),
+            plan,
+            checks: body.checks,
+            prints: body.prints,
+            mlir,
+            exe,
+            client: self.client.clone(),
+            devices: self.devices[..n].to_vec(),
+        })
+    }
+
+    /// Compiles and runs `kernel` on `launch.mesh` ([`MeshCpuKernel::run`]).
+    pub fn run(&self, launch: &MeshLaunch, kernel: &Kernel, inputs: &[Array]) -> Result<Vec<Array>, KernelError> {
+        self.check_devices(launch, kernel)?;
+        let plan = launch.plan(kernel)?;
+        plan.check_inputs(launch, (&kernel.name, kernel.loc), inputs)?;
+        self.compile(launch, kernel)?.run(inputs)
+    }
+
+    fn check_devices(&self, launch: &MeshLaunch, kernel: &Kernel) -> Result<(), KernelError> {
+        let n = launch.mesh.devices();
+        if n <= self.devices.len() {
+            return Ok(());
         }
-        for device_outs in &mut outs {
-            device_outs.truncate(kept);
-        }
-        launch.assemble_outputs(kernel, &plan, outs)
+        let m = format!(
+            "the mesh ({}) has {n} devices; this XLA:CPU client has {}",
+            launch.mesh.describe(),
+            self.devices.len()
+        );
+        Err(KernelError::single(&kernel.name, None, kernel.loc, m))
     }
 
     /// Compiles `text`, an SPMD program of `n` partitions, for the first `n` devices.
-    fn compile(&self, text: &str, n: usize) -> Result<Arc<LoadedExecutable>, pjrt::PjrtError> {
+    fn compile_text(&self, text: &str, n: usize) -> Result<Arc<LoadedExecutable>, pjrt::PjrtError> {
         if let Some(exe) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
             return Ok(exe.clone());
         }
@@ -131,40 +144,6 @@ impl MeshCpu {
         let exe = Arc::new(compile_dropping_unknown_flags(&self.client, text, &options)?);
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(text.to_string(), exe.clone());
         Ok(exe)
-    }
-
-    /// Uploads each partition's inputs to its device, executes, downloads each partition's
-    /// results (`[partition][result]`).
-    fn execute(
-        &self,
-        exe: &LoadedExecutable,
-        launch: &MeshLaunch,
-        plan: &super::MeshPlan,
-        inputs: &[Array],
-    ) -> Result<Vec<Vec<Array>>, String> {
-        let pjrt = |what: &str, e: pjrt::PjrtError| format!("{what}: {e}");
-        let ids: Vec<i32> =
-            self.devices.iter().map(|d| d.id()).collect::<Result<_, _>>().map_err(|e| pjrt("devices", e))?;
-        let order: Vec<usize> = exe
-            .addressable_devices()
-            .map_err(|e| pjrt("devices", e))?
-            .iter()
-            .map(|d| d.id().ok().and_then(|id| ids.iter().position(|&x| x == id)).ok_or("an unknown device"))
-            .collect::<Result<_, _>>()?;
-        let mut lists: Vec<Vec<Buffer>> = Vec::new();
-        for &p in &order {
-            let local = launch.device_inputs(plan, inputs, p);
-            let bufs = local.iter().map(|a| self.client.buffer_from_host(a, &self.devices[p]));
-            lists.push(bufs.collect::<Result<_, _>>().map_err(|e| pjrt("upload", e))?);
-        }
-        let refs: Vec<Vec<&Buffer>> = lists.iter().map(|l| l.iter().collect()).collect();
-        let outs = exe.execute_sharded(&refs).map_err(|e| pjrt("execute", e))?;
-        let mut by_partition: Vec<Vec<Array>> = vec![Vec::new(); order.len()];
-        for (&p, device_outs) in order.iter().zip(outs) {
-            by_partition[p] =
-                device_outs.iter().map(|b| b.to_host()).collect::<Result<_, _>>().map_err(|e| pjrt("download", e))?;
-        }
-        Ok(by_partition)
     }
 }
 

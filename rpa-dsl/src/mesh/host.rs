@@ -65,6 +65,20 @@ mod tests {
     }
 
     #[test]
+    fn public_shard_and_assemble_check_their_arguments() {
+        let mesh = Mesh::new(&[("a", 2)]).unwrap();
+        let s = Sharding::split(0, "a");
+        let global = Array::from_i32(&[4], &[1, 2, 3, 4]);
+        assert_eq!(s.shard(&mesh, &global, 1).unwrap().to_i64(), [3, 4]);
+        assert!(s.shard(&mesh, &global, 2).unwrap_err().message.contains("device 2 is not on the mesh (a=2)"));
+        let odd = Array::from_i32(&[3], &[1, 2, 3]);
+        assert!(s.shard(&mesh, &odd, 0).unwrap_err().message.contains("dim 0 of size 3 does not split into 2 blocks"));
+        let parts = [Array::from_i32(&[2], &[1, 2]), Array::from_i32(&[2], &[3, 4])];
+        assert_eq!(s.assemble(&mesh, &parts).unwrap(), global);
+        assert!(s.assemble(&mesh, &parts[..1]).unwrap_err().message.contains("1 parts for a mesh (a=2) of 2 devices"));
+    }
+
+    #[test]
     fn replicas_must_agree() {
         let mesh = Mesh::new(&[("a", 2)]).unwrap();
         let parts = [Array::filled(DType::F32, &[2], 1.0), Array::filled(DType::F32, &[2], 2.0)];

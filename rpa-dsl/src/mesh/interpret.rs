@@ -3,7 +3,7 @@
 use super::host::{assemble, shard};
 use super::{MeshLaunch, MeshPlan};
 use crate::interpret::{self, InterpretOptions};
-use crate::{Array, Kernel, KernelError};
+use crate::{Array, Kernel, KernelError, Loc};
 
 impl MeshLaunch {
     /// Runs the launch in interpret mode (the reference semantics of every mesh backend): slices
@@ -21,18 +21,31 @@ impl MeshLaunch {
         inputs: &[Array],
         opts: &InterpretOptions,
     ) -> Result<Vec<Array>, KernelError> {
+        Ok(self.interpret_with_prints(kernel, inputs, opts)?.0)
+    }
+
+    /// [`MeshLaunch::interpret_with`], with the lines the kernel's `debug_print`s printed: device
+    /// 0's, then device 1's, ..., each prefixed with `[device d] `.
+    pub fn interpret_with_prints(
+        &self,
+        kernel: &Kernel,
+        inputs: &[Array],
+        opts: &InterpretOptions,
+    ) -> Result<(Vec<Array>, Vec<String>), KernelError> {
         let plan = self.plan(kernel)?;
-        plan.check_inputs(self, kernel, inputs)?;
+        plan.check_inputs(self, (&kernel.name, kernel.loc), inputs)?;
         let mut devices = Vec::with_capacity(self.mesh.devices());
+        let mut prints = Vec::new();
         for d in 0..self.mesh.devices() {
             let local = self.device_inputs(&plan, inputs, d);
             let outcome = interpret::run_owned(kernel, local, opts).map_err(|e| self.on_device(e, d))?;
+            prints.extend(outcome.prints.into_iter().map(|l| format!("[device {d}] {l}")));
             devices.push(outcome.outputs);
         }
         for c in &self.epilogue {
             c.apply_host(&self.mesh, &mut devices);
         }
-        self.assemble_outputs(kernel, &plan, devices)
+        Ok((self.assemble_outputs((&kernel.name, kernel.loc), &plan, devices)?, prints))
     }
 
     /// Device `d`'s blocks of the global `inputs`.
@@ -43,7 +56,7 @@ impl MeshLaunch {
     /// The global results from each device's results (`devices[d]`).
     pub(crate) fn assemble_outputs(
         &self,
-        kernel: &Kernel,
+        kernel: (&str, Loc),
         plan: &MeshPlan,
         devices: Vec<Vec<Array>>,
     ) -> Result<Vec<Array>, KernelError> {
@@ -53,7 +66,7 @@ impl MeshLaunch {
             .map(|(i, o)| {
                 let parts: Vec<Array> = devices.iter().map(|outs| outs[i].clone()).collect();
                 assemble(&parts, &o.sharding, &self.mesh, &o.global).map_err(|m| {
-                    KernelError::single(&kernel.name, Some(&o.name), kernel.loc, format!("output `{}`: {m}", o.name))
+                    KernelError::single(kernel.0, Some(&o.name), kernel.1, format!("output `{}`: {m}", o.name))
                 })
             })
             .collect()

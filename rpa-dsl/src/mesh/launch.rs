@@ -1,7 +1,7 @@
 //! A launch on a mesh: its description, and its plan for one kernel (shapes, checks).
 
 use super::{Collective, Mesh, MeshError, Sharding};
-use crate::{Array, DType, Kernel, KernelError};
+use crate::{Array, DType, Kernel, KernelError, Loc};
 
 /// A kernel launch on a mesh (see the [module docs](super)).
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +34,9 @@ pub struct MeshPlan {
     pub kernel_outputs: Vec<MeshArg>,
     /// The results, after the epilogue.
     pub outputs: Vec<MeshArg>,
+    /// Per result: the input it updates in place (the kernel output aliases that input, with
+    /// the same global shape and sharding, and no collective writes it).
+    pub aliases: Vec<Option<usize>>,
 }
 
 impl MeshLaunch {
@@ -72,6 +75,9 @@ impl MeshLaunch {
         let kernel_outputs: Vec<MeshArg> = self
             .args(kernel.outputs(), &vec![Sharding::replicated(); kernel.outputs().count()], "output")
             .map_err(|(n, m)| err(n.as_deref(), m))?;
+        if kernel_outputs.is_empty() {
+            return Err(err(None, "a kernel launched on a mesh needs an output".into()));
+        }
         let mut types: Vec<(DType, Vec<usize>)> = kernel_outputs.iter().map(|o| (o.dtype, o.local.clone())).collect();
         for (i, c) in self.epilogue.iter().enumerate() {
             c.apply_types(&self.mesh, &mut types).map_err(|e| err(None, format!("collective {i} ({c:?}) {e}")))?;
@@ -105,7 +111,26 @@ impl MeshLaunch {
             let global = s.global_shape(&self.mesh, &local);
             outputs.push(MeshArg { name: o.name.clone(), dtype: o.dtype, local, global, sharding: s.clone() });
         }
-        Ok(MeshPlan { inputs, kernel_outputs, outputs })
+        let aliases = self.aliases(kernel, &inputs, &outputs);
+        Ok(MeshPlan { inputs, kernel_outputs, outputs, aliases })
+    }
+
+    fn aliases(&self, kernel: &Kernel, inputs: &[MeshArg], outputs: &[MeshArg]) -> Vec<Option<usize>> {
+        let mut taken = vec![false; inputs.len()];
+        kernel
+            .outputs()
+            .zip(outputs)
+            .enumerate()
+            .map(|(j, (p, out))| {
+                let operand = kernel.operands().nth(p.alias_of?)?;
+                let i = inputs.iter().position(|a| a.name == operand.name)?;
+                let same = inputs[i].global == out.global
+                    && inputs[i].dtype == out.dtype
+                    && inputs[i].sharding == out.sharding;
+                let collected = self.epilogue.iter().any(|c| c.outputs().contains(&j));
+                (same && !collected && !std::mem::replace(&mut taken[i], true)).then_some(i)
+            })
+            .collect()
     }
 
     fn args<'k>(
@@ -137,10 +162,11 @@ impl MeshLaunch {
 }
 
 impl MeshPlan {
-    /// Checks the global input arrays: count, dtypes and shapes (a dim a sharding cannot split
-    /// evenly is named with the axes it is split over).
-    pub fn check_inputs(&self, launch: &MeshLaunch, kernel: &Kernel, inputs: &[Array]) -> Result<(), KernelError> {
-        let err = |what: Option<&str>, m: String| KernelError::single(&kernel.name, what, kernel.loc, m);
+    /// Checks the global input arrays of a launch of the kernel named `kernel.0` (defined at
+    /// `kernel.1`): count, dtypes and shapes (a dim a sharding cannot split evenly is named with
+    /// the axes it is split over).
+    pub fn check_inputs(&self, launch: &MeshLaunch, kernel: (&str, Loc), inputs: &[Array]) -> Result<(), KernelError> {
+        let err = |what: Option<&str>, m: String| KernelError::single(kernel.0, what, kernel.1, m);
         if inputs.len() != self.inputs.len() {
             let names: Vec<&str> = self.inputs.iter().map(|a| a.name.as_str()).collect();
             return Err(err(

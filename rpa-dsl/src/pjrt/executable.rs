@@ -463,14 +463,27 @@ impl LoadedExecutable {
     /// [`LoadedExecutable::addressable_devices`]`[i]`, each on that device. Returns each device's
     /// outputs. Inputs are never donated.
     pub fn execute_sharded(&self, args: &[Vec<&Buffer>]) -> Result<Vec<Vec<Buffer>>> {
-        let devices = self.addressable_devices()?.len();
-        if args.len() != devices {
-            return Err(PjrtError::usage(format!(
-                "execute_sharded: the executable runs on {devices} devices, got {} argument lists",
-                args.len()
-            )));
-        }
+        self.check_lists(args.len())?;
         self.run_on_devices(args, false, std::ptr::null_mut())
+    }
+
+    /// [`LoadedExecutable::execute_sharded`], but the inputs may be donated to outputs that alias
+    /// them (as in [`LoadedExecutable::execute_donating`]); the inputs are consumed.
+    pub fn execute_sharded_donating(&self, args: Vec<Vec<Buffer>>) -> Result<Vec<Vec<Buffer>>> {
+        self.check_lists(args.len())?;
+        let refs: Vec<Vec<&Buffer>> = args.iter().map(|l| l.iter().collect()).collect();
+        self.run_on_devices(&refs, true, std::ptr::null_mut())
+    }
+
+    /// One argument list per device of the executable.
+    fn check_lists(&self, lists: usize) -> Result<()> {
+        let devices = self.addressable_devices()?.len();
+        if lists == devices {
+            return Ok(());
+        }
+        Err(PjrtError::usage(format!(
+            "execute_sharded: the executable runs on {devices} devices, got {lists} argument lists"
+        )))
     }
 
     fn run_on_devices(

@@ -24,13 +24,29 @@ fn store_twice(o: Ref<Vmem>, t: Tile) {
     }
 }
 
+// Generic helpers, `impl Trait` returns and methods: the body runs in a closure (see `#[tpu_fn]`).
+#[tpu_fn]
+fn both<T: Copy>(x: T) -> impl Copy {
+    (x, x)
+}
+
+struct Scale(f32);
+
+impl Scale {
+    #[tpu_fn]
+    fn apply(&self, t: Tile) -> Tile {
+        t * self.0
+    }
+}
+
 #[tpu_kernel(grid = [2])]
 pub fn uses_helpers(
     #[block([8, 128], |i| [i, 0])] x: In<f32, {[16, 128]}>,
     #[block([8, 128], |i| [i, 0])] o: Out<f32, {[16, 128]}>,
 ) {
     let r = clamp_rows(x.load(), program_id(0), 3);
-    store_twice(o, r);
+    let _ = both(r);
+    store_twice(o, Scale(0.5).apply(r));
 }
 
 fn main() {

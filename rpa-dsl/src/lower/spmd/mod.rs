@@ -36,11 +36,16 @@ pub fn module(launch: &MeshLaunch, plan: &MeshPlan, name: &str, body: &str, extr
     );
     let axes: Vec<String> = mesh.axes().iter().map(|(a, s)| format!("\"{a}\"={s}")).collect();
     t += &format!("  sdy.mesh @mesh = <[{}]>\n", axes.join(", "));
+    // An output that updates an input in place is that argument's buffer (`tf.aliasing_output`).
+    let aliasing = |i: usize| match plan.aliases.iter().position(|a| *a == Some(i)) {
+        Some(j) => format!(", tf.aliasing_output = {j} : i32"),
+        None => String::new(),
+    };
     let args: Vec<String> = in_g
         .iter()
         .zip(&in_s)
         .enumerate()
-        .map(|(i, (g, s))| format!("%arg{i}: {g} {{sdy.sharding = #sdy.sharding{s}}}"))
+        .map(|(i, (g, s))| format!("%arg{i}: {g} {{sdy.sharding = #sdy.sharding{s}{}}}", aliasing(i)))
         .collect();
     let rets: Vec<String> =
         out_g.iter().zip(&out_s).map(|(g, s)| format!("{g} {{sdy.sharding = #sdy.sharding{s}}}")).collect();

@@ -19,14 +19,27 @@ pub(in crate::ir::ops) fn matmul(
             "matmul needs 2-D operands, or 3-D ones with the same leading batch dimension, got {ls:?} and {rs:?}"
         ));
     }
-    let [(lk, m), (rk, n)] = matmul_dims(ls.len(), transpose_lhs, transpose_rhs);
-    if ls[lk] != rs[rk] || ls[..ls.len() - 2] != rs[..rs.len() - 2] {
+    let contracts = |tl: bool, tr: bool| {
+        let [(lk, _), (rk, _)] = matmul_dims(ls.len(), tl, tr);
+        ls[lk] == rs[rk] && ls[..ls.len() - 2] == rs[..rs.len() - 2]
+    };
+    if !contracts(transpose_lhs, transpose_rhs) {
+        let hint = if !transpose_lhs && contracts(false, !transpose_rhs) {
+            if transpose_rhs {
+                "; `matmul(a, b)` (`a @ b`) fits these shapes"
+            } else {
+                "; `matmul_t(a, b)` (`a @ bᵀ`) fits these shapes"
+            }
+        } else {
+            ""
+        };
         return Err(format!(
-            "matmul contraction mismatch: lhs{} {ls:?} · rhs{} {rs:?}",
+            "matmul contraction mismatch: lhs{} {ls:?} · rhs{} {rs:?}{hint}",
             if transpose_lhs { "ᵀ" } else { "" },
             if transpose_rhs { "ᵀ" } else { "" }
         ));
     }
+    let [(_, m), (_, n)] = matmul_dims(ls.len(), transpose_lhs, transpose_rhs);
     if ld.is_float() != rd.is_float() || ld == DType::Bool || rd == DType::Bool {
         return Err(format!("matmul operands must both be float or both integer, got {ld} and {rd}"));
     }
