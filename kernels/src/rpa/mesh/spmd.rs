@@ -52,19 +52,30 @@ pub fn prepare(
     config: impl Fn(&RpaInputs, &RpaOptions) -> RpaConfig,
 ) -> Result<SpmdCall, RpaError> {
     validate(mesh, x, opts)?;
-    if mesh.cp > 1 && opts.attention_sink.is_some() {
-        let message = "attention sinks with cp > 1 need the host merge (rpa::mesh::run_devices)".to_string();
-        return Err(RpaError::Argument { arg: "attention_sink", message });
-    }
     let mut x = x.clone();
     x.distribution = [0, 0, x.distribution[2]];
-    let shards = shard_inputs(mesh, &x, opts);
+    let mut shards = shard_inputs(mesh, &x, opts);
+    if mesh.cp > 1 {
+        sinks_on_first_cp_rank(&mut shards, opts);
+    }
     let first = &shards[0];
     let cfg = RpaConfig { keys_after: mesh.cp > 1, ..config(&first.inputs, &first.opts) };
     let kernel = build_config(&RpaConfig { case: RpaCase::Mixed, ..cfg })?;
     let per_device: Vec<Vec<Array>> = shards.iter().map(operands).collect();
     let inputs = (0..per_device[0].len()).map(|i| stack(per_device.iter().map(|d| &d[i]))).collect();
     Ok(SpmdCall { launch: launch(mesh, per_device[0].len(), first.opts.return_lse, out), kernel, inputs, shards })
+}
+
+/// Attention sinks over `cp`: they join the softmax once, so cp rank 0 holds them and the other
+/// ranks start from a sink of −∞ (`m = −∞`, `l = 1`: it adds nothing, and a rank that sees no key
+/// still ends with log-sum-exp −∞).
+fn sinks_on_first_cp_rank(shards: &mut [DeviceShard], opts: &RpaOptions) {
+    let Some(sinks) = &opts.attention_sink else { return };
+    for s in shards {
+        let first = s.rank.0 == 0;
+        let v: Vec<f64> = s.q_heads.clone().map(|h| if first { sinks.get_f64(h) } else { f64::NEG_INFINITY }).collect();
+        s.opts.attention_sink = Some(Array::from_f64(DType::F32, &[v.len()], &v));
+    }
 }
 
 /// The kernel operands of one device, as `launch::run` passes them.
