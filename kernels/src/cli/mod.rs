@@ -310,16 +310,7 @@ where
         Command::Bench(a) => bench::command(&a),
         Command::Trace(a) => trace::command(&a),
     };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            match &e {
-                CliError::Usage(m) => eprintln!("error: {m}\n\nFor more information, try '--help'."),
-                CliError::Failed(m) => eprintln!("error: {m}"),
-            }
-            e.exit_code()
-        }
-    }
+    CliError::report(result)
 }
 
 /// The `rpa` binary's `main`.

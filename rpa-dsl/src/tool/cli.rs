@@ -415,16 +415,7 @@ where
         ToolCommand::Run(a) => run(registry, a),
         ToolCommand::Trace(a) => trace(registry, a),
     };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            match &e {
-                CliError::Usage(m) => eprintln!("error: {m}\n\nFor more information, try '--help'."),
-                CliError::Failed(m) => eprintln!("error: {m}"),
-            }
-            e.exit_code()
-        }
-    }
+    CliError::report(result)
 }
 
 #[cfg(unix)]

@@ -64,6 +64,16 @@ impl CliError {
             CliError::Failed(_) => 1,
         }
     }
+
+    /// A command's exit code: 0 on success, else the error printed to stderr and its code.
+    pub fn report(result: Result<(), CliError>) -> u8 {
+        let Err(e) = result else { return 0 };
+        match &e {
+            CliError::Usage(m) => eprintln!("error: {m}\n\nFor more information, try '--help'."),
+            CliError::Failed(m) => eprintln!("error: {m}"),
+        }
+        e.exit_code()
+    }
 }
 
 impl std::fmt::Display for CliError {
