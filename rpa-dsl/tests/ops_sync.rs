@@ -317,6 +317,54 @@ fn pipelined(rows: usize) -> Kernel {
     }))
 }
 
+/// `pipelined` in a `#[tpu_kernel]` body: the pipeline's body and index maps are closures, whose
+/// bodies the macro rewrites as kernel code.
+mod in_a_kernel {
+    use rpa_dsl::prelude::*;
+
+    #[tpu_kernel]
+    pub fn pipelined_macro(
+        #[comptime] rows: usize,
+        x: In![f32, [rows, 256]],
+        y: In![f32, [rows, 256]],
+        o: Out![f32, [rows, 256]],
+        t: Out![f32, [rows, 256]],
+    ) {
+        let n = rows / 16;
+        let same = |g: &[Scalar]| g.to_vec();
+        let reversed = move |g: &[Scalar]| vec![(n as i32 - 1) - g[0], 1i32 - g[1]];
+        let ins = [PipelineSpec::new(x, &[16, 128], same), PipelineSpec::new(y, &[16, 128], same)];
+        let outs = [PipelineSpec::new(o, &[16, 128], same), PipelineSpec::new(t, &[16, 128], reversed)];
+        emit_pipeline("inner", &[n, 2], &ins, &outs, |_, i, o| {
+            let a = i[0].load();
+            // Kernel code: a runtime `if` on the first lane's sign, rewritten by the macro.
+            let mut b = i[1].load();
+            if a.item(&[0, 0]) < 0.0f32 {
+                b = b * 1.0f32;
+            }
+            o[0].store(a + b * 2.0f32);
+            o[1].store(a);
+        });
+    }
+}
+
+#[test]
+fn emit_pipeline_works_in_a_tpu_kernel_body() {
+    let k = in_a_kernel::pipelined_macro(64).unwrap_or_else(|e| panic!("{e}"));
+    let ifs = {
+        let mut n = 0;
+        k.walk(&mut |i| n += usize::from(matches!(i.op, rpa_dsl::ir::Op::If { .. })));
+        n
+    };
+    assert_eq!(ifs, 2 + 1, "the pipeline's two `if`s and the body's runtime `if`");
+    let x = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, 0.5, -3.0));
+    let y = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, -0.25, 7.0));
+    let got = same(&k, &[x.clone(), y.clone()]);
+    let want = interpret(&pipelined(64), &[x, y]);
+    assert_eq!((got[0].bits(), got[1].bits()), (want[0].bits(), want[1].bits()));
+    compiles_everywhere(&k);
+}
+
 #[test]
 fn emit_pipeline_streams_blocks_through_double_buffers() {
     for rows in [16, 64] {
