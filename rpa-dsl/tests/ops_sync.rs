@@ -317,6 +317,66 @@ fn pipelined(rows: usize) -> Kernel {
     }))
 }
 
+/// `pipelined` with `x` in `n` buffers and `y` in one (fetched when needed).
+fn pipelined_deep(rows: usize, n: usize) -> Kernel {
+    use rpa_dsl::frontend::{emit_pipeline, PipelineSpec};
+    ok(build_kernel("pipelined_deep", Loc::caller(), || {
+        let x = launch::input::<Hbm>("x", DType::F32, &[rows, 256]);
+        let y = launch::input::<Hbm>("y", DType::F32, &[rows, 256]);
+        let o = launch::output::<Hbm>("o", DType::F32, &[rows, 256], None);
+        let t = launch::output::<Hbm>("t", DType::F32, &[rows, 256], None);
+        let n_rows = rows / 16;
+        let same = |g: &[rpa_dsl::frontend::Scalar]| g.to_vec();
+        let reversed = move |g: &[rpa_dsl::frontend::Scalar]| vec![(n_rows as i32 - 1) - g[0], 1i32 - g[1]];
+        let ins =
+            [PipelineSpec::new(x, &[16, 128], same).buffered(n), PipelineSpec::new(y, &[16, 128], same).buffered(1)];
+        let outs = [PipelineSpec::new(o, &[16, 128], same), PipelineSpec::new(t, &[16, 128], reversed)];
+        emit_pipeline("inner", &[n_rows, 2], &ins, &outs, |_, i, o| {
+            let a = i[0].load();
+            o[0].store(a + i[1].load() * 2.0f32);
+            o[1].store(a);
+        });
+    }))
+}
+
+#[test]
+fn emit_pipeline_inputs_take_any_number_of_buffers() {
+    let x = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, 0.5, -3.0));
+    let y = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, -0.25, 7.0));
+    let want = interpret(&pipelined(64), &[x.clone(), y.clone()]);
+    for n in [1, 3, 4, 9] {
+        let k = pipelined_deep(64, n);
+        let shape = |name: &str| match k.ty(k.params.iter().find(|p| p.name == name).unwrap().value) {
+            rpa_dsl::ir::Type::Ref(r) => r.max_shape(),
+            t => panic!("{t}"),
+        };
+        assert_eq!((shape("inner_in0")[0], shape("inner_in1")[0], shape("inner_out0")[0]), (n, 1, 2));
+        let got = same(&k, &[x.clone(), y.clone()]);
+        assert_eq!((got[0].bits(), got[1].bits()), (want[0].bits(), want[1].bits()), "{n} buffers");
+    }
+    compiles_everywhere(&pipelined_deep(64, 3));
+}
+
+#[test]
+fn emit_pipeline_buffer_counts_are_checked() {
+    use rpa_dsl::frontend::{emit_pipeline, PipelineSpec};
+    for (input, output, expect) in [
+        (0, 2, "emit_pipeline input 0 has 0 buffers: it needs at least one"),
+        (2, 3, "emit_pipeline output 0 asks for 3 buffers: outputs are double-buffered (as in Pallas)"),
+    ] {
+        let e = build_kernel("bad_pipeline", Loc::caller(), || {
+            let x = launch::input::<Hbm>("x", DType::F32, &[16, 128]);
+            let o = launch::output::<Hbm>("o", DType::F32, &[16, 128], None);
+            let same = |g: &[rpa_dsl::frontend::Scalar]| g.to_vec();
+            let ins = [PipelineSpec::new(x, &[16, 128], same).buffered(input)];
+            let outs = [PipelineSpec::new(o, &[16, 128], same).buffered(output)];
+            emit_pipeline("inner", &[1, 1], &ins, &outs, |_, i, o| o[0].store(i[0].load()));
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains(expect) && e.to_string().contains("ops_sync.rs:"), "{e}");
+    }
+}
+
 /// `pipelined` in a `#[tpu_kernel]` body: the pipeline's body and index maps are closures, whose
 /// bodies the macro rewrites as kernel code.
 mod in_a_kernel {
@@ -351,12 +411,12 @@ mod in_a_kernel {
 #[test]
 fn emit_pipeline_works_in_a_tpu_kernel_body() {
     let k = in_a_kernel::pipelined_macro(64).unwrap_or_else(|e| panic!("{e}"));
-    let ifs = {
+    let ifs = |k: &Kernel| {
         let mut n = 0;
         k.walk(&mut |i| n += usize::from(matches!(i.op, rpa_dsl::ir::Op::If { .. })));
         n
     };
-    assert_eq!(ifs, 2 + 1, "the pipeline's two `if`s and the body's runtime `if`");
+    assert_eq!(ifs(&k), ifs(&pipelined(64)) + 1, "the pipeline's `if`s and the body's runtime `if`");
     let x = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, 0.5, -3.0));
     let y = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, -0.25, 7.0));
     let got = same(&k, &[x.clone(), y.clone()]);

@@ -762,7 +762,8 @@ fn pipeline_depth(k: &Kernel, p: &Param, errors: &mut Vec<Diagnostic>) {
     if let Some(n) = p.block.as_ref().and_then(|b| b.buffers).filter(|&n| n > 2) {
         let msg = format!(
             "`{}` asks for Buffered({n}): Mosaic pipelines a BlockSpec with 1 or 2 buffers (as Pallas on \
-             TPU); for deeper prefetching copy blocks by hand (see `emit_pipeline`)",
+             TPU); for deeper prefetching, stream the operand from HBM with `emit_pipeline` and \
+             `PipelineSpec::buffered(n)`",
             p.name
         );
         errors.push(diag(k, Some(&p.name), p.loc, msg));
