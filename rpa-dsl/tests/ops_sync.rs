@@ -189,6 +189,67 @@ fn debug_print_lowers_to_tpu_log_and_compiles_for_every_generation() {
     compiles_everywhere(&k);
 }
 
+/// Tile prints (`pl.debug_print("x = {}", x)`): f32, bf16, i32 and bool tiles, in a runtime loop.
+fn tile_printer() -> Kernel {
+    use rpa_dsl::frontend::{cmp, debug_print_tile, iota};
+    ok(build_kernel("tile_printer", Loc::caller(), || {
+        let n = launch::prefetch("n", DType::I32, &[1]);
+        let x = launch::input_blocked("x", DType::F32, &[8, 128], &[8, 128], |_| {
+            vec![launch::block_index(0), launch::block_index(0)]
+        });
+        let o = launch::output_blocked(
+            "o",
+            DType::F32,
+            &[8, 128],
+            &[8, 128],
+            |_| vec![launch::block_index(0), launch::block_index(0)],
+            None,
+        );
+        o.store(x.load());
+        let l = ForLoop::begin(0, n.get(0));
+        {
+            let i = l.index();
+            let row = x.ds(i, 1).load() * 0.5f32; // [1, 128]
+            debug_print_tile("row = {}", row.slice(&[0, 0], &[1, 4]));
+        }
+        l.end();
+        let t = x.load();
+        debug_print_tile("bf16 {}", t.cast(DType::Bf16));
+        debug_print_tile("{}", iota(DType::I32, &[2, 3], 1) - 1i32);
+        debug_print_tile("odd: {}", cmp::eq(iota(DType::I32, &[8, 128], 0) % 2, 1i32));
+    }))
+}
+
+#[test]
+fn tile_prints_are_the_same_on_every_backend_and_lower_to_tpu_log_buffer() {
+    let k = tile_printer();
+    let x = Array::from_f64(DType::F32, &[8, 128], &(0..1024).map(|i| i as f64 - 3.0).collect::<Vec<_>>());
+    let inputs = [Array::from_i32(&[1], &[2]), x];
+    let want = rpa_dsl::interpret::run(&k, &inputs, &Default::default()).unwrap().prints;
+    assert_eq!(want[0], "row = [[-1.5, -1, -0.5, 0]]");
+    assert_eq!(want[1], "row = [[62.5, 63, 63.5, 64]]");
+    assert!(want[2].starts_with("bf16 [[-3, -2, -1, 0, 1,") && want[2].ends_with(", 1020]]"), "{}", want[2]);
+    assert_eq!(want[3], "[[-1, 0, 1], [-1, 0, 1]]");
+    assert!(want[4].starts_with("odd: [[0, 0,") && want[4].contains("], [1, 1,"), "{}", want[4]);
+    let (_, got) = rpa_dsl::cpu::run_with_prints(&k, &inputs).unwrap();
+    assert_eq!(got, want);
+    let mosaic = rpa_dsl::lower::mosaic::lower(&k).unwrap();
+    assert!(mosaic.contains("tpu.log_buffer \"row = \" {shape = array<i64: 1, 4>}"), "{mosaic}");
+    compiles_everywhere(&k);
+}
+
+#[test]
+fn a_tile_print_prints_one_tile_at_the_end() {
+    use rpa_dsl::frontend::{debug_print, debug_print_tile, iota};
+    let e = build_kernel("bad_tile_print", Loc::caller(), || {
+        let t = iota(DType::I32, &[8, 128], 1);
+        debug_print_tile("{} is the tile", t);
+        debug_print("{}", &[t.sum()]); // fine
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("debug_print of a tile prints one tile, at the end of the message"), "{e}");
+}
+
 // ------------------------------------------------------------------------------------------ cost estimate
 
 /// Per grid step (2): a `[8, 128] × [128, 128]` matmul, an `exp` of `[8, 128]` three times in a
