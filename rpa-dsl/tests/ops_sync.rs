@@ -239,6 +239,23 @@ fn tile_prints_are_the_same_on_every_backend_and_lower_to_tpu_log_buffer() {
 }
 
 #[test]
+fn a_pjrt_cpu_log_of_tiles_keeps_about_four_mib_of_lines() {
+    use rpa_dsl::frontend::{debug_print_tile, iota};
+    let k = ok(build_kernel("many_tiles", Loc::caller(), || {
+        let n = launch::prefetch("n", DType::I32, &[1]);
+        let l = ForLoop::begin(0, n.get(0));
+        debug_print_tile("{}", iota(DType::I32, &[8, 128], 1) + l.index());
+        l.end();
+    }));
+    let inputs = [Array::from_i32(&[1], &[1030])];
+    let want = rpa_dsl::interpret::run(&k, &inputs, &Default::default()).unwrap().prints;
+    let (_, got) = rpa_dsl::cpu::run_with_prints(&k, &inputs).unwrap();
+    let kept = (1 << 20) / (8 * 128 + 1); // rows of a code and 1024 elements
+    assert_eq!(got[..kept], want[..kept]);
+    assert_eq!(got[kept], format!("… {} more debug_print lines (PJRT-CPU keeps the first {kept})", 1030 - kept));
+}
+
+#[test]
 fn a_tile_print_prints_one_tile_at_the_end() {
     use rpa_dsl::frontend::{debug_print, debug_print_tile, iota};
     let e = build_kernel("bad_tile_print", Loc::caller(), || {
