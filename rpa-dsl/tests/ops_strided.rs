@@ -199,3 +199,24 @@ fn the_verifier_refuses_the_packed_strided_accesses_libtpu_refuses() {
         assert!(libtpu.contains(theirs), "{ours}: libtpu said {libtpu}");
     }
 }
+
+/// libtpu refuses strided loads and stores of rank-1 refs whatever the dtype ("Strided load with
+/// 1D vector", "Strided store with 1D vector"): the verifier refuses them when the kernel is built.
+#[test]
+fn strided_accesses_of_rank_1_refs_are_refused() {
+    for store in [false, true] {
+        let e = build_kernel("rank1", Loc::caller(), || {
+            let x = input("x", DType::F32, &[256]);
+            let o = output("o", DType::F32, &[256]);
+            if store {
+                o.store_strided(0, 2, x.ds(0, 128).load());
+            } else {
+                o.ds(0, 128).store(x.load_strided(1, 128, 2));
+            }
+        })
+        .unwrap_err()
+        .to_string();
+        let what = if store { "strided store" } else { "strided load" };
+        assert!(e.contains(&format!("{what} of a rank-1 ref: Mosaic lowers strided accesses of 2-D tiles")), "{e}");
+    }
+}

@@ -1,4 +1,4 @@
-//! Strided accesses of packed dtypes that Mosaic cannot lower.
+//! Strided accesses that Mosaic cannot lower: of rank-1 refs, and some of packed dtypes.
 //!
 //! A strided access to a row window `ref[ds(start, n)]` lowers onto `ref` at `start`, as Pallas
 //! lowers `ref[pl.ds(start, n, stride)]`. For dtypes narrower than 32 bits (several rows per 32-bit
@@ -24,6 +24,8 @@ pub(super) fn strided(k: &Kernel, errors: &mut Vec<Diagnostic>) {
                 }
             }
         }
+        (Op::LoadStrided { shape, .. }, _) if shape.len() < 2 => rank_1(k, inst, "load", errors),
+        (Op::StoreStrided { strides, .. }, _) if strides.len() < 2 => rank_1(k, inst, "store", errors),
         (Op::LoadStrided { src, shape, .. }, _) => {
             let (base, start) = windows.get(src).copied().map_or((*src, None), |(b, s)| (b, Some(s)));
             let dynamic = start.is_some_and(|s| !consts.contains(&s));
@@ -34,6 +36,14 @@ pub(super) fn strided(k: &Kernel, errors: &mut Vec<Diagnostic>) {
         (Op::StoreStrided { dst, .. }, _) => packed_store(k, inst, *dst, errors),
         _ => {}
     });
+}
+
+fn rank_1(k: &Kernel, inst: &Inst, what: &str, errors: &mut Vec<Diagnostic>) {
+    let msg = format!(
+        "strided {what} of a rank-1 ref: Mosaic lowers strided accesses of 2-D tiles and up (TPU vector \
+         registers are 2-D); keep the data in rows (`[n / 128, 128]`) and stride over them"
+    );
+    errors.push(diag(k, Some(inst.op.name()), inst.loc, msg));
 }
 
 /// The dtype, second-minor extent (if any) and name (a parameter's, else `ref`) of a ref.
