@@ -87,7 +87,8 @@ def options_of(**given) -> dict:
 
 
 def request_of(arrays, options) -> str:
-    """The JSON request of a call (the Rust side's `request::Request`)."""
+    """The JSON request of a call (the Rust side's `request::Request`); a ninth array is the
+    attention sinks (their dtype and shape go into the request, their values are an operand)."""
     queries, keys, values, kv_cache = arrays[:4]
     for name, a in zip(_METADATA, arrays[4:]):
         if a.dtype != jnp.int32 or a.ndim != 1:
@@ -107,6 +108,7 @@ def request_of(arrays, options) -> str:
         "kv_lens": arrays[4].shape[0],
         "page_indices": arrays[5].shape[0],
         "cu_q_lens": arrays[6].shape[0],
+        "attention_sink": spec(arrays[8]) if len(arrays) > 8 else None,
         "options": options,
     }
     return json.dumps(request, sort_keys=True)
@@ -138,6 +140,7 @@ def ragged_paged_attention(
     update_kv_cache=True,
     return_lse=False,
     check_metadata=True,
+    attention_sink=None,
     tpu_generation=None,
 ):
     """Ragged paged attention with tpu-inference v3's signature: ``(output [T, Hq, D], updated
@@ -150,10 +153,16 @@ def ragged_paged_attention(
     ``chunk_prefill_size``), mixed ``[j, k)``. The cache is donated: under ``jax.jit`` it is updated
     in place. rpa's extras: ``causal`` (upstream ``use_causal_mask``), ``update_kv_cache=False``
     (KV-share), ``return_lse``, ``check_metadata`` (on CPU, validate the metadata on every call),
-    ``tpu_generation`` (``v5e``/``v6e``/``v7x`` when the lowering cannot tell from its devices).
+    ``tpu_generation`` (``v5e``/``v6e``/``v7x`` when the lowering cannot tell from its devices),
+    ``attention_sink`` (``f32[Hq]``: one more logit per query head that joins the softmax's
+    denominator and has no value, as gpt-oss's sinks).
     """
     arrays = (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution)
+    if attention_sink is not None:
+        arrays += (attention_sink,)
     arrays = tuple(a if hasattr(a, "dtype") and hasattr(a, "shape") else jnp.asarray(a) for a in arrays)
+    if attention_sink is not None:
+        _check_sinks(arrays[8], arrays[0].shape[1])
     options = options_of(
         sm_scale=sm_scale, sliding_window=sliding_window, soft_cap=soft_cap, mask_value=mask_value, q_scale=q_scale,
         k_scale=k_scale, v_scale=v_scale, chunk_prefill_size=chunk_prefill_size, vmem_limit_bytes=vmem_limit_bytes,
@@ -168,11 +177,19 @@ def ragged_paged_attention(
     return _jitted(*arrays, call=call)
 
 
-@functools.partial(jax.jit, static_argnames="call", donate_argnames="kv_cache")
-def _jitted(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution, *, call):
-    return tuple(
-        _rpa_p.bind(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution, call=call)
-    )
+def _check_sinks(sinks, num_q_heads):
+    """Attention sinks are ``f32[num_q_heads]`` (the Rust validator checks their values)."""
+    if np.dtype(sinks.dtype) != np.float32 or tuple(sinks.shape) != (num_q_heads,):
+        raise ValueError(
+            "invalid ragged paged attention call: `attention_sink`: attention_sink must be f32 [num_q_heads] = "
+            f"f32[{num_q_heads}], got {np.dtype(sinks.dtype).name}{list(sinks.shape)}"
+        )
+
+
+@functools.partial(jax.jit, static_argnames="call", donate_argnums=3)
+def _jitted(*arrays, call):
+    """``ragged_paged_attention``'s arrays (the attention sinks ninth, if any); the cache donated."""
+    return tuple(_rpa_p.bind(*arrays, call=call))
 
 
 def validate(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution, **options):
@@ -180,11 +197,14 @@ def validate(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, 
     the errors ``ragged_paged_attention`` would raise (``ValueError`` naming the sequence and field)."""
     meta = [np.asarray(a) for a in (kv_lens, page_indices, cu_q_lens, distribution)]
     options.pop("tpu_generation", None)
-    request = request_of((queries, keys, values, kv_cache, *meta), options_of(**options))
+    sink = options.pop("attention_sink", None)
+    sinks = () if sink is None else (np.asarray(sink),)
+    request = request_of((queries, keys, values, kv_cache, *meta, *sinks), options_of(**options))
     _rpa.validate(request, *(m.tolist() for m in meta))
 
 
-# The primitive: operands in `ragged_paged_attention`'s order, results (output, kv_cache[, lse]).
+# The primitive: operands in `ragged_paged_attention`'s order (the attention sinks ninth, if any),
+# results (output, kv_cache[, lse]).
 _rpa_p = Primitive("rpa_ragged_paged_attention")
 _rpa_p.multiple_results = True
 _rpa_p.def_impl(functools.partial(dispatch.apply_primitive, _rpa_p))
@@ -247,10 +267,13 @@ def _tpu_lowering(ctx, *args, call):
     return mlir.lower_fun(impl, multiple_results=True)(ctx, *args)
 
 
-def _tpu_launch_chain(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution, *, call, launches):
+def _tpu_launch_chain(
+    queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution, *sinks, call, launches
+):
     """Layouts in jnp, then the decode, prefill and mixed kernels over the same output and cache."""
     q = _layout.prepare_queries(queries, keys.shape[1], call.q_scale, kv_cache.dtype)
     kv_new = _layout.merge_kv(keys, values)
+    sinks = tuple(_layout.sinks_per_kv_head(s, keys.shape[1]) for s in sinks)
     tokens = jnp.arange(queries.shape[0])
     lse = jnp.full(queries.shape[:2], jnp.nan, jnp.float32) if call.return_lse else None
     # The sequences of each case: decode [0, i), prefill [i, j), mixed [j, k).
@@ -263,7 +286,7 @@ def _tpu_launch_chain(queries, keys, values, kv_cache, kv_lens, page_indices, cu
             input_output_aliases=dict(aliases),
             custom_call_api_version=1,
             legacy_backend_config=backend_config,
-        )(kv_lens, page_indices, cu_q_lens, distribution, q, kv_new, kv_cache)
+        )(kv_lens, page_indices, cu_q_lens, distribution, q, kv_new, kv_cache, *sinks)
         q, kv_cache = outs[0], outs[1]
         if lse is not None:
             # This launch wrote the tokens of its sequences only.

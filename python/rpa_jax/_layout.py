@@ -74,3 +74,11 @@ def restore_lse(lse):
     """The kernels' lane-replicated ``[Hkv, T, G, 128]`` → ``[T, Hq]``."""
     hkv, t, g, _ = lse.shape
     return lse[..., 0].transpose(1, 0, 2).reshape(t, hkv * g)
+
+
+def sinks_per_kv_head(sinks, num_kv_heads):
+    """Attention sinks ``f32[Hq]`` in the kernels' layout ``[Hkv, G, 128]`` (each replicated over
+    the lanes; rpa's ``launch::sinks_per_kv_head``)."""
+    hq = sinks.shape[0]
+    grouped = sinks.reshape(num_kv_heads, hq // num_kv_heads, 1)
+    return jnp.broadcast_to(grouped, (num_kv_heads, hq // num_kv_heads, 128))

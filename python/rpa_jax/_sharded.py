@@ -18,7 +18,8 @@ def sharded_ragged_paged_attention(
 
     With fewer kv heads than devices on that axis, each kv head is repeated (``jnp.repeat`` of
     keys and values) so that every device holds one, as upstream does; the cache must then be laid
-    out for the repeated head count (``get_kv_cache_shape(..., devices, ...)``).
+    out for the repeated head count (``get_kv_cache_shape(..., devices, ...)``). Attention sinks
+    are split with the query heads.
     """
     devices = mesh.shape[axis_name]
     num_kv_heads = keys.shape[1]
@@ -33,11 +34,15 @@ def sharded_ragged_paged_attention(
     heads = P(None, axis_name, None)
     cache = P(None, None, axis_name, None, None)
     results = (heads, cache) + ((P(None, axis_name),) if options.get("return_lse") else ())
+    sink = options.pop("attention_sink", None)
     body = functools.partial(ragged_paged_attention, **options)
-    return jax.shard_map(
-        lambda *args: body(*args),
-        mesh=mesh,
-        in_specs=(heads, heads, heads, cache, P(), P(), P(), P()),
-        out_specs=results,
-        check_vma=False,
-    )(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution)
+    operands = (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution)
+    specs = (heads, heads, heads, cache, P(), P(), P(), P())
+    if sink is not None:
+        operands, specs = operands + (jnp.asarray(sink),), specs + (P(axis_name),)
+
+    def shard(*args):
+        sinks = {"attention_sink": args[8]} if len(args) > 8 else {}
+        return body(*args[:8], **sinks)
+
+    return jax.shard_map(shard, mesh=mesh, in_specs=specs, out_specs=results, check_vma=False)(*operands)

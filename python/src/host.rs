@@ -51,17 +51,22 @@ pub fn write_le(array: &Array, out: &mut [u8]) {
     }
 }
 
-/// Runs a call in `ragged_paged_attention`'s operand order, under the options of `request`:
+/// Runs a call in `ragged_paged_attention`'s operand order (the attention sinks ninth, if the
+/// request has them), under the options of `request`:
 /// `([output, kv_cache, lse?], how long rpa's launcher took)`.
 pub fn run(request: &str, inputs: Vec<Array>, num_results: usize) -> Result<(Vec<Array>, Duration), String> {
     let parsed = request::parse(request).map_err(|e| request::describe(&e))?;
-    let opts = parsed.options;
-    let want = 2 + opts.return_lse as usize;
-    if inputs.len() != 8 || num_results != want {
+    let mut opts = parsed.options;
+    let (operands, want) = (8 + opts.attention_sink.is_some() as usize, 2 + opts.return_lse as usize);
+    if inputs.len() != operands || num_results != want {
         return Err(format!(
-            "rpa: the call has {} operands and {num_results} results; rpa takes 8 and makes {want}",
+            "rpa: the call has {} operands and {num_results} results; rpa takes {operands} and makes {want}",
             inputs.len()
         ));
+    }
+    let mut inputs = inputs;
+    if opts.attention_sink.is_some() {
+        opts.attention_sink = inputs.pop(); // the sinks' values, in place of the request's zeros
     }
     let x = rpa_inputs(inputs)?;
     let start = Instant::now();

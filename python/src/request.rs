@@ -20,6 +20,9 @@ struct Request {
     kv_lens: usize,
     page_indices: usize,
     cu_q_lens: usize,
+    /// The attention sinks' dtype and shape (their values are the call's ninth operand).
+    #[serde(default)]
+    attention_sink: Option<(String, Vec<usize>)>,
     options: Options,
 }
 
@@ -46,7 +49,8 @@ struct Options {
     check_metadata: bool,
 }
 
-/// A parsed request: the static part of the call and its options.
+/// A parsed request: the static part of the call and its options (`attention_sink`, if the call
+/// has sinks, holds zeros of their dtype and shape: the values are an operand).
 pub struct Call {
     pub shapes: RpaShapes,
     pub options: RpaOptions,
@@ -74,7 +78,12 @@ pub fn parse(json: &str) -> Result<Call, RpaError> {
         page_indices_len: r.page_indices,
         cu_q_lens_len: r.cu_q_lens,
     };
-    Ok(Call { shapes, options: options(r.options)? })
+    let mut options = options(r.options)?;
+    if let Some(sink) = r.attention_sink {
+        let (dtype, shape) = spec("attention_sink", sink)?;
+        options.attention_sink = Some(rpa_dsl::Array::zeros(dtype, &shape));
+    }
+    Ok(Call { shapes, options })
 }
 
 fn options(o: Options) -> Result<RpaOptions, RpaError> {
@@ -108,8 +117,7 @@ fn options(o: Options) -> Result<RpaOptions, RpaError> {
         vmem_limit: positive("vmem_limit_bytes", o.vmem_limit_bytes)?,
         validate: o.check_metadata,
         return_lse: o.return_lse,
-        // Not a keyword of rpa_jax yet (the sinks would be one more operand of the primitive).
-        attention_sink: None,
+        attention_sink: None, // set by `parse`
     })
 }
 

@@ -97,8 +97,9 @@ def _quantize(x, dtype):
 
 
 def reference(b: Batch, sm_scale=1.0, sliding_window=None, soft_cap=None, mask_value=None, q_scale=None,
-              k_scale=None, v_scale=None, causal=True, update_kv_cache=True):
-    """``(output rows of the owned tokens, updated cache, lse rows)`` in f64 (the cache in its dtype)."""
+              k_scale=None, v_scale=None, causal=True, update_kv_cache=True, attention_sink=None):
+    """``(output rows of the owned tokens, updated cache, lse rows)`` in f64 (the cache in its dtype).
+    An attention sink (one per query head) is one more logit with no value."""
     cache = b.kv_cache.copy()
     _, ps, _, packing, _ = cache.shape
     tokens, hq, d = b.queries.shape
@@ -145,8 +146,11 @@ def reference(b: Batch, sm_scale=1.0, sliding_window=None, soft_cap=None, mask_v
             visible &= pos_k > pos_q - sliding_window
         logits = np.where(visible[None], logits, mask_value)
         m = logits.max(axis=-1, keepdims=True)
+        sink = None if attention_sink is None else np.asarray(attention_sink, np.float64)[:, None, None]
+        if sink is not None:
+            m = np.maximum(m, sink)
         p = np.exp(logits - m)
-        l = p.sum(axis=-1, keepdims=True)
+        l = p.sum(axis=-1, keepdims=True) + (0.0 if sink is None else np.exp(sink - m))
         lse[q0:q1] = (m + np.log(l))[..., 0].T
         out[q0:q1] = np.einsum("hqk,khd->qhd", p / l, np.repeat(v, g, axis=1)) * (v_scale or 1.0)
     return out, cache, lse
@@ -156,7 +160,9 @@ def rust_interpret(b: Batch, **options):
     """rpa's launcher in interpret mode (Rust), called directly: ``(output, cache[, lse]), seconds``."""
     from rpa_jax._attention import options_of, request_of
 
-    args = [np.asarray(a) for a in b.args()]
+    options = dict(options)
+    sink = options.pop("attention_sink", None)
+    args = [np.asarray(a) for a in b.args()] + ([] if sink is None else [np.asarray(sink, np.float32)])
     request = request_of(args, options_of(**options))
     arrays = [(a.dtype.name, list(a.shape), a.tobytes()) for a in args]
     results, seconds = _rpa.interpret(request, arrays, 3 if options.get("return_lse") else 2)

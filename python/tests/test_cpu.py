@@ -66,6 +66,27 @@ def test_options(options):
     check(make_batch(MIXED[:6], heads=(4, 4)), **options)
 
 
+@pytest.mark.parametrize("dtype", [F32, BF16], ids=["f32", "bf16"])
+def test_attention_sinks_join_the_softmax_denominator(dtype):
+    # Sinks from far below to far above the logits; decode, chunked prefill and mixed sequences.
+    seqs = [(1, 30), (1, 9), (8, 40), (8, 8), (17, 33), (1, 50)]
+    batch = make_batch(seqs, heads=(8, 2), q_dtype=dtype, kv_dtype=dtype, distribution=(2, 4, 6))
+    sinks = np.array([-30.0, 25.0, 30.0, 32.0, 34.0, 40.0, 200.0, 1.5], np.float32)  # logits are ~30 here
+    out, _ = check(batch, attention_sink=sinks, chunk_prefill_size=8)
+    plain, _ = rpa_jax.ragged_paged_attention(*map(jnp.asarray, batch.args()), chunk_prefill_size=8)
+    owned = int(batch.cu_q_lens[6])
+    # A large sink takes most of the weight: its head's output shrinks towards 0.
+    assert np.abs(np.asarray(out[:owned, 6], np.float32)).max() < 1e-3 * np.abs(np.asarray(plain[:owned, 6], np.float32)).max()
+
+
+def test_attention_sinks_with_lse():
+    batch = make_batch(SMALL)
+    sinks = np.linspace(-2.0, 2.0, batch.queries.shape[1]).astype(np.float32)
+    _, _, lse = rpa_jax.ragged_paged_attention(*map(jnp.asarray, batch.args()), attention_sink=sinks, return_lse=True)
+    _, _, want = reference(batch, attention_sink=sinks)
+    np.testing.assert_allclose(np.asarray(lse[: want.shape[0]]), want, rtol=1e-5)
+
+
 def test_chunked_prefill():
     # Decode [0, 2), prefill chunks of 8 tokens [2, 4), mixed [4, 6).
     seqs = [(1, 30), (1, 9), (8, 40), (8, 8), (17, 33), (1, 50)]

@@ -2,6 +2,8 @@
 validator's wording); bad metadata names the sequence and field, from rpa_jax.validate and from
 every CPU call; a kernel's run-time error names its line."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,6 +63,23 @@ def test_page_size_must_fit_the_packing():
 def test_bad_options_name_the_option(options, argument, words):
     with pytest.raises(ValueError, match=f"`{argument}`.*{words}"):
         call(make_batch(SMALL), **options)
+
+
+@pytest.mark.parametrize("sinks, got", [
+    (np.zeros(2, np.float32), "got float32[2]"),  # 4 query heads
+    (np.zeros(4, np.float16), "got float16[4]"),
+    (np.zeros((4, 1), np.float32), "got float32[4, 1]"),
+    (np.zeros(4, np.int32), "got int32[4]"),
+])
+def test_bad_attention_sinks_name_the_argument(sinks, got):
+    with pytest.raises(ValueError, match=rf"`attention_sink`: attention_sink must be f32 \[num_q_heads\] = f32\[4\], {re.escape(got)}"):
+        call(make_batch(SMALL), attention_sink=sinks)
+
+
+def test_non_finite_attention_sinks_name_the_head():
+    sinks = np.array([0.0, np.inf, 0.0, 0.0], np.float32)
+    with pytest.raises(Exception, match="`attention_sink`: attention_sink of query head 1 is inf"):
+        jax.block_until_ready(call(make_batch(SMALL), attention_sink=sinks))
 
 
 def test_errors_come_at_trace_time():

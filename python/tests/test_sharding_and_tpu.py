@@ -27,6 +27,16 @@ def test_shard_map_over_kv_heads_equals_the_unsharded_call():
     assert same_bits(out, want_out) and same_bits(cache, want_cache)
 
 
+def test_attention_sinks_are_split_with_the_query_heads():
+    batch = make_batch(MIXED[:8], heads=(16, 8))
+    sinks = np.linspace(-3.0, 3.0, 16).astype(np.float32)
+    args = [jnp.asarray(a) for a in batch.args()]
+    want_out, _ = rpa_jax.ragged_paged_attention(*args, attention_sink=sinks)
+    args[3] = jnp.asarray(batch.kv_cache)
+    out, _ = rpa_jax.sharded_ragged_paged_attention(cpu_mesh(), "model", *args, attention_sink=sinks)
+    assert same_bits(out, want_out)
+
+
 def test_fewer_kv_heads_than_devices_are_replicated():
     # 2 kv heads on 4 devices: each kv head is repeated twice; the cache holds 4 heads.
     batch = make_batch(SMALL, heads=(8, 2), q_dtype=BF16, kv_dtype=BF16)
@@ -67,6 +77,19 @@ def test_aot_compiles_for_tpu(name):
     assert text.count("tpu_custom_call") == 2  # decode and mixed
     compiled = lowered.compile()
     assert compiled.output_shardings is not None
+
+
+@needs_libtpu
+def test_aot_compiles_with_attention_sinks():
+    batch = make_batch(SMALL, heads=(8, 2), q_dtype=BF16, kv_dtype=BF16)
+    device = topology("v6e:1x1").devices[0]
+    sharding = NamedSharding(Mesh(np.array([device]), ("x",)), P())
+    sinks = jax.ShapeDtypeStruct((8,), jnp.float32, sharding=sharding)
+    f = jax.jit(lambda *args: rpa_jax.ragged_paged_attention(*args[:8], attention_sink=args[8]))
+    lowered = f.trace(*abstract_args(batch, sharding), sinks).lower()
+    # The sinks reach both kernels in their layout [Hkv, G, 128].
+    assert lowered.as_text().count("tensor<2x4x128xf32>") >= 2
+    lowered.compile()
 
 
 @needs_libtpu

@@ -42,9 +42,10 @@ pub mod prelude {
     pub use crate::dtype::DType::{self, *};
     pub use crate::frontend::cmp;
     pub use crate::frontend::{
-        at, broadcast, cdiv, concat, copy, debug_print, dot, dot_general, ds, ds_max, emit_pipeline, full, full_dim,
-        iota, matmul, matmul_t, max, min, multiple_of, num_programs, pow, program_id, roll, select, semaphore_signal,
-        semaphore_wait, transpose, zeros, Dma, Hbm, PipelineSpec, Ref, Scalar, Sems, Smem, Tile, Vmem,
+        at, broadcast, cdiv, concat, copy, debug_print, debug_print_tile, dot, dot_general, ds, ds_max, emit_pipeline,
+        full, full_dim, iota, matmul, matmul_t, max, min, multiple_of, num_programs, pow, program_id, roll, select,
+        semaphore_signal, semaphore_wait, transpose, zeros, Dma, Hbm, PipelineSpec, Ref, Scalar, Sems, Smem, Tile,
+        Vmem,
     };
     pub use crate::ir::DimSemantics::{Arbitrary, Parallel};
     pub use crate::{tpu_fn, tpu_kernel, Array, Kernel, KernelError, Loc, TargetCheck, TpuTarget};

@@ -189,6 +189,84 @@ fn debug_print_lowers_to_tpu_log_and_compiles_for_every_generation() {
     compiles_everywhere(&k);
 }
 
+/// Tile prints (`pl.debug_print("x = {}", x)`): f32, bf16, i32 and bool tiles, in a runtime loop.
+fn tile_printer() -> Kernel {
+    use rpa_dsl::frontend::{cmp, debug_print_tile, iota};
+    ok(build_kernel("tile_printer", Loc::caller(), || {
+        let n = launch::prefetch("n", DType::I32, &[1]);
+        let x = launch::input_blocked("x", DType::F32, &[8, 128], &[8, 128], |_| {
+            vec![launch::block_index(0), launch::block_index(0)]
+        });
+        let o = launch::output_blocked(
+            "o",
+            DType::F32,
+            &[8, 128],
+            &[8, 128],
+            |_| vec![launch::block_index(0), launch::block_index(0)],
+            None,
+        );
+        o.store(x.load());
+        let l = ForLoop::begin(0, n.get(0));
+        {
+            let i = l.index();
+            let row = x.ds(i, 1).load() * 0.5f32; // [1, 128]
+            debug_print_tile("row = {}", row.slice(&[0, 0], &[1, 4]));
+        }
+        l.end();
+        let t = x.load();
+        debug_print_tile("bf16 {}", t.cast(DType::Bf16));
+        debug_print_tile("{}", iota(DType::I32, &[2, 3], 1) - 1i32);
+        debug_print_tile("odd: {}", cmp::eq(iota(DType::I32, &[8, 128], 0) % 2, 1i32));
+    }))
+}
+
+#[test]
+fn tile_prints_are_the_same_on_every_backend_and_lower_to_tpu_log_buffer() {
+    let k = tile_printer();
+    let x = Array::from_f64(DType::F32, &[8, 128], &(0..1024).map(|i| i as f64 - 3.0).collect::<Vec<_>>());
+    let inputs = [Array::from_i32(&[1], &[2]), x];
+    let want = rpa_dsl::interpret::run(&k, &inputs, &Default::default()).unwrap().prints;
+    assert_eq!(want[0], "row = [[-1.5, -1, -0.5, 0]]");
+    assert_eq!(want[1], "row = [[62.5, 63, 63.5, 64]]");
+    assert!(want[2].starts_with("bf16 [[-3, -2, -1, 0, 1,") && want[2].ends_with(", 1020]]"), "{}", want[2]);
+    assert_eq!(want[3], "[[-1, 0, 1], [-1, 0, 1]]");
+    assert!(want[4].starts_with("odd: [[0, 0,") && want[4].contains("], [1, 1,"), "{}", want[4]);
+    let (_, got) = rpa_dsl::cpu::run_with_prints(&k, &inputs).unwrap();
+    assert_eq!(got, want);
+    let mosaic = rpa_dsl::lower::mosaic::lower(&k).unwrap();
+    assert!(mosaic.contains("tpu.log_buffer \"row = \" {shape = array<i64: 1, 4>}"), "{mosaic}");
+    compiles_everywhere(&k);
+}
+
+#[test]
+fn a_pjrt_cpu_log_of_tiles_keeps_about_four_mib_of_lines() {
+    use rpa_dsl::frontend::{debug_print_tile, iota};
+    let k = ok(build_kernel("many_tiles", Loc::caller(), || {
+        let n = launch::prefetch("n", DType::I32, &[1]);
+        let l = ForLoop::begin(0, n.get(0));
+        debug_print_tile("{}", iota(DType::I32, &[8, 128], 1) + l.index());
+        l.end();
+    }));
+    let inputs = [Array::from_i32(&[1], &[1030])];
+    let want = rpa_dsl::interpret::run(&k, &inputs, &Default::default()).unwrap().prints;
+    let (_, got) = rpa_dsl::cpu::run_with_prints(&k, &inputs).unwrap();
+    let kept = (1 << 20) / (8 * 128 + 1); // rows of a code and 1024 elements
+    assert_eq!(got[..kept], want[..kept]);
+    assert_eq!(got[kept], format!("… {} more debug_print lines (PJRT-CPU keeps the first {kept})", 1030 - kept));
+}
+
+#[test]
+fn a_tile_print_prints_one_tile_at_the_end() {
+    use rpa_dsl::frontend::{debug_print, debug_print_tile, iota};
+    let e = build_kernel("bad_tile_print", Loc::caller(), || {
+        let t = iota(DType::I32, &[8, 128], 1);
+        debug_print_tile("{} is the tile", t);
+        debug_print("{}", &[t.sum()]); // fine
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("debug_print of a tile prints one tile, at the end of the message"), "{e}");
+}
+
 // ------------------------------------------------------------------------------------------ cost estimate
 
 /// Per grid step (2): a `[8, 128] × [128, 128]` matmul, an `exp` of `[8, 128]` three times in a
@@ -315,6 +393,114 @@ fn pipelined(rows: usize) -> Kernel {
             o[1].store(a);
         });
     }))
+}
+
+/// `pipelined` with `x` in `n` buffers and `y` in one (fetched when needed).
+fn pipelined_deep(rows: usize, n: usize) -> Kernel {
+    use rpa_dsl::frontend::{emit_pipeline, PipelineSpec};
+    ok(build_kernel("pipelined_deep", Loc::caller(), || {
+        let x = launch::input::<Hbm>("x", DType::F32, &[rows, 256]);
+        let y = launch::input::<Hbm>("y", DType::F32, &[rows, 256]);
+        let o = launch::output::<Hbm>("o", DType::F32, &[rows, 256], None);
+        let t = launch::output::<Hbm>("t", DType::F32, &[rows, 256], None);
+        let n_rows = rows / 16;
+        let same = |g: &[rpa_dsl::frontend::Scalar]| g.to_vec();
+        let reversed = move |g: &[rpa_dsl::frontend::Scalar]| vec![(n_rows as i32 - 1) - g[0], 1i32 - g[1]];
+        let ins =
+            [PipelineSpec::new(x, &[16, 128], same).buffered(n), PipelineSpec::new(y, &[16, 128], same).buffered(1)];
+        let outs = [PipelineSpec::new(o, &[16, 128], same), PipelineSpec::new(t, &[16, 128], reversed)];
+        emit_pipeline("inner", &[n_rows, 2], &ins, &outs, |_, i, o| {
+            let a = i[0].load();
+            o[0].store(a + i[1].load() * 2.0f32);
+            o[1].store(a);
+        });
+    }))
+}
+
+#[test]
+fn emit_pipeline_inputs_take_any_number_of_buffers() {
+    let x = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, 0.5, -3.0));
+    let y = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, -0.25, 7.0));
+    let want = interpret(&pipelined(64), &[x.clone(), y.clone()]);
+    for n in [1, 3, 4, 9] {
+        let k = pipelined_deep(64, n);
+        let shape = |name: &str| match k.ty(k.params.iter().find(|p| p.name == name).unwrap().value) {
+            rpa_dsl::ir::Type::Ref(r) => r.max_shape(),
+            t => panic!("{t}"),
+        };
+        assert_eq!((shape("inner_in0")[0], shape("inner_in1")[0], shape("inner_out0")[0]), (n, 1, 2));
+        let got = same(&k, &[x.clone(), y.clone()]);
+        assert_eq!((got[0].bits(), got[1].bits()), (want[0].bits(), want[1].bits()), "{n} buffers");
+    }
+    compiles_everywhere(&pipelined_deep(64, 3));
+}
+
+#[test]
+fn emit_pipeline_buffer_counts_are_checked() {
+    use rpa_dsl::frontend::{emit_pipeline, PipelineSpec};
+    for (input, output, expect) in [
+        (0, 2, "emit_pipeline input 0 has 0 buffers: it needs at least one"),
+        (2, 3, "emit_pipeline output 0 asks for 3 buffers: outputs are double-buffered (as in Pallas)"),
+    ] {
+        let e = build_kernel("bad_pipeline", Loc::caller(), || {
+            let x = launch::input::<Hbm>("x", DType::F32, &[16, 128]);
+            let o = launch::output::<Hbm>("o", DType::F32, &[16, 128], None);
+            let same = |g: &[rpa_dsl::frontend::Scalar]| g.to_vec();
+            let ins = [PipelineSpec::new(x, &[16, 128], same).buffered(input)];
+            let outs = [PipelineSpec::new(o, &[16, 128], same).buffered(output)];
+            emit_pipeline("inner", &[1, 1], &ins, &outs, |_, i, o| o[0].store(i[0].load()));
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains(expect) && e.to_string().contains("ops_sync.rs:"), "{e}");
+    }
+}
+
+/// `pipelined` in a `#[tpu_kernel]` body: the pipeline's body and index maps are closures, whose
+/// bodies the macro rewrites as kernel code.
+mod in_a_kernel {
+    use rpa_dsl::prelude::*;
+
+    #[tpu_kernel]
+    pub fn pipelined_macro(
+        #[comptime] rows: usize,
+        x: In![f32, [rows, 256]],
+        y: In![f32, [rows, 256]],
+        o: Out![f32, [rows, 256]],
+        t: Out![f32, [rows, 256]],
+    ) {
+        let n = rows / 16;
+        let same = |g: &[Scalar]| g.to_vec();
+        let reversed = move |g: &[Scalar]| vec![(n as i32 - 1) - g[0], 1i32 - g[1]];
+        let ins = [PipelineSpec::new(x, &[16, 128], same), PipelineSpec::new(y, &[16, 128], same)];
+        let outs = [PipelineSpec::new(o, &[16, 128], same), PipelineSpec::new(t, &[16, 128], reversed)];
+        emit_pipeline("inner", &[n, 2], &ins, &outs, |_, i, o| {
+            let a = i[0].load();
+            // Kernel code: a runtime `if` on the first lane's sign, rewritten by the macro.
+            let mut b = i[1].load();
+            if a.item(&[0, 0]) < 0.0f32 {
+                b = b * 1.0f32;
+            }
+            o[0].store(a + b * 2.0f32);
+            o[1].store(a);
+        });
+    }
+}
+
+#[test]
+fn emit_pipeline_works_in_a_tpu_kernel_body() {
+    let k = in_a_kernel::pipelined_macro(64).unwrap_or_else(|e| panic!("{e}"));
+    let ifs = |k: &Kernel| {
+        let mut n = 0;
+        k.walk(&mut |i| n += usize::from(matches!(i.op, rpa_dsl::ir::Op::If { .. })));
+        n
+    };
+    assert_eq!(ifs(&k), ifs(&pipelined(64)) + 1, "the pipeline's `if`s and the body's runtime `if`");
+    let x = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, 0.5, -3.0));
+    let y = Array::from_f64(DType::F32, &[64, 256], &ramp(64 * 256, -0.25, 7.0));
+    let got = same(&k, &[x.clone(), y.clone()]);
+    let want = interpret(&pipelined(64), &[x, y]);
+    assert_eq!((got[0].bits(), got[1].bits()), (want[0].bits(), want[1].bits()));
+    compiles_everywhere(&k);
 }
 
 #[test]

@@ -222,6 +222,21 @@ impl Rewriter {
     // expressions
     // ------------------------------------------------------------------------------------------
 
+    /// A closure's body is kernel code, emitted where the closure is called (as a `#[tpu_fn]`'s):
+    /// `emit_pipeline`'s body and index maps, or a local helper.
+    fn closure(&mut self, mut c: syn::ExprClosure) -> Expr {
+        if let Some(a) = &c.asyncness {
+            self.errors.at(a, msg::ASYNC);
+        }
+        self.push_scope();
+        for p in &c.inputs {
+            self.bind_pat(p);
+        }
+        *c.body = self.expr(take(&mut c.body), Ctx::Value);
+        self.pop_scope();
+        Expr::Closure(c)
+    }
+
     /// Rewrites an expression whose value is used (`Ctx::Value`) or discarded (`Ctx::Stmt`).
     pub fn expr(&mut self, e: Expr, ctx: Ctx) -> Expr {
         self.expr_full(e, ctx, false)
@@ -243,10 +258,7 @@ impl Rewriter {
                 l.body = self.block(l.body, Ctx::Stmt);
                 Expr::Loop(l)
             }
-            Expr::Closure(c) => {
-                self.errors.at(&c, msg::CLOSURE);
-                Expr::Closure(c)
-            }
+            Expr::Closure(c) => self.closure(c),
             Expr::Try(mut t) => {
                 self.errors.at(t.question_token, msg::TRY);
                 *t.expr = self.expr(take(&mut t.expr), Value);
@@ -1440,11 +1452,33 @@ mod tests {
     }
 
     #[test]
+    fn closure_bodies_are_kernel_code() {
+        let s = ok(
+            parse_quote!({
+                let f = |i: Scalar| {
+                    let mut t = i;
+                    if i < n {
+                        t = n;
+                    }
+                    t
+                };
+            }),
+            Ctx::Stmt,
+        );
+        assert!(s.replace(' ', "").contains("cmp::lt(i,n)"), "{s}");
+        assert!(s.contains("If"), "a runtime `if` in the closure: {s}");
+    }
+
+    #[test]
     fn rejected_constructs() {
         assert!(err(parse_quote!({
-            let f = |x| x;
+            let f = |x| {
+                if x {
+                    return;
+                }
+            };
         }))
-        .contains("closures"));
+        .contains("early `return`"));
         assert!(err(parse_quote!({
             let v = f()?;
         }))

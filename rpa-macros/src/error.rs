@@ -25,7 +25,6 @@ impl Errors {
 }
 
 pub mod msg {
-    pub const CLOSURE: &str = "closures are not supported in kernels; write a `#[tpu_fn]` helper";
     pub const TRY: &str = "the `?` operator is not supported in kernels: kernels cannot fail at run time; \
                            validate inputs on the host before launching";
     pub const RETURN: &str = "early `return` is not supported in kernels; structure the code with if/else \

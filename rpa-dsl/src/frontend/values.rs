@@ -720,6 +720,16 @@ pub fn debug_print(message: &str, args: &[Scalar]) {
     emit0(Op::DebugPrint { message: message.to_string(), args }, loc);
 }
 
+/// Records `message`, which ends with `{}`, followed by the tile's elements as nested lists
+/// (`pl.debug_print("x = {}", x)` on TPU): interpret mode and PJRT-CPU collect the line, the TPU
+/// logs the tile (`tpu.log_buffer`).
+#[track_caller]
+pub fn debug_print_tile(message: &str, tile: Tile) {
+    let loc = Loc::caller();
+    let args = vec![tile.0.read(loc)];
+    emit0(Op::DebugPrint { message: message.to_string(), args }, loc);
+}
+
 /// The grid's extent along `axis`.
 #[track_caller]
 pub fn num_programs(axis: usize) -> Scalar {

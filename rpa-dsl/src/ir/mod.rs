@@ -209,6 +209,19 @@ impl fmt::Display for Extent {
     }
 }
 
+/// A tile printed as nested lists (`[[1, 2], [3, 4]]`) from its elements, formatted, in row-major
+/// order: what `debug_print` of a tile shows on every backend.
+pub fn fmt_tile(shape: &[usize], elems: &[String]) -> String {
+    match shape.split_first() {
+        None => elems.first().cloned().unwrap_or_default(),
+        Some((&n, rest)) => {
+            let inner: usize = rest.iter().product();
+            let rows: Vec<String> = (0..n).map(|i| fmt_tile(rest, &elems[i * inner..(i + 1) * inner])).collect();
+            format!("[{}]", rows.join(", "))
+        }
+    }
+}
+
 pub(crate) fn fmt_shape<T: fmt::Display>(shape: &[T]) -> String {
     let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     format!("[{}]", parts.join(", "))

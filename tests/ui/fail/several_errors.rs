@@ -8,7 +8,7 @@ fn k(#[comptime] n: usize, o: Smem<i32, {[4]}>) {
             break;
         }
     }
-    let f = || 1;
+    let f = || -> i32 { return 1; };
     loop {}
 }
 

@@ -621,7 +621,7 @@ impl Op {
             Op::VarSet { var, value } => control::var_set(env, *var, *value),
             Op::For { lo, hi, .. } => control::for_(env, *lo, *hi),
             Op::If { cond, .. } | Op::While { cond, .. } => control::condition(env, *cond),
-            Op::DebugPrint { args, .. } => control::debug_print(env, args),
+            Op::DebugPrint { message, args } => control::debug_print(env, message, args),
         }
     }
 }

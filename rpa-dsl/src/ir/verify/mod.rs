@@ -11,11 +11,15 @@
 //! Rules about how ops use memory spaces (vector loads and stores only on VMEM refs, scalar accesses
 //! only on SMEM refs, no SMEM DMA endpoints, semaphores only indexed and passed to DMAs) are part of
 //! the ops' type rules, which [`verify_structure`] re-checks for every instruction.
+//! [`verify_structure`] also refuses the strided accesses of packed dtypes that Mosaic cannot lower
+//! (`packed.rs`), so that no backend runs a kernel a TPU would refuse.
 
 use super::{Block, Inst, Kernel, Loc, MemSpace, Op, Param, Role, Type, TypeEnv, ValueId, VarId};
 use crate::error::{Diagnostic, KernelError};
 use crate::target::{self, TargetCheck, TpuTarget, MIB};
 use std::collections::HashMap;
+
+mod packed;
 
 /// Checks that the kernel is well-formed IR: definitions dominate uses, index maps only read what
 /// they may, every op's recorded result type is what its type rule gives, and the launch description
@@ -164,6 +168,9 @@ fn structure(k: &Kernel, errors: &mut Vec<Diagnostic>) {
     c.collect_defs();
     c.index_maps();
     c.body();
+    if errors.is_empty() {
+        packed::strided(k, errors);
+    }
 }
 
 impl Checker<'_> {
@@ -755,7 +762,8 @@ fn pipeline_depth(k: &Kernel, p: &Param, errors: &mut Vec<Diagnostic>) {
     if let Some(n) = p.block.as_ref().and_then(|b| b.buffers).filter(|&n| n > 2) {
         let msg = format!(
             "`{}` asks for Buffered({n}): Mosaic pipelines a BlockSpec with 1 or 2 buffers (as Pallas on \
-             TPU); for deeper prefetching copy blocks by hand (see `emit_pipeline`)",
+             TPU); for deeper prefetching, stream the operand from HBM with `emit_pipeline` and \
+             `PipelineSpec::buffered(n)`",
             p.name
         );
         errors.push(diag(k, Some(&p.name), p.loc, msg));

@@ -92,11 +92,14 @@ struct Emitter<'k> {
     names: HashMap<ValueId, String>,
     /// Current SSA name of each mutable local.
     vars: HashMap<VarId, String>,
+    /// Row windows `base[ds(start, n)]` (the others dimensions whole): a strided access to one
+    /// lowers onto `base` at `start`, as Pallas lowers `ref[pl.ds(start, n, stride)]`.
+    windows: HashMap<ValueId, (ValueId, ValueId)>,
 }
 
 impl<'k> Emitter<'k> {
     fn new(k: &'k Kernel) -> Self {
-        Emitter { k, text: Text::new("t"), names: HashMap::new(), vars: HashMap::new() }
+        Emitter { k, text: Text::new("t"), names: HashMap::new(), vars: HashMap::new(), windows: HashMap::new() }
     }
 
     fn err(&self, loc: Loc, op: &str, msg: impl Into<String>) -> KernelError {

@@ -56,6 +56,13 @@ impl<'k> Machine<'k> {
             .iter()
             .map(|a| match self.val(*a) {
                 Val::F(f) => f.to_string(),
+                Val::V(t) => {
+                    let elems: Vec<String> = match &t.data {
+                        Data::F(v) => v.iter().map(f32::to_string).collect(),
+                        Data::I(v) => v.iter().map(i64::to_string).collect(),
+                    };
+                    crate::ir::fmt_tile(&t.shape, &elems)
+                }
                 v => v.int().to_string(),
             })
             .collect();

@@ -53,13 +53,20 @@ pub(in crate::ir::ops) fn condition(env: &dyn TypeEnv, cond: ValueId) -> Rule {
     }
 }
 
-/// The type rule of `Op::DebugPrint { args, .. }`.
-pub(in crate::ir::ops) fn debug_print(env: &dyn TypeEnv, args: &[ValueId]) -> Rule {
+/// The type rule of `Op::DebugPrint { message, args }`: scalars, or one tile printed at the end of
+/// the message (as Pallas on TPU: `pl.debug_print("x = {}", x)`).
+pub(in crate::ir::ops) fn debug_print(env: &dyn TypeEnv, message: &str, args: &[ValueId]) -> Rule {
     let ty = |v: &ValueId| env.value_type(*v).clone();
-    for a in args {
-        if !matches!(ty(a), Type::Scalar(_)) {
-            return Err(format!("debug_print takes scalars, got {}", ty(a)));
-        }
+    let tiles = args.iter().filter(|a| matches!(ty(a), Type::Vector { .. })).count();
+    if let Some(a) = args.iter().find(|a| !matches!(ty(a), Type::Scalar(_) | Type::Vector { .. })) {
+        return Err(format!("debug_print takes scalars or one tile, got {}", ty(a)));
+    }
+    if tiles > 0 && (args.len() != 1 || !message.ends_with("{}") || message.matches("{}").count() != 1) {
+        return Err(format!(
+            "debug_print of a tile prints one tile, at the end of the message (`\"x = {{}}\"`, as Pallas on TPU); \
+             got {} argument(s) and the message {message:?}",
+            args.len()
+        ));
     }
     Ok(None)
 }

@@ -183,6 +183,12 @@ impl<'k> Emitter<'k> {
     /// argument's format (`f`, `u` or `s`) and index; the arguments are 32-bit (narrower scalars are
     /// widened).
     pub(crate) fn lower_debug_print(&mut self, l: &str, message: &str, args: &[ValueId]) -> Result<(), KernelError> {
+        if let [a] = args {
+            if let Type::Vector { dtype, shape } = self.ty(*a) {
+                self.log_tile(l, message, *a, *dtype, shape);
+                return Ok(());
+            }
+        }
         let mut names = Vec::new();
         let mut types = Vec::new();
         let mut tag = String::new();
@@ -220,6 +226,30 @@ impl<'k> Emitter<'k> {
             ));
         }
         Ok(())
+    }
+
+    /// A tile print as Pallas lowers it: the tile stored to a VMEM buffer of a region, logged by
+    /// `tpu.log_buffer` after the message (its trailing `{}` dropped).
+    /// Bool tiles are logged as 32-bit 0s and 1s (Mosaic has no 1-bit buffers).
+    fn log_tile(&mut self, l: &str, message: &str, a: ValueId, dtype: DType, shape: &[usize]) {
+        let (vn, dtype) = match dtype {
+            DType::Bool => self.widen_to_32(l, &self.name(a), dtype, shape),
+            _ => (self.name(a), dtype),
+        };
+        let vt = vector_type(dtype, shape);
+        let mt = format!("memref<{}{}, #tpu.memory_space<vmem>>", mlir::dims(shape), elem(dtype));
+        let tag = mlir_string(message.strip_suffix("{}").unwrap_or(message));
+        let (buf, zero) = (self.tmp(), self.tmp());
+        let idx = vec![zero.as_str(); shape.len()].join(", ");
+        self.line("\"tpu.region\"() ({");
+        self.text.enter();
+        self.line(&format!("{buf} = memref.alloca() : {mt} {l}"));
+        self.line(&format!("{zero} = arith.constant 0 : index {l}"));
+        self.line(&format!("vector.store {vn}, {buf}[{idx}] : {mt}, {vt} {l}"));
+        self.line(&format!("tpu.log_buffer {tag} {{shape = array<i64: {}>}} : {buf} : {mt} {l}", join(shape)));
+        self.line("\"tpu.yield\"() : () -> ()");
+        self.text.leave();
+        self.line(&format!("}}) : () -> () {l}"));
     }
 
     /// The scalar `a` of `dt` as a 32-bit scalar (widened exactly) and its dtype.

@@ -11,6 +11,11 @@ impl<'k> Emitter<'k> {
         indexers: &[Indexer],
     ) -> Result<(), KernelError> {
         self.view(inst, base, indexers, l)?;
+        if let (Some(r), [Indexer::Slice { start, size: SliceSize::Static(_) }, rest @ ..]) = (inst.result, indexers) {
+            if matches!(self.ty(base), Type::Ref(_)) && rest.iter().all(|i| *i == Indexer::Full) {
+                self.windows.insert(r, (base, *start));
+            }
+        }
         Ok(())
     }
 
@@ -53,13 +58,24 @@ impl<'k> Emitter<'k> {
         src: ValueId,
         strides: &[usize],
     ) -> Result<(), KernelError> {
-        let (sn, st) = (self.name(src), type_str(self.ty(src)));
-        let idx = self.zero_indices(src, l);
+        let (sn, st, idx) = self.strided_ref(src, l);
         self.line(&format!(
             "{res} = tpu.strided_load {sn}[{idx}] {{strides = array<i32: {}>}} : {st}, {rty} {l}",
             join(strides)
         ));
         Ok(())
+    }
+
+    /// The memref, its type and the indices of a strided access to `r`: a row window is accessed
+    /// through its base at its start (Mosaic lowers packed dtypes only so; see `verify::packed`).
+    fn strided_ref(&mut self, r: ValueId, l: &str) -> (String, String, String) {
+        let Some(&(base, start)) = self.windows.get(&r) else {
+            return (self.name(r), type_str(self.ty(r)), self.zero_indices(r, l));
+        };
+        let first = self.index(start, l);
+        let rest = self.zero_indices(base, l);
+        let idx = std::iter::once(first).chain(rest.split(", ").skip(1).map(str::to_string)).collect::<Vec<_>>();
+        (self.name(base), type_str(self.ty(base)), idx.join(", "))
     }
 
     pub(crate) fn lower_store(
@@ -91,11 +107,10 @@ impl<'k> Emitter<'k> {
         value: ValueId,
         strides: &[usize],
     ) -> Result<(), KernelError> {
-        let (dn, dt) = (self.name(dst), type_str(self.ty(dst)));
+        let (dn, dt, idx) = self.strided_ref(dst, l);
         let (vn, vt) = (self.name(value), type_str(self.ty(value)));
-        let idx = self.zero_indices(dst, l);
         self.line(&format!(
-            "tpu.strided_store {vn}, {dn}[{idx}] {{strides = array<i32: {}>}} : {dt}, {vt} {l}",
+            "tpu.strided_store {dn}[{idx}], {vn} {{strides = array<i32: {}>}} : {dt}, {vt} {l}",
             join(strides)
         ));
         Ok(())
